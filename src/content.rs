@@ -1,0 +1,534 @@
+//! The content pool: one Markdown file per item, TOML front matter between
+//! `+++` lines, slug = file stem.
+//!
+//! [`parse_item`] is pure and checks one file; [`Pool::load`] reads every
+//! section folder, parses every file, then checks what spans files (duplicate
+//! slugs, `related` slugs, two items pinned to one date). All problems are
+//! collected and returned together. Nothing here knows about dates other than
+//! reading them: choosing items is `pick`'s job.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use crate::problem::{Problem, key_line, line_of};
+use crate::settings::{SectionSettings, Settings, toml_message};
+
+/// One item of the pool, validated.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub section: String,
+    pub slug: String,
+    /// Path relative to the project root, for messages.
+    pub path: PathBuf,
+    pub title: String,
+    pub draft: bool,
+    /// Pinned to this day: the item appears on that date and no other.
+    pub date: Option<NaiveDate>,
+    pub not_before: Option<NaiveDate>,
+    pub related: Vec<String>,
+    /// Every front-matter field, passed to templates as is.
+    pub fields: toml::Table,
+    /// The Markdown body.
+    pub body: String,
+    /// 1-based line where the body starts, for render errors.
+    pub body_line: usize,
+    related_line: usize,
+    date_line: usize,
+}
+
+/// One section's items, sorted by slug.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub name: String,
+    pub dir: PathBuf,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Pool {
+    pub sections: Vec<Section>,
+}
+
+impl Pool {
+    /// Loads every section folder under `root`, reporting every problem found.
+    pub fn load(root: &Path, settings: &Settings) -> Result<Pool, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut sections = Vec::new();
+        // Every file stem, parsed or not, so a broken file does not also
+        // make every `related` link to it an error.
+        let mut stems = std::collections::HashSet::new();
+        for s in &settings.sections {
+            let mut items = Vec::new();
+            let files = match list_markdown(&root.join(&s.dir)) {
+                Ok(files) => files,
+                Err(e) => {
+                    problems.push(Problem::new(
+                        &s.dir,
+                        None,
+                        format!(
+                            "cannot read the folder of section `{}` ({e}); create it or change its `dir` in {}",
+                            s.name,
+                            crate::settings::FILE_NAME
+                        ),
+                    ));
+                    Vec::new()
+                }
+            };
+            for file in files {
+                let rel = s.dir.join(&file);
+                let text = match std::fs::read_to_string(root.join(&rel)) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        problems.push(Problem::new(&rel, None, format!("cannot read: {e}")));
+                        continue;
+                    }
+                };
+                let slug = file.trim_end_matches(".md").to_string();
+                stems.insert(slug.clone());
+                match parse_item(&text, s, &slug, &rel) {
+                    Ok(item) => items.push(item),
+                    Err(mut p) => problems.append(&mut p),
+                }
+            }
+            sections.push(Section {
+                name: s.name.clone(),
+                dir: s.dir.clone(),
+                items,
+            });
+        }
+        let pool = Pool { sections };
+        problems.extend(pool.cross_check(&stems));
+        if problems.is_empty() {
+            Ok(pool)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Problems that span files: duplicate slugs, unknown `related` slugs, and
+    /// two items of one section pinned to the same date.
+    fn cross_check(&self, stems: &std::collections::HashSet<String>) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut by_slug: HashMap<&str, &Item> = HashMap::new();
+        for item in self.items() {
+            if let Some(first) = by_slug.get(item.slug.as_str()) {
+                problems.push(Problem::at(
+                    &item.path,
+                    1,
+                    format!(
+                        "duplicate slug `{}`: {} already uses it; slugs name pages and `related` links, so rename one file",
+                        item.slug,
+                        first.path.display()
+                    ),
+                ));
+            } else {
+                by_slug.insert(&item.slug, item);
+            }
+        }
+        for item in self.items() {
+            for r in &item.related {
+                if !by_slug.contains_key(r.as_str()) && !stems.contains(r) {
+                    problems.push(Problem::at(
+                        &item.path,
+                        item.related_line,
+                        format!(
+                            "`related` names `{r}`, but no item has that slug; use the file name without .md of an existing term, tool or tip"
+                        ),
+                    ));
+                }
+            }
+        }
+        for section in &self.sections {
+            let mut pinned: BTreeMap<NaiveDate, &Item> = BTreeMap::new();
+            for item in &section.items {
+                let Some(date) = item.date else { continue };
+                if item.draft {
+                    continue;
+                }
+                if let Some(first) = pinned.get(&date) {
+                    problems.push(Problem::at(
+                        &item.path,
+                        item.date_line,
+                        format!(
+                            "{} is pinned to {date}, and so is {}; a section takes one item a day, so move one `date`",
+                            item.slug,
+                            first.path.display()
+                        ),
+                    ));
+                } else {
+                    pinned.insert(date, item);
+                }
+            }
+        }
+        problems
+    }
+
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.sections.iter().flat_map(|s| s.items.iter())
+    }
+
+    pub fn section(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// Finds an item by section and slug.
+    pub fn get(&self, section: &str, slug: &str) -> Option<&Item> {
+        self.section(section)?.items.iter().find(|i| i.slug == slug)
+    }
+
+    /// Finds an item by slug in any section.
+    pub fn find(&self, slug: &str) -> Option<&Item> {
+        self.items().find(|i| i.slug == slug)
+    }
+}
+
+/// `*.md` file names in `dir`, sorted; files starting with `.` or `_` are skipped.
+fn list_markdown(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md")
+            && !name.starts_with('.')
+            && !name.starts_with('_')
+            && entry.file_type()?.is_file()
+        {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Splits a file into (front matter, body, line where the body starts).
+/// Line numbers in messages are 1-based within the whole file.
+fn split_front_matter(text: &str, path: &Path) -> Result<(String, String, usize), Problem> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text.split_inclusive('\n');
+    let first = lines.next().unwrap_or("");
+    if first.trim_end() != "+++" {
+        let hint = if first.trim_end() == "---" {
+            "YAML front matter (`---`) is not supported: put TOML fields (title = \"...\") between two lines `+++` instead"
+        } else {
+            "missing front matter: the file must start with a line `+++`, then TOML fields such as title = \"...\", then a closing `+++`"
+        };
+        return Err(Problem::at(path, 1, hint));
+    }
+    let mut front = String::new();
+    let mut line = 1;
+    for l in lines.by_ref() {
+        line += 1;
+        if l.trim_end() == "+++" {
+            let body: String = lines.collect();
+            return Ok((front, body, line + 1));
+        }
+        front.push_str(l);
+    }
+    Err(Problem::at(
+        path,
+        1,
+        "front matter opened with `+++` is never closed: add a line `+++` after the last field",
+    ))
+}
+
+/// Parses and checks one content file.
+pub fn parse_item(
+    text: &str,
+    section: &SectionSettings,
+    slug: &str,
+    path: &Path,
+) -> Result<Item, Vec<Problem>> {
+    let (front, body, body_line) = split_front_matter(text, path).map_err(|p| vec![p])?;
+    // Front matter starts on line 2 of the file.
+    let at = |line_in_front: usize| line_in_front + 1;
+    let fields: toml::Table = match toml::from_str(&front) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(&front, s.start)).unwrap_or(1);
+            return Err(vec![Problem::at(
+                path,
+                at(line),
+                format!("invalid TOML in front matter: {}", toml_message(&e)),
+            )]);
+        }
+    };
+    let mut problems = Vec::new();
+    let field_line = |key: &str| key_line(&front, key).map(at).unwrap_or(1);
+    let wrong_types = std::cell::RefCell::new(Vec::new());
+    let wrong = |key: &str, expected: &str, example: &str| {
+        wrong_types.borrow_mut().push(Problem::at(
+            path,
+            field_line(key),
+            format!("`{key}` must be {expected}, e.g. {key} = {example}"),
+        ));
+    };
+
+    if !is_slug(slug) {
+        problems.push(Problem::at(
+            path,
+            1,
+            format!(
+                "file name `{slug}.md` is not a valid slug: rename it using lowercase letters, digits and hyphens, e.g. `{}.md`",
+                suggest_slug(slug)
+            ),
+        ));
+    }
+
+    for key in &section.required {
+        if !fields.contains_key(key) {
+            problems.push(Problem::at(
+                path,
+                1,
+                format!(
+                    "missing required field `{key}` (section `{}` requires {}); add it to the front matter",
+                    section.name,
+                    section.required.join(", ")
+                ),
+            ));
+        }
+    }
+
+    let mut title = String::new();
+    match fields.get("title") {
+        Some(toml::Value::String(s)) if !s.trim().is_empty() => title = s.clone(),
+        Some(toml::Value::String(_)) => wrong("title", "a non-empty string", "\"Token\""),
+        Some(_) => wrong("title", "a string", "\"Token\""),
+        None => {}
+    }
+    for key in [
+        "summary", "audience", "best_if", "skip_if", "pricing", "best_for",
+    ] {
+        if let Some(v) = fields.get(key)
+            && !v.is_str()
+        {
+            wrong(key, "a string", "\"...\"");
+        }
+    }
+    let draft = match fields.get("draft") {
+        None => false,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(_) => {
+            wrong("draft", "true or false", "true");
+            false
+        }
+    };
+    let date_field = |key: &str| -> Option<NaiveDate> {
+        match fields.get(key) {
+            None => None,
+            Some(v) => match toml_date(v) {
+                Some(d) => Some(d),
+                None => {
+                    let example = "2027-03-01 (a TOML date, without quotes)";
+                    wrong(key, "a date", example);
+                    None
+                }
+            },
+        }
+    };
+    let date = date_field("date");
+    let not_before = date_field("not_before");
+    let _ = date_field("last_reviewed");
+    let strings = |key: &str| -> Vec<String> {
+        match fields.get(key) {
+            None => Vec::new(),
+            Some(toml::Value::Array(a)) if a.iter().all(|v| v.is_str()) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Some(_) => {
+                wrong(key, "a list of strings", "[\"a\", \"b\"]");
+                Vec::new()
+            }
+        }
+    };
+    let related = strings("related");
+    let _tags = strings("tags");
+    if let Some(v) = fields.get("url")
+        && !v.as_str().is_some_and(is_web_url)
+    {
+        wrong("url", "an absolute https URL", "\"https://example.com\"");
+    }
+    if let Some(v) = fields.get("sources") {
+        let ok = v.as_array().is_some_and(|a| {
+            a.iter().all(|s| {
+                s.as_table().is_some_and(|t| {
+                    t.get("url")
+                        .and_then(|u| u.as_str())
+                        .is_some_and(is_web_url)
+                        && t.get("title").is_some_and(|t| t.is_str())
+                })
+            })
+        });
+        if !ok {
+            wrong_types.borrow_mut().push(Problem::at(
+                path,
+                front
+                    .lines()
+                    .position(|l| l.trim() == "[[sources]]")
+                    .map(|i| at(i + 1))
+                    .unwrap_or_else(|| field_line("sources")),
+                "`sources` must be a list of tables with a `title` and an absolute https `url`: [[sources]]\\ntitle = \"...\"\\nurl = \"https://...\"",
+            ));
+        }
+    }
+
+    problems.append(&mut wrong_types.into_inner());
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Item {
+        section: section.name.clone(),
+        slug: slug.to_string(),
+        path: path.to_path_buf(),
+        title,
+        draft,
+        date,
+        not_before,
+        related,
+        fields,
+        body,
+        body_line,
+        related_line: field_line("related"),
+        date_line: field_line("date"),
+    })
+}
+
+fn toml_date(v: &toml::Value) -> Option<NaiveDate> {
+    let toml::Value::Datetime(dt) = v else {
+        return None;
+    };
+    if dt.time.is_some() || dt.offset.is_some() {
+        return None;
+    }
+    let d = dt.date?;
+    NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+}
+
+fn is_web_url(s: &str) -> bool {
+    (s.starts_with("https://") || s.starts_with("http://"))
+        && s.len() > "https://".len()
+        && !s.contains(char::is_whitespace)
+}
+
+pub fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn suggest_slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn term() -> SectionSettings {
+        crate::settings::default_sections().remove(0)
+    }
+
+    fn parse(text: &str) -> Result<Item, Vec<String>> {
+        parse_item(text, &term(), "token", Path::new("content/terms/token.md"))
+            .map_err(|ps| ps.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn parses_front_matter_and_body() {
+        let item = parse(
+            "+++\ntitle = \"Token\"\nsummary = \"A piece of text.\"\ndate = 2027-03-01\nrelated = [\"prompt\"]\nlevel = 2\n+++\n## What\nBody.\n",
+        )
+        .expect("valid");
+        assert_eq!(item.title, "Token");
+        assert_eq!(item.date, NaiveDate::from_ymd_opt(2027, 3, 1));
+        assert_eq!(item.related, vec!["prompt"]);
+        assert_eq!(item.body, "## What\nBody.\n");
+        assert_eq!(item.body_line, 8);
+        assert_eq!(item.fields["level"].as_integer(), Some(2));
+        assert!(!item.draft);
+    }
+
+    #[test]
+    fn missing_front_matter_is_reported_on_line_one() {
+        let errs = parse("title = \"Token\"\n").expect_err("invalid");
+        assert_eq!(
+            errs,
+            [
+                "content/terms/token.md:1: missing front matter: the file must start with a line `+++`, then TOML fields such as title = \"...\", then a closing `+++`"
+            ]
+        );
+    }
+
+    #[test]
+    fn yaml_front_matter_gets_a_hint() {
+        let errs = parse("---\ntitle: Token\n---\n").expect_err("invalid");
+        assert!(
+            errs[0].contains("YAML front matter (`---`) is not supported"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn unclosed_front_matter_is_reported() {
+        let errs = parse("+++\ntitle = \"Token\"\n").expect_err("invalid");
+        assert!(errs[0].contains(":1: front matter opened with `+++` is never closed"));
+    }
+
+    #[test]
+    fn invalid_toml_points_at_the_file_line() {
+        let errs =
+            parse("+++\ntitle = \"Token\"\nsummary = unquoted words\n+++\n").expect_err("invalid");
+        assert!(
+            errs[0].starts_with("content/terms/token.md:3: invalid TOML"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn missing_required_and_wrong_types_are_all_reported() {
+        let errs =
+            parse("+++\ntitle = 5\ndraft = \"yes\"\ndate = \"2027-03-01\"\ntags = \"x\"\n+++\n")
+                .expect_err("invalid");
+        assert_eq!(errs.len(), 5, "{errs:?}");
+        assert!(errs[0].contains(":1: missing required field `summary`"));
+        assert!(errs[1].contains(":2: `title` must be a string"));
+        assert!(errs[2].contains(":3: `draft` must be true or false"));
+        assert!(errs[3].contains(":4: `date` must be a date"));
+        assert!(errs[4].contains(":5: `tags` must be a list of strings"));
+    }
+
+    #[test]
+    fn sources_need_https_urls() {
+        let errs = parse(
+            "+++\ntitle = \"T\"\nsummary = \"S\"\n[[sources]]\ntitle = \"x\"\nurl = \"ftp://x\"\n+++\n",
+        )
+        .expect_err("invalid");
+        assert!(errs[0].contains(":4: `sources` must be"), "{errs:?}");
+    }
+
+    #[test]
+    fn bad_file_names_get_a_suggested_slug() {
+        let errs = parse_item(
+            "+++\ntitle = \"T\"\nsummary = \"S\"\n+++\n",
+            &term(),
+            "Large Language_Model",
+            Path::new("x.md"),
+        )
+        .expect_err("invalid");
+        assert!(
+            errs[0].message.contains("e.g. `large-language-model.md`"),
+            "{errs:?}"
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! Issue records: `issues/YYYY-MM-DD.toml`, one per planned or sent issue.
+//!
+//! A record holds the issue number, its date, the subject and the slug picked
+//! for each section. `plan` writes records; editors may change them before the
+//! issue goes out; `send` freezes them by keeping their content hash in the
+//! ledger. This module parses, formats, loads and checks records; it does not
+//! pick (that is `pick`) and does not decide when a record is frozen.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::content::Pool;
+use crate::pick::History;
+use crate::problem::{Problem, key_line, line_of};
+use crate::settings::toml_message;
+
+pub const DIR: &str = "issues";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueRecord {
+    pub number: u32,
+    pub date: NaiveDate,
+    /// The subject as planned; when absent it is rendered from the settings.
+    pub subject: Option<String>,
+    /// Section name → slug.
+    pub picks: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    number: u32,
+    date: toml::value::Datetime,
+    subject: Option<String>,
+    picks: BTreeMap<String, String>,
+}
+
+/// A record as loaded from disk, with what is needed to report on it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub record: IssueRecord,
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Stored {
+    /// SHA-256 of the file's bytes, hex: what the ledger freezes.
+    pub fn hash(&self) -> String {
+        content_hash(&self.text)
+    }
+}
+
+pub fn content_hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn file_name(date: NaiveDate) -> String {
+    format!("{date}.toml")
+}
+
+impl IssueRecord {
+    pub fn parse(text: &str, path: &Path) -> Result<IssueRecord, Vec<Problem>> {
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+            vec![Problem::at(path, line, toml_message(&e))]
+        })?;
+        let date = raw
+            .date
+            .date
+            .filter(|_| raw.date.time.is_none())
+            .and_then(|d| {
+                NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+            });
+        let Some(date) = date else {
+            return Err(vec![Problem::at(
+                path,
+                key_line(text, "date").unwrap_or(1),
+                "`date` must be a date such as 2027-03-01 (no quotes, no time)",
+            )]);
+        };
+        let expected = file_name(date);
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy() != expected)
+        {
+            return Err(vec![Problem::at(
+                path,
+                key_line(text, "date").unwrap_or(1),
+                format!(
+                    "the record says date = {date} but the file is not named {expected}; rename the file or fix the date"
+                ),
+            )]);
+        }
+        Ok(IssueRecord {
+            number: raw.number,
+            date,
+            subject: raw.subject,
+            picks: raw.picks,
+        })
+    }
+
+    /// The record's file text. Stable: the same record always gives the same bytes.
+    pub fn to_toml(&self, newsletter: &str) -> String {
+        let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let mut out = format!(
+            "# {newsletter}, issue {}. Written by `dailyissue plan`.\n\
+             # Edit the picks (file names without .md) or the subject before the issue\n\
+             # is sent; once delivery starts, the record is frozen.\n\
+             number = {}\ndate = {}\n",
+            self.number, self.number, self.date
+        );
+        if let Some(subject) = &self.subject {
+            out.push_str(&format!("subject = {}\n", quote(subject)));
+        }
+        out.push_str("\n[picks]\n");
+        for (section, slug) in &self.picks {
+            out.push_str(&format!("{section} = {}\n", quote(slug)));
+        }
+        out
+    }
+
+    /// Problems with the picks against the pool: unknown sections, unknown
+    /// slugs, missing sections.
+    pub fn check_against(&self, pool: &Pool, path: &Path, text: &str) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (section, slug) in &self.picks {
+            let line = key_line(text, section).unwrap_or(1);
+            match pool.section(section) {
+                None => problems.push(Problem::at(
+                    path,
+                    line,
+                    format!(
+                        "no section is named `{section}`; the sections are {}",
+                        section_names(pool)
+                    ),
+                )),
+                Some(s) => match s.items.iter().find(|i| &i.slug == slug) {
+                    None => problems.push(Problem::at(
+                        path,
+                        line,
+                        format!(
+                            "section `{section}` has no item `{slug}`; use the name of a file in {} without .md",
+                            s.dir.display()
+                        ),
+                    )),
+                    Some(item) if item.draft => problems.push(Problem::at(
+                        path,
+                        line,
+                        format!("`{slug}` is a draft; remove `draft = true` from {} or pick another item", item.path.display()),
+                    )),
+                    Some(_) => {}
+                },
+            }
+        }
+        for s in &pool.sections {
+            if !self.picks.contains_key(&s.name) {
+                problems.push(Problem::at(
+                    path,
+                    key_line(text, "[picks]").unwrap_or(1),
+                    format!(
+                        "no pick for section `{}`; add {} = \"SLUG\" under [picks]",
+                        s.name, s.name
+                    ),
+                ));
+            }
+        }
+        problems
+    }
+}
+
+fn section_names(pool: &Pool) -> String {
+    pool.sections
+        .iter()
+        .map(|s| format!("`{}`", s.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every record in the issues folder, by date.
+#[derive(Debug, Clone, Default)]
+pub struct Issues {
+    pub dir: PathBuf,
+    pub records: BTreeMap<NaiveDate, Stored>,
+}
+
+impl Issues {
+    /// Loads `root/issues/*.toml`; `dir` in messages is relative to `root`.
+    pub fn load(root: &Path) -> Result<Issues, Vec<Problem>> {
+        let dir = PathBuf::from(DIR);
+        let mut records = BTreeMap::new();
+        let mut problems = Vec::new();
+        let entries = match std::fs::read_dir(root.join(&dir)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Issues { dir, records });
+            }
+            Err(e) => return Err(vec![Problem::new(&dir, None, format!("cannot read: {e}"))]),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".toml") && !n.starts_with('.'))
+            .collect();
+        names.sort();
+        for name in names {
+            let path = dir.join(&name);
+            let text = match std::fs::read_to_string(root.join(&path)) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(Problem::new(&path, None, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            if name.trim_end_matches(".toml").parse::<NaiveDate>().is_err() {
+                problems.push(Problem::new(
+                    &path,
+                    None,
+                    "issue records must be named YYYY-MM-DD.toml after their date",
+                ));
+                continue;
+            }
+            match IssueRecord::parse(&text, &path) {
+                Ok(record) => {
+                    records.insert(record.date, Stored { record, path, text });
+                }
+                Err(mut p) => problems.append(&mut p),
+            }
+        }
+        if problems.is_empty() {
+            Ok(Issues { dir, records })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Every record's picks, for `pick`.
+    pub fn history(&self) -> History {
+        self.records
+            .iter()
+            .map(|(d, s)| (*d, s.record.picks.clone()))
+            .collect()
+    }
+
+    /// The number the issue of `date` gets when it is first planned: one more
+    /// than the latest record before it, or 1.
+    pub fn next_number(&self, date: NaiveDate) -> u32 {
+        self.records
+            .range(..date)
+            .next_back()
+            .map_or(1, |(_, s)| s.record.number + 1)
+    }
+
+    pub fn get(&self, date: NaiveDate) -> Option<&Stored> {
+        self.records.get(&date)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> IssueRecord {
+        IssueRecord {
+            number: 12,
+            date: "2027-03-01".parse().expect("date"),
+            subject: Some("Token, \"Claude\", and one tip".into()),
+            picks: [
+                ("term".to_string(), "token".to_string()),
+                ("tip".to_string(), "ask-for-sources".to_string()),
+            ]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let text = record().to_toml("Beginners in AI");
+        let parsed = IssueRecord::parse(&text, Path::new("issues/2027-03-01.toml")).expect("valid");
+        assert_eq!(parsed, record());
+        assert!(
+            text.contains("subject = 'Token, \"Claude\", and one tip'\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn file_name_must_match_the_date() {
+        let text = record().to_toml("x");
+        let errs =
+            IssueRecord::parse(&text, Path::new("issues/2027-03-02.toml")).expect_err("mismatch");
+        assert!(
+            errs[0]
+                .to_string()
+                .contains(":5: the record says date = 2027-03-01"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = "number = 1\ndate = 2027-03-01\nsubjct = \"x\"\n[picks]\n";
+        let errs = IssueRecord::parse(text, Path::new("issues/2027-03-01.toml")).expect_err("typo");
+        assert!(
+            errs[0].to_string().contains(":3: unknown key `subjct`"),
+            "{errs:?}"
+        );
+    }
+}

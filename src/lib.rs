@@ -1,0 +1,21 @@
+//! dailyissue builds and sends a daily newsletter.
+//!
+//! The pipeline, one module per stage: `settings` and `content` load the
+//! project, `pick` chooses the day's items, `issue` records them, `render`
+//! turns a record into an email, and `run` maps each command onto them.
+
+pub mod atomic;
+pub mod check;
+pub mod cli;
+pub mod content;
+pub mod init;
+pub mod issue;
+pub mod pick;
+pub mod plan;
+pub mod problem;
+pub mod project;
+pub mod render;
+pub mod run;
+pub mod settings;
+pub mod subscribers;
+pub mod templates;

@@ -1,0 +1,708 @@
+//! `dailyissue.toml`: the newsletter's settings.
+//!
+//! [`Settings::parse`] turns the file's text into validated, typed settings
+//! (time zone, mailboxes, durations, sections) or into every problem found,
+//! each with its line. It does no I/O; [`Settings::from_file`] reads the file
+//! and adds the path. Unknown keys are errors so that a typo never silently
+//! falls back to a default.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use lettre::message::Mailbox;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::problem::{Problem, line_of};
+
+pub const FILE_NAME: &str = "dailyissue.toml";
+
+/// Validated settings. Paths are as written (relative to the project root).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub name: String,
+    /// Base URL of the web archive, without a trailing slash.
+    pub url: String,
+    pub timezone: Tz,
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    pub postal_address: String,
+    pub subject: String,
+    pub preheader: String,
+    pub subscribers: PathBuf,
+    pub ledger: PathBuf,
+    pub outbox: PathBuf,
+    pub archive_dir: PathBuf,
+    pub max_lateness: chrono::Duration,
+    pub daily_cap: u64,
+    /// Whether an exhausted section may repeat its least recently used item.
+    pub repeats: bool,
+    pub list_id: String,
+    pub feedback_id: Option<String>,
+    pub sections: Vec<SectionSettings>,
+    pub smtp: Option<SmtpSettings>,
+    pub unsubscribe: UnsubscribeSettings,
+    pub dkim: Option<DkimSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionSettings {
+    pub name: String,
+    pub dir: PathBuf,
+    pub required: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tls {
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub concurrency: usize,
+    /// Messages per second across all connections; 0 means no limit.
+    pub rate_per_second: f64,
+    pub timeout: std::time::Duration,
+    pub helo: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UnsubscribeSettings {
+    /// URL with a `{token}` placeholder.
+    pub url: String,
+    pub mailto: Option<String>,
+    pub secret_env: String,
+    pub previous_secret_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum DkimAlgorithm {
+    #[serde(rename = "rsa-sha256")]
+    RsaSha256,
+    #[serde(rename = "ed25519-sha256")]
+    Ed25519Sha256,
+}
+
+#[derive(Debug, Clone)]
+pub struct DkimSettings {
+    pub domain: String,
+    pub selector: String,
+    pub private_key_file: PathBuf,
+    pub algorithm: DkimAlgorithm,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    timezone: Spanned<String>,
+    from: Spanned<String>,
+    reply_to: Option<Spanned<String>>,
+    postal_address: Spanned<String>,
+    #[serde(default = "default_subject")]
+    subject: String,
+    #[serde(default = "default_preheader")]
+    preheader: String,
+    #[serde(default = "default_subscribers")]
+    subscribers: PathBuf,
+    #[serde(default = "default_ledger")]
+    ledger: PathBuf,
+    #[serde(default = "default_outbox")]
+    outbox: PathBuf,
+    #[serde(default = "default_archive_dir")]
+    archive_dir: PathBuf,
+    #[serde(default = "default_max_lateness")]
+    max_lateness: Spanned<String>,
+    #[serde(default)]
+    daily_cap: u64,
+    #[serde(default = "yes")]
+    repeats: bool,
+    list_id: Option<Spanned<String>>,
+    feedback_id: Option<String>,
+    #[serde(default)]
+    section: Vec<Spanned<RawSection>>,
+    smtp: Option<Spanned<RawSmtp>>,
+    unsubscribe: Option<RawUnsubscribe>,
+    dkim: Option<RawDkim>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSection {
+    name: String,
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    required: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    #[serde(default = "default_tls")]
+    tls: Tls,
+    username: Option<String>,
+    password_env: Option<String>,
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+    #[serde(default)]
+    rate_per_second: f64,
+    #[serde(default = "default_timeout")]
+    timeout: String,
+    helo: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnsubscribe {
+    url: Option<Spanned<String>>,
+    mailto: Option<String>,
+    #[serde(default = "default_secret_env")]
+    secret_env: String,
+    previous_secret_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDkim {
+    domain: String,
+    selector: String,
+    private_key_file: PathBuf,
+    #[serde(default = "default_dkim_algorithm")]
+    algorithm: DkimAlgorithm,
+}
+
+fn default_subject() -> String {
+    "{{ term.title }}, {{ tool.title }}, and one tip".into()
+}
+fn default_preheader() -> String {
+    "{{ term.summary }}".into()
+}
+fn default_subscribers() -> PathBuf {
+    "subscribers.csv".into()
+}
+fn default_ledger() -> PathBuf {
+    ".dailyissue/state.db".into()
+}
+fn default_outbox() -> PathBuf {
+    "outbox".into()
+}
+fn default_archive_dir() -> PathBuf {
+    "public".into()
+}
+fn default_max_lateness() -> Spanned<String> {
+    Spanned::new(0..0, "6h".into())
+}
+fn yes() -> bool {
+    true
+}
+fn default_tls() -> Tls {
+    Tls::Starttls
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_timeout() -> String {
+    "30s".into()
+}
+fn default_secret_env() -> String {
+    "DAILYISSUE_UNSUBSCRIBE_SECRET".into()
+}
+fn default_dkim_algorithm() -> DkimAlgorithm {
+    DkimAlgorithm::RsaSha256
+}
+
+/// The sections used when the settings declare none: one term, one tool, one tip.
+pub fn default_sections() -> Vec<SectionSettings> {
+    let s = |name: &str, dir: &str, required: &[&str]| SectionSettings {
+        name: name.into(),
+        dir: dir.into(),
+        required: required.iter().map(|r| r.to_string()).collect(),
+    };
+    vec![
+        s("term", "content/terms", &["title", "summary"]),
+        s("tool", "content/tools", &["title", "summary", "url"]),
+        s("tip", "content/tips", &["title", "summary"]),
+    ]
+}
+
+impl Settings {
+    /// Reads and validates `path`; problems carry that path.
+    pub fn from_file(path: &Path) -> Result<Settings, Vec<Problem>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Settings::parse(&text, path),
+            Err(e) => Err(vec![Problem::new(
+                path,
+                None,
+                format!("cannot read settings: {e}"),
+            )]),
+        }
+    }
+
+    /// Parses settings text; `path` only labels the problems.
+    pub fn parse(text: &str, path: &Path) -> Result<Settings, Vec<Problem>> {
+        let raw: Raw = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+                return Err(vec![Problem::at(path, line, toml_message(&e))]);
+            }
+        };
+        let mut problems = Vec::new();
+        let mut bad = |span: std::ops::Range<usize>, msg: String| {
+            problems.push(Problem::at(path, line_of(text, span.start), msg));
+        };
+
+        let timezone = match raw.timezone.get_ref().parse::<Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                bad(
+                    raw.timezone.span(),
+                    format!(
+                        "unknown time zone `{}`; use an IANA name such as \"America/New_York\" or \"Europe/Berlin\"",
+                        raw.timezone.get_ref()
+                    ),
+                );
+                None
+            }
+        };
+        let mut mailbox = |field: &Spanned<String>, key: &str| -> Option<Mailbox> {
+            match field.get_ref().parse::<Mailbox>() {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    bad(
+                        field.span(),
+                        format!(
+                            "`{key}` is not a valid mailbox ({e}): write \"Name <address@example.com>\" or a bare address"
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        let from = mailbox(&raw.from, "from");
+        let reply_to = raw.reply_to.as_ref().map(|r| mailbox(r, "reply_to"));
+
+        let url = raw.url.get_ref().trim_end_matches('/').to_string();
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+            bad(
+                raw.url.span(),
+                format!(
+                    "`url` must be an absolute http(s) URL such as \"https://example.com\", not `{}`",
+                    raw.url.get_ref()
+                ),
+            );
+        }
+        if raw.name.get_ref().trim().is_empty() {
+            bad(raw.name.span(), "`name` must not be empty".into());
+        }
+        if raw.postal_address.get_ref().trim().is_empty() {
+            bad(
+                raw.postal_address.span(),
+                "`postal_address` must not be empty: bulk mail must carry a postal address (CAN-SPAM)"
+                    .into(),
+            );
+        }
+        let max_lateness = match parse_duration(raw.max_lateness.get_ref()) {
+            Some(d) => chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(6)),
+            None => {
+                bad(
+                    raw.max_lateness.span(),
+                    format!(
+                        "`max_lateness` = \"{}\" is not a duration; write e.g. \"6h\", \"90m\" or \"1h30m\"",
+                        raw.max_lateness.get_ref()
+                    ),
+                );
+                chrono::Duration::hours(6)
+            }
+        };
+
+        let mut sections = Vec::new();
+        let mut seen = BTreeSet::new();
+        for s in &raw.section {
+            let span = s.span();
+            let s = s.get_ref();
+            if !is_identifier(&s.name) {
+                bad(
+                    span.clone(),
+                    format!(
+                        "section name `{}` must start with a lowercase letter and use only a-z, 0-9 and _ (it becomes a template variable)",
+                        s.name
+                    ),
+                );
+            }
+            if !seen.insert(s.name.clone()) {
+                bad(
+                    span.clone(),
+                    format!("section `{}` is declared twice", s.name),
+                );
+            }
+            let mut required = s.required.clone();
+            if !required.iter().any(|r| r == "title") {
+                required.insert(0, "title".into());
+            }
+            sections.push(SectionSettings {
+                name: s.name.clone(),
+                dir: s
+                    .dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(format!("content/{}s", s.name))),
+                required,
+            });
+        }
+        if sections.is_empty() {
+            sections = default_sections();
+        }
+
+        let smtp = raw.smtp.as_ref().map(|spanned| {
+            let s = spanned.get_ref();
+            let timeout = parse_duration(&s.timeout).unwrap_or_else(|| {
+                bad(
+                    spanned.span(),
+                    format!(
+                        "[smtp] timeout = \"{}\" is not a duration; write e.g. \"30s\"",
+                        s.timeout
+                    ),
+                );
+                std::time::Duration::from_secs(30)
+            });
+            if s.concurrency == 0 {
+                bad(
+                    spanned.span(),
+                    "[smtp] concurrency must be at least 1".into(),
+                );
+            }
+            if s.rate_per_second < 0.0 || !s.rate_per_second.is_finite() {
+                bad(
+                    spanned.span(),
+                    "[smtp] rate_per_second must be 0 (no limit) or a positive number".into(),
+                );
+            }
+            if s.tls == Tls::None && !is_loopback(&s.host) {
+                bad(
+                    spanned.span(),
+                    format!(
+                        "[smtp] tls = \"none\" is only allowed for a loopback host, not `{}`: use \"starttls\" or \"tls\"",
+                        s.host
+                    ),
+                );
+            }
+            if s.username.is_some() != s.password_env.is_some() {
+                bad(
+                    spanned.span(),
+                    "[smtp] set both `username` and `password_env` (the name of the environment variable holding the password), or neither".into(),
+                );
+            }
+            SmtpSettings {
+                host: s.host.clone(),
+                port: s.port.unwrap_or(match s.tls {
+                    Tls::Starttls => 587,
+                    Tls::Tls => 465,
+                    Tls::None => 25,
+                }),
+                tls: s.tls,
+                username: s.username.clone(),
+                password_env: s.password_env.clone(),
+                concurrency: s.concurrency.max(1),
+                rate_per_second: s.rate_per_second,
+                timeout,
+                helo: s.helo.clone(),
+            }
+        });
+
+        let unsubscribe = match &raw.unsubscribe {
+            Some(u) => {
+                let url = match &u.url {
+                    Some(url) => {
+                        if !url.get_ref().contains("{token}") {
+                            bad(
+                                url.span(),
+                                "[unsubscribe] url must contain `{token}`, e.g. \"https://example.com/u/{token}\"".into(),
+                            );
+                        }
+                        if !url.get_ref().starts_with("https://")
+                            && !url.get_ref().starts_with("http://")
+                        {
+                            bad(
+                                url.span(),
+                                "[unsubscribe] url must be an absolute https URL".into(),
+                            );
+                        }
+                        url.get_ref().clone()
+                    }
+                    None => format!("{url}/u/{{token}}"),
+                };
+                UnsubscribeSettings {
+                    url,
+                    mailto: u.mailto.clone(),
+                    secret_env: u.secret_env.clone(),
+                    previous_secret_env: u.previous_secret_env.clone(),
+                }
+            }
+            None => UnsubscribeSettings {
+                url: format!("{url}/u/{{token}}"),
+                mailto: None,
+                secret_env: default_secret_env(),
+                previous_secret_env: None,
+            },
+        };
+
+        let host = url
+            .split("://")
+            .nth(1)
+            .unwrap_or("")
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let list_id = match &raw.list_id {
+            Some(l) => {
+                if l.get_ref().contains(['<', '>', '\r', '\n', ' ']) {
+                    bad(
+                        l.span(),
+                        "`list_id` must be a dotted name such as \"daily.example.com\" without <>, spaces or line breaks".into(),
+                    );
+                }
+                l.get_ref().clone()
+            }
+            None => format!("daily.{host}"),
+        };
+
+        let dkim = raw.dkim.as_ref().map(|d| DkimSettings {
+            domain: d.domain.clone(),
+            selector: d.selector.clone(),
+            private_key_file: d.private_key_file.clone(),
+            algorithm: d.algorithm,
+        });
+
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line);
+            return Err(problems);
+        }
+        // Only unreachable when a problem was recorded above.
+        let (Some(timezone), Some(from)) = (timezone, from) else {
+            return Err(vec![Problem::new(path, None, "invalid settings")]);
+        };
+        Ok(Settings {
+            name: raw.name.into_inner(),
+            url,
+            timezone,
+            from,
+            reply_to: reply_to.flatten(),
+            postal_address: raw.postal_address.into_inner(),
+            subject: raw.subject,
+            preheader: raw.preheader,
+            subscribers: raw.subscribers,
+            ledger: raw.ledger,
+            outbox: raw.outbox,
+            archive_dir: raw.archive_dir,
+            max_lateness,
+            daily_cap: raw.daily_cap,
+            repeats: raw.repeats,
+            list_id,
+            feedback_id: raw.feedback_id,
+            sections,
+            smtp,
+            unsubscribe,
+            dkim,
+        })
+    }
+
+    pub fn section(&self, name: &str) -> Option<&SectionSettings> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+}
+
+/// Rewords toml's message into one line; the line number is reported apart.
+pub fn toml_message(e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    if let Some(rest) = msg.strip_prefix("unknown field ") {
+        format!("unknown key {rest}; check the spelling")
+    } else {
+        msg
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Parses durations such as `6h`, `90m`, `1h30m`, `45s`, `0`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    if text == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    let mut any = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number.parse().ok()?;
+        number.clear();
+        let unit = match c {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        any = true;
+    }
+    (any && number.is_empty()).then(|| std::time::Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "Beginners in AI"
+url = "https://example.com/"
+timezone = "America/New_York"
+from = "Beginners in AI <daily@example.com>"
+postal_address = "1 Main St, Springfield"
+"#;
+
+    fn parse(text: &str) -> Result<Settings, Vec<Problem>> {
+        Settings::parse(text, Path::new("dailyissue.toml"))
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        parse(text)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn minimal_settings_get_defaults() {
+        let s = parse(MINIMAL).expect("valid");
+        assert_eq!(s.url, "https://example.com");
+        assert_eq!(s.timezone, chrono_tz::America::New_York);
+        assert_eq!(s.sections, default_sections());
+        assert_eq!(s.subscribers, PathBuf::from("subscribers.csv"));
+        assert_eq!(s.max_lateness, chrono::Duration::hours(6));
+        assert_eq!(s.unsubscribe.url, "https://example.com/u/{token}");
+        assert_eq!(s.list_id, "daily.example.com");
+        assert!(s.smtp.is_none());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let errs = errors(&format!("{MINIMAL}subjet = \"x\"\n"));
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].starts_with("dailyissue.toml:7: unknown key `subjet`"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_a_table_is_named() {
+        let errs = errors(&format!("{MINIMAL}[smtp]\nhost = \"x\"\nprot = 25\n"));
+        assert!(errs[0].contains(":9: unknown key `prot`"), "{errs:?}");
+    }
+
+    #[test]
+    fn bad_time_zone_and_mailbox_are_both_reported() {
+        let text = MINIMAL
+            .replace("America/New_York", "Mars/Olympus")
+            .replace("<daily@example.com>", "<not an address>");
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("dailyissue.toml:4: unknown time zone `Mars/Olympus`"));
+        assert!(errs[1].starts_with("dailyissue.toml:5: `from` is not a valid mailbox"));
+    }
+
+    #[test]
+    fn sections_are_configurable_and_title_is_always_required() {
+        let text = format!(
+            "{MINIMAL}[[section]]\nname = \"quote\"\nrequired = [\"author\"]\n[[section]]\nname = \"term\"\ndir = \"glossary\"\n"
+        );
+        let s = parse(&text).expect("valid");
+        assert_eq!(s.sections.len(), 2);
+        assert_eq!(s.sections[0].dir, PathBuf::from("content/quotes"));
+        assert_eq!(s.sections[0].required, vec!["title", "author"]);
+        assert_eq!(s.sections[1].dir, PathBuf::from("glossary"));
+    }
+
+    #[test]
+    fn duplicate_and_malformed_section_names_are_errors() {
+        let text = format!(
+            "{MINIMAL}[[section]]\nname = \"term\"\n[[section]]\nname = \"term\"\n[[section]]\nname = \"Big Tips\"\n"
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("declared twice"));
+        assert!(errs[1].contains("`Big Tips` must start with a lowercase letter"));
+    }
+
+    #[test]
+    fn plain_smtp_is_refused_for_remote_hosts() {
+        let ok = format!("{MINIMAL}[smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\n");
+        assert_eq!(parse(&ok).expect("loopback").smtp.expect("smtp").port, 25);
+        let errs = errors(&format!(
+            "{MINIMAL}[smtp]\nhost = \"smtp.example.com\"\ntls = \"none\"\n"
+        ));
+        assert!(
+            errs[0].contains("only allowed for a loopback host"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn durations_parse() {
+        use std::time::Duration;
+        for (text, secs) in [
+            ("6h", 21600),
+            ("90m", 5400),
+            ("1h30m", 5400),
+            ("45s", 45),
+            ("0", 0),
+            ("2d", 172800),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for text in ["", "6", "h", "6x", "1.5h"] {
+            assert_eq!(parse_duration(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn invalid_toml_reports_its_line() {
+        let errs = errors(&format!("{MINIMAL}daily_cap = \n"));
+        assert!(errs[0].starts_with("dailyissue.toml:7:"), "{errs:?}");
+    }
+}

@@ -1,0 +1,212 @@
+//! Templates: the project's `templates/` folder layered over the defaults
+//! built into the binary (`include_str!`), loaded once into one minijinja
+//! environment with strict undefined behaviour and HTML autoescape for
+//! `.html` files.
+//!
+//! This module owns loading and compiling templates and turning minijinja's
+//! errors into `path:line: message` problems; what goes into a template's
+//! context is `render`'s business.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, UndefinedBehavior};
+
+use crate::problem::Problem;
+
+pub const DIR: &str = "templates";
+
+/// Defaults built into the binary, by template name.
+pub const DEFAULTS: &[(&str, &str)] = &[
+    ("email.html", include_str!("../templates/email.html")),
+    ("email.txt", include_str!("../templates/email.txt")),
+    ("email.css", include_str!("../templates/email.css")),
+];
+
+/// Where each template came from, for messages.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    env: Environment<'static>,
+    origins: BTreeMap<String, PathBuf>,
+}
+
+impl Templates {
+    /// Loads the defaults, then every file under `root/templates/` (recursively,
+    /// names relative to that folder with `/`), compiling each one. Every
+    /// syntax error is reported.
+    pub fn load(root: &Path) -> Result<Templates, Vec<Problem>> {
+        let mut sources: BTreeMap<String, (String, PathBuf)> = DEFAULTS
+            .iter()
+            .map(|(name, src)| {
+                (
+                    name.to_string(),
+                    (
+                        src.to_string(),
+                        PathBuf::from(format!("(built-in) {DIR}/{name}")),
+                    ),
+                )
+            })
+            .collect();
+        let mut problems = Vec::new();
+        collect_files(&root.join(DIR), Path::new(""), &mut sources, &mut problems);
+        let mut env = new_environment();
+        let mut origins = BTreeMap::new();
+        for (name, (source, origin)) in sources {
+            if let Err(e) = env.add_template_owned(name.clone(), source) {
+                problems.push(problem(&origin, &e));
+            }
+            origins.insert(name, origin);
+        }
+        if problems.is_empty() {
+            Ok(Templates { env, origins })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn env(&self) -> &Environment<'static> {
+        &self.env
+    }
+
+    /// The file a template came from, for messages.
+    pub fn origin(&self, name: &str) -> PathBuf {
+        self.origins
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(format!("{DIR}/{name}")))
+    }
+
+    /// Converts a render error into a problem naming the template and line.
+    pub fn error(&self, e: &minijinja::Error, context: &str) -> Problem {
+        let name = e.name().unwrap_or("template");
+        let mut p = problem(&self.origin(name), e);
+        if !context.is_empty() {
+            p.message = format!("{} ({context})", p.message);
+        }
+        p
+    }
+}
+
+/// A minijinja environment with the house rules: strict undefined values,
+/// autoescape by file extension, templates kept as written.
+pub fn new_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    env
+}
+
+/// Turns a minijinja error into `path:line: message`, naming an undefined
+/// variable when that is what went wrong.
+pub fn problem(path: &Path, e: &minijinja::Error) -> Problem {
+    let mut message = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+    if e.kind() == minijinja::ErrorKind::UndefinedError
+        && let Some(expr) = undefined_expression(e)
+    {
+        message = format!(
+            "undefined value `{expr}`; check the spelling, or guard it with {{% if {expr} is defined %}}"
+        );
+    }
+    Problem::new(path, e.line(), message)
+}
+
+/// The source text of the expression that was undefined, from the debug info.
+fn undefined_expression(e: &minijinja::Error) -> Option<String> {
+    let source = e.template_source()?;
+    let span = e.range()?;
+    source.get(span).map(|s| s.trim().to_string())
+}
+
+fn collect_files(
+    dir: &Path,
+    prefix: &Path,
+    out: &mut BTreeMap<String, (String, PathBuf)>,
+    problems: &mut Vec<Problem>,
+) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let rel = prefix.join(&name);
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, &rel, out, problems);
+            continue;
+        }
+        let label = Path::new(DIR).join(&rel);
+        match std::fs::read_to_string(&path) {
+            Ok(source) => {
+                let key = rel.to_string_lossy().replace('\\', "/");
+                out.insert(key, (source, label));
+            }
+            Err(e) => problems.push(Problem::new(&label, None, format!("cannot read: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_files_override_defaults_and_syntax_errors_name_the_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("templates/partials")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("templates/email.txt"),
+            "Hi {{ subscriber.name }}\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("templates/partials/bad.html"),
+            "ok\n{% if %}\n",
+        )
+        .expect("write");
+        let errs = Templates::load(dir.path()).expect_err("syntax error");
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("templates/partials/bad.html:2: syntax error"),
+            "{errs:?}"
+        );
+        std::fs::remove_file(dir.path().join("templates/partials/bad.html")).expect("rm");
+        let t = Templates::load(dir.path()).expect("valid");
+        assert_eq!(t.origin("email.txt"), PathBuf::from("templates/email.txt"));
+        assert!(
+            t.origin("email.html")
+                .to_string_lossy()
+                .starts_with("(built-in)")
+        );
+    }
+
+    #[test]
+    fn undefined_values_are_named() {
+        let mut env = new_environment();
+        env.add_template("subject", "{{ term.titel }}")
+            .expect("compiles");
+        let ctx = minijinja::context! { term => minijinja::context! { title => "x" } };
+        let e = env
+            .get_template("subject")
+            .expect("exists")
+            .render(ctx)
+            .expect_err("undefined");
+        let p = problem(Path::new("dailyissue.toml"), &e);
+        assert!(p.message.contains("undefined value `term.titel`"), "{p}");
+    }
+}

@@ -1,0 +1,8 @@
+//! CLI tests: drive the real `dailyissue` binary in temporary folders.
+//! One test binary (`autotests = false`) keeps link time down.
+
+mod support;
+
+mod check;
+mod init;
+mod plan;
