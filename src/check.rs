@@ -3,12 +3,11 @@
 
 use chrono::NaiveDate;
 
+use crate::edition::{self, EditionOptions, SecretUse};
 use crate::issue::Issues;
 use crate::pick;
-use crate::plan;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
-use crate::render;
 
 #[derive(Debug, Clone, Copy)]
 pub struct CheckOptions {
@@ -105,7 +104,8 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
     }
 }
 
-/// Picks (in memory) or reads the issue of `date` and renders its headlines.
+/// Picks (in memory) or reads the issue of `date` and renders it for every
+/// active subscriber.
 fn check_issue(
     project: &Project,
     pool: &crate::content::Pool,
@@ -114,48 +114,60 @@ fn check_issue(
     report: &mut Report,
     problems: &mut Vec<Problem>,
 ) {
-    let settings = &project.settings;
-    let mut issues = issues.clone();
-    let planned = match plan::ensure(project, pool, &mut issues, date) {
-        Ok(p) => p,
+    let edition = match edition::load(
+        project,
+        EditionOptions {
+            date,
+            sent_at: chrono::Utc::now(),
+            secrets: SecretUse::Local,
+            write_record: false,
+        },
+    ) {
+        Ok(e) => e,
         Err(Failure::Input(mut p)) => {
             problems.append(&mut p);
             return;
         }
         Err(e) => {
-            problems.push(Problem::new("issues", None, e.to_string()));
+            problems.push(Problem::new(
+                edition::record_path(date),
+                None,
+                e.to_string(),
+            ));
             return;
         }
     };
-    let record = &planned.record;
-    let ctx = render::headline_context(settings, pool, &record.picks, record.number, date);
-    let subject = match &record.subject {
-        Some(s) => s.clone(),
-        None => match render::headline("subject", &settings.subject, &ctx, date) {
-            Ok(s) => s,
-            Err(p) => {
-                problems.push(p);
-                String::new()
-            }
-        },
-    };
-    if let Err(p) = render::headline("preheader", &settings.preheader, &ctx, date) {
-        problems.push(p);
-    }
+    report.warnings.extend(
+        edition
+            .warnings
+            .iter()
+            .filter(|w| !w.contains("development secret"))
+            .cloned(),
+    );
+    let rendered_problems = edition::render_all(&edition);
+    let readers = edition.list.active().count();
+    let ok = rendered_problems.is_empty();
+    problems.extend(rendered_problems);
     report.lines.push(format!(
-        "issue of {date}: no. {}, \"{subject}\" ({})",
-        record.number,
-        if planned.kept {
-            "planned"
-        } else {
+        "issue of {date}: no. {}, \"{}\" ({}){}",
+        edition.record.record.number,
+        edition.email.subject,
+        if edition.created {
             "not planned yet; `plan` or `send` will write it"
+        } else {
+            "planned"
+        },
+        if ok {
+            format!(
+                ", rendered for {readers} active subscriber{}",
+                if readers == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
         }
     ));
-    for (section, slug, last) in &planned.repeats {
-        report.warnings.push(format!(
-            "section `{section}` has used every eligible item; {date} repeats `{slug}` (last sent {last}). Add items to keep the issue fresh."
-        ));
-    }
+    let mut issues = issues.clone();
+    issues.records.insert(date, edition.record.clone());
     let history = issues.history();
     let left: Vec<String> = pool
         .sections

@@ -41,6 +41,60 @@ pub enum Command {
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
         days: u32,
     },
+    /// Render the issue of a day as one reader gets it; sends nothing
+    Preview {
+        /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<NaiveDate>,
+        /// Render for this address (default: the first active subscriber)
+        #[arg(long = "as", value_name = "ADDR")]
+        reader: Option<String>,
+        /// What to print or write
+        #[arg(long, value_enum, default_value_t = PreviewFormat::Html)]
+        format: PreviewFormat,
+        /// Write to this file, or to this folder as .html, .txt and .eml
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Open the HTML in the default browser
+        #[arg(long)]
+        open: bool,
+    },
+    /// Deliver the issue of a day to every active subscriber who has not got it yet
+    Send {
+        /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<NaiveDate>,
+        /// Render everything but deliver nothing and write no delivery state
+        #[arg(long)]
+        dry_run: bool,
+        /// Write messages as .eml files into DIR instead of sending over SMTP
+        #[arg(long, value_name = "DIR")]
+        outbox: Option<PathBuf>,
+        /// Send a test copy to ADDR (repeatable); not counted as a delivery
+        #[arg(long, value_name = "ADDR")]
+        to: Vec<String>,
+        /// Send at most N messages in this run
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Print the summary as one JSON object
+        #[arg(long)]
+        json: bool,
+        /// Send even though the issue record changed after delivery began
+        #[arg(long)]
+        force: bool,
+        /// Also retry addresses that failed permanently (5xx) in an earlier run
+        #[arg(long)]
+        retry_failed: bool,
+    },
+    /// Show what the ledger holds for the issue of a day
+    Status {
+        /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<NaiveDate>,
+        /// Print as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
     /// Print shell completions
     Completions {
         /// Shell to complete for
@@ -48,4 +102,14 @@ pub enum Command {
     },
     /// Print the man page (roff)
     Man,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PreviewFormat {
+    /// The HTML part
+    Html,
+    /// The plain-text part
+    Text,
+    /// The complete RFC 5322 message
+    Eml,
 }

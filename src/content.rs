@@ -271,7 +271,7 @@ pub fn parse_item(
             1,
             format!(
                 "file name `{slug}.md` is not a valid slug: rename it using lowercase letters, digits and hyphens, e.g. `{}.md`",
-                suggest_slug(slug)
+                slugify(slug)
             ),
         ));
     }
@@ -419,7 +419,8 @@ pub fn is_slug(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-fn suggest_slug(s: &str) -> String {
+/// Lower-case ASCII letters and digits joined by single hyphens.
+pub fn slugify(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {

@@ -9,15 +9,18 @@ use chrono::{NaiveDate, Utc};
 use clap::CommandFactory;
 
 use crate::check::{self, CheckOptions};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, PreviewFormat};
 use crate::init;
 use crate::plan::{self, PlanOptions};
+use crate::preview::{self, Format, PreviewOptions};
 use crate::problem::Failure;
 use crate::project::Project;
+use crate::send::{self, SendOptions};
+use crate::status;
 
 pub fn run(cli: Cli) -> ExitCode {
     match dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(failure) => {
             let code = failure.exit_code();
             match &failure {
@@ -29,7 +32,9 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn dispatch(cli: Cli) -> Result<(), Failure> {
+/// Runs one command; the number is the exit code of a run that finished
+/// (0, or 75 when recipients are left for a later run).
+fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let start = cli.directory.clone().unwrap_or_else(|| ".".into());
     let project = || Project::discover(&start);
     let today = |p: &Project, date: Option<NaiveDate>| date.unwrap_or_else(|| p.today(Utc::now()));
@@ -92,6 +97,91 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 }
             }
         }
+        Command::Preview {
+            date,
+            reader,
+            format,
+            out: path,
+            open,
+        } => {
+            let project = project()?;
+            let now = Utc::now();
+            let opts = PreviewOptions {
+                date: date.unwrap_or_else(|| project.today(now)),
+                now,
+                reader,
+                format: match format {
+                    PreviewFormat::Html => Format::Html,
+                    PreviewFormat::Text => Format::Text,
+                    PreviewFormat::Eml => Format::Eml,
+                },
+                out: path,
+                open,
+            };
+            let result = preview::preview(&project, &opts)?;
+            for w in &result.warnings {
+                eprintln!("note: {w}");
+            }
+            if let Some(bytes) = result.stdout {
+                out.write_all(&bytes)?;
+            }
+            for p in &result.written {
+                eprintln!("wrote {} (as {})", p.display(), result.reader);
+            }
+        }
+        Command::Send {
+            date,
+            dry_run,
+            outbox,
+            to,
+            limit,
+            json,
+            force,
+            retry_failed,
+        } => {
+            let project = project()?;
+            let now = Utc::now();
+            let opts = SendOptions {
+                date: date.unwrap_or_else(|| project.today(now)),
+                implicit_date: date.is_none(),
+                now,
+                dry_run,
+                outbox,
+                to,
+                limit,
+                force,
+                retry_failed,
+                progress: !json,
+            };
+            let (summary, warnings) = send::send(&project, &opts)?;
+            for w in &warnings {
+                eprintln!("note: {w}");
+            }
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&summary).map_err(anyhow::Error::from)?
+                )?;
+            } else {
+                write!(out, "{}", summary.text())?;
+            }
+            return Ok(summary.exit_code());
+        }
+        Command::Status { date, json } => {
+            let project = project()?;
+            let date = today(&project, date);
+            let report = status::status(&project, date)?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&report).map_err(anyhow::Error::from)?
+                )?;
+            } else {
+                write!(out, "{}", report.text())?;
+            }
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "dailyissue", &mut out);
         }
@@ -99,5 +189,5 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             clap_mangen::Man::new(Cli::command()).render(&mut out)?;
         }
     }
-    Ok(())
+    Ok(0)
 }

@@ -34,6 +34,8 @@ pub struct Settings {
     pub ledger: PathBuf,
     pub outbox: PathBuf,
     pub archive_dir: PathBuf,
+    /// When the daily run is scheduled (local time); lateness counts from it.
+    pub send_time: chrono::NaiveTime,
     pub max_lateness: chrono::Duration,
     pub daily_cap: u64,
     /// Whether an exhausted section may repeat its least recently used item.
@@ -73,6 +75,13 @@ pub struct SmtpSettings {
     pub rate_per_second: f64,
     pub timeout: std::time::Duration,
     pub helo: Option<String>,
+    /// Attempts per message within one run for 4xx replies and dropped
+    /// connections, after the first.
+    pub retries: u32,
+    /// First retry delay; doubles each time.
+    pub retry_base: std::time::Duration,
+    /// Extra CA certificate (PEM) to trust, for private relays.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +130,8 @@ struct Raw {
     outbox: PathBuf,
     #[serde(default = "default_archive_dir")]
     archive_dir: PathBuf,
+    #[serde(default = "default_send_time")]
+    send_time: Spanned<String>,
     #[serde(default = "default_max_lateness")]
     max_lateness: Spanned<String>,
     #[serde(default)]
@@ -161,6 +172,11 @@ struct RawSmtp {
     #[serde(default = "default_timeout")]
     timeout: String,
     helo: Option<String>,
+    #[serde(default = "default_retries")]
+    retries: u32,
+    #[serde(default = "default_retry_base")]
+    retry_base: String,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -215,6 +231,15 @@ fn default_concurrency() -> usize {
 }
 fn default_timeout() -> String {
     "30s".into()
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_retry_base() -> String {
+    "2s".into()
+}
+fn default_send_time() -> Spanned<String> {
+    Spanned::new(0..0, "06:00".into())
 }
 fn default_secret_env() -> String {
     "DAILYISSUE_UNSUBSCRIBE_SECRET".into()
@@ -328,6 +353,19 @@ impl Settings {
             }
         };
 
+        let send_time = match chrono::NaiveTime::parse_from_str(raw.send_time.get_ref(), "%H:%M") {
+            Ok(t) => t,
+            Err(_) => {
+                bad(
+                    raw.send_time.span(),
+                    format!(
+                        "`send_time` = \"{}\" is not a time of day; write e.g. \"06:00\"",
+                        raw.send_time.get_ref()
+                    ),
+                );
+                chrono::NaiveTime::MIN
+            }
+        };
         let mut sections = Vec::new();
         let mut seen = BTreeSet::new();
         for s in &raw.section {
@@ -418,6 +456,15 @@ impl Settings {
                 rate_per_second: s.rate_per_second,
                 timeout,
                 helo: s.helo.clone(),
+                retries: s.retries,
+                retry_base: parse_duration(&s.retry_base).unwrap_or_else(|| {
+                    bad(
+                        spanned.span(),
+                        format!("[smtp] retry_base = \"{}\" is not a duration; write e.g. \"2s\"", s.retry_base),
+                    );
+                    std::time::Duration::from_secs(2)
+                }),
+                ca_file: s.ca_file.clone(),
             }
         });
 
@@ -476,7 +523,15 @@ impl Settings {
                 }
                 l.get_ref().clone()
             }
-            None => format!("daily.{host}"),
+            None => {
+                let label = crate::content::slugify(raw.name.get_ref());
+                let label = if label.is_empty() {
+                    "daily".to_string()
+                } else {
+                    label
+                };
+                format!("{label}.{host}")
+            }
         };
 
         let dkim = raw.dkim.as_ref().map(|d| DkimSettings {
@@ -507,6 +562,7 @@ impl Settings {
             ledger: raw.ledger,
             outbox: raw.outbox,
             archive_dir: raw.archive_dir,
+            send_time,
             max_lateness,
             daily_cap: raw.daily_cap,
             repeats: raw.repeats,
@@ -525,13 +581,43 @@ impl Settings {
 }
 
 /// Rewords toml's message into one line; the line number is reported apart.
+/// An unknown key gets the closest known key as a suggestion.
 pub fn toml_message(e: &toml::de::Error) -> String {
     let msg = e.message().trim().replace('\n', " ");
-    if let Some(rest) = msg.strip_prefix("unknown field ") {
-        format!("unknown key {rest}; check the spelling")
-    } else {
-        msg
+    let Some(rest) = msg.strip_prefix("unknown field ") else {
+        return msg;
+    };
+    let key = rest.split('`').nth(1).unwrap_or("");
+    let expected: Vec<&str> = rest
+        .split_once("expected")
+        .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+        .unwrap_or_default();
+    let closest = expected
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min();
+    match closest {
+        Some((_, k)) => format!("unknown key `{key}`; did you mean `{k}`?"),
+        None if expected.is_empty() => format!("unknown key `{key}`"),
+        None => format!("unknown key `{key}`; the keys here are {}", expected.join(", ")),
     }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(cur).min(row[j]) };
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -548,33 +634,38 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Parses durations such as `6h`, `90m`, `1h30m`, `45s`, `0`.
+/// Parses durations such as `6h`, `90m`, `1h30m`, `45s`, `250ms`, `0`.
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();
     if text == "0" {
         return Some(std::time::Duration::ZERO);
     }
-    let mut total = 0u64;
-    let mut number = String::new();
-    let mut any = false;
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number.parse().ok()?;
-        number.clear();
-        let unit = match c {
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
+    let mut total_ms = 0u64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let ms_per = match &rest[..unit_len] {
+            "d" => 86_400_000,
+            "h" => 3_600_000,
+            "m" => 60_000,
+            "s" => 1_000,
+            "ms" => 1,
             _ => return None,
         };
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        any = true;
+        total_ms = total_ms.checked_add(n.checked_mul(ms_per)?)?;
+        rest = &rest[unit_len..];
     }
-    (any && number.is_empty()).then(|| std::time::Duration::from_secs(total))
+    Some(std::time::Duration::from_millis(total_ms))
 }
 
 #[cfg(test)]
@@ -611,7 +702,7 @@ postal_address = "1 Main St, Springfield"
         assert_eq!(s.subscribers, PathBuf::from("subscribers.csv"));
         assert_eq!(s.max_lateness, chrono::Duration::hours(6));
         assert_eq!(s.unsubscribe.url, "https://example.com/u/{token}");
-        assert_eq!(s.list_id, "daily.example.com");
+        assert_eq!(s.list_id, "beginners-in-ai.example.com");
         assert!(s.smtp.is_none());
     }
 
@@ -620,7 +711,7 @@ postal_address = "1 Main St, Springfield"
         let errs = errors(&format!("{MINIMAL}subjet = \"x\"\n"));
         assert_eq!(errs.len(), 1);
         assert!(
-            errs[0].starts_with("dailyissue.toml:7: unknown key `subjet`"),
+            errs[0] == "dailyissue.toml:7: unknown key `subjet`; did you mean `subject`?",
             "{errs:?}"
         );
     }
@@ -628,7 +719,7 @@ postal_address = "1 Main St, Springfield"
     #[test]
     fn unknown_key_in_a_table_is_named() {
         let errs = errors(&format!("{MINIMAL}[smtp]\nhost = \"x\"\nprot = 25\n"));
-        assert!(errs[0].contains(":9: unknown key `prot`"), "{errs:?}");
+        assert_eq!(errs[0], "dailyissue.toml:9: unknown key `prot`; did you mean `port`?");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Subscriber {
 
 #[derive(Debug, Clone, Default)]
 pub struct List {
+    /// The extra columns (all but email, name, status), in header order.
+    pub columns: Vec<String>,
     pub subscribers: Vec<Subscriber>,
     /// Rows left out, each with its line and reason.
     pub problems: Vec<Problem>,
@@ -100,7 +102,17 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<List, Problem> {
     let name_col = headers.iter().position(|h| h == "name");
     let status_col = headers.iter().position(|h| h == "status");
 
-    let mut list = List::default();
+    let mut list = List {
+        columns: headers
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| {
+                *i != email_col && Some(*i) != name_col && Some(*i) != status_col && !h.is_empty()
+            })
+            .map(|(_, h)| h.clone())
+            .collect(),
+        ..List::default()
+    };
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut record = csv::StringRecord::new();
     loop {

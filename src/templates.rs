@@ -100,7 +100,22 @@ pub fn new_environment() -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
+    env.add_filter("wrap", wrap_filter);
     env
+}
+
+/// `{{ text | wrap }}` or `{{ text | wrap(60, "  ") }}`: word-wraps plain
+/// text to `width` columns (default 76), indenting lines after the first.
+fn wrap_filter(text: String, width: Option<usize>, indent: Option<String>) -> String {
+    let width = width.unwrap_or(crate::markdown::WIDTH).max(20);
+    let indent = indent.unwrap_or_default();
+    text.lines()
+        .map(|line| {
+            let lines = crate::markdown::wrap(line, width.saturating_sub(indent.chars().count()));
+            lines.join(&format!("\n{indent}"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Turns a minijinja error into `path:line: message`, naming an undefined

@@ -6,3 +6,6 @@ mod support;
 mod check;
 mod init;
 mod plan;
+mod render;
+mod send;
+mod smtp;

@@ -1,0 +1,95 @@
+//! Render benchmark: complete MIME messages for generated subscribers, on
+//! one core.
+//!
+//!     cargo bench --bench render [-- N]
+//!
+//! Prepares the repository's sample issue once (Markdown, templates, CSS
+//! inlining), then builds the full RFC 5322 message (headers, unsubscribe
+//! token, both quoted-printable bodies) for N generated subscribers (default
+//! 100,000) and prints messages per second and the process's peak RSS.
+
+use std::time::Instant;
+
+use dailyissue::edition::{self, EditionOptions, SecretUse};
+use dailyissue::message;
+use dailyissue::project::Project;
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    for sub in [
+        "content/terms",
+        "content/tools",
+        "content/tips",
+        "templates",
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
+        for entry in std::fs::read_dir(root.join(sub)).expect("read") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), dir.join(sub).join(entry.file_name())).expect("copy");
+        }
+    }
+    std::fs::copy(root.join("dailyissue.toml"), dir.join("dailyissue.toml")).expect("copy");
+    let mut csv = String::from("email,name,status,signup_source\n");
+    for i in 0..n {
+        let name = if i % 10 == 0 {
+            String::new()
+        } else {
+            format!("Reader {i}")
+        };
+        csv.push_str(&format!("reader{i}@example.net,{name},active,bench\n"));
+    }
+    std::fs::write(dir.join("subscribers.example.csv"), csv).expect("csv");
+
+    let project = Project::discover(dir).expect("project");
+    let t = Instant::now();
+    let edition = edition::load(
+        &project,
+        EditionOptions {
+            date: "2027-03-01".parse().expect("date"),
+            sent_at: "2027-03-01T11:00:00Z".parse().expect("time"),
+            secrets: SecretUse::Local,
+            write_record: true,
+        },
+    )
+    .expect("edition");
+    edition
+        .email
+        .prepare_for(edition.list.active())
+        .expect("shapes");
+    let prepare = t.elapsed();
+
+    let t = Instant::now();
+    let mut bytes = 0usize;
+    for reader in edition.list.active() {
+        let msg = message::build(&edition.email, reader).expect("message");
+        bytes += msg.formatted().len();
+    }
+    let elapsed = t.elapsed();
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!("subscribers:        {n}");
+    println!(
+        "load + prepare:     {:.1} ms (CSV parse, pool, templates, 2 shapes rendered and inlined)",
+        prepare.as_secs_f64() * 1e3
+    );
+    println!("build messages:     {:.2} s", elapsed.as_secs_f64());
+    println!("messages/second:    {rate:.0} (one core)");
+    println!("mean message size:  {} bytes", bytes / n.max(1));
+    println!("peak RSS:           {}", peak_rss());
+}
+
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l["VmHWM:".len()..].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}

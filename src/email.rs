@@ -1,0 +1,577 @@
+//! The day's email, prepared once per issue and personalised per reader.
+//!
+//! [`Email::prepare`] does all the expensive work once: Markdown to HTML and
+//! text, the template context, and (per *shape*, see below) the template
+//! render and CSS inlining. The rendered output keeps a marker wherever a
+//! personal value (address, name, CSV column, unsubscribe link) goes, and is
+//! cut into literal segments that are stored already quoted-printable
+//! encoded. Personalising is then concatenation: the literal segments with
+//! each reader's values (HTML-escaped in the HTML part) between them, so no
+//! template, Markdown or CSS work happens per recipient.
+//!
+//! A *shape* is the set of personal values that are empty for a reader.
+//! Templates may test a value (`{% if subscriber.name %}`), so each shape is
+//! rendered once with markers only for the non-empty values. If a template
+//! transforms a value in a way that destroys its marker (say `|truncate`), the
+//! shape falls back to a full render per reader: slower, never wrong.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use minijinja::Value;
+
+use crate::content::Pool;
+use crate::issue::IssueRecord;
+use crate::markdown;
+use crate::problem::Problem;
+use crate::render::{self, item_value};
+use crate::settings::Settings;
+use crate::subscribers::{Status, Subscriber, clean_line};
+use crate::templates::Templates;
+use crate::unsubscribe::{self, Secrets};
+
+const MARK_OPEN: char = '\u{E000}';
+const MARK_CLOSE: char = '\u{E001}';
+
+/// Fixed slots; CSV columns follow from index `FIXED`.
+const EMAIL: usize = 0;
+const NAME: usize = 1;
+const FIRST_NAME: usize = 2;
+const UNSUBSCRIBE: usize = 3;
+const FIXED: usize = 4;
+
+fn marker(slot: usize) -> String {
+    format!("{MARK_OPEN}{slot}{MARK_CLOSE}")
+}
+
+/// One part (HTML or text) of one shape: literals with slots between them.
+#[derive(Debug)]
+struct Part {
+    /// Decoded literal text, for previews.
+    literals: Vec<String>,
+    /// The same literals quoted-printable encoded, each ending at a line
+    /// boundary so that values can be encoded and spliced in between.
+    encoded: Vec<Vec<u8>>,
+    /// `slots[i]` sits between `literals[i]` and `literals[i + 1]`.
+    slots: Vec<usize>,
+}
+
+#[derive(Debug)]
+enum Shape {
+    Spliced {
+        html: Part,
+        text: Part,
+    },
+    /// A template consumed a marker; render each reader in full.
+    Direct,
+}
+
+/// A reader's copy: both bodies, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub html: String,
+    pub text: String,
+}
+
+/// The issue, prepared for personalisation.
+pub struct Email {
+    pub date: NaiveDate,
+    pub number: u32,
+    pub subject: String,
+    pub preheader: String,
+    pub web_url: String,
+    settings: Settings,
+    templates: Templates,
+    /// Everything in the template context except the personal values.
+    context: BTreeMap<String, Value>,
+    columns: Vec<String>,
+    secrets: Secrets,
+    shapes: Mutex<HashMap<Vec<bool>, Arc<Shape>>>,
+    pub sent_at: DateTime<Utc>,
+    domain: String,
+}
+
+impl std::fmt::Debug for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("date", &self.date)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Inputs of [`Email::prepare`].
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    pub settings: &'a Settings,
+    pub pool: &'a Pool,
+    pub templates: &'a Templates,
+    pub record: &'a IssueRecord,
+    /// Slugs featured by issues up to and including this one, so the email
+    /// links only glossary pages that exist.
+    pub featured: &'a std::collections::HashSet<String>,
+    /// Names of the CSV's extra columns.
+    pub columns: &'a [String],
+    pub secrets: Secrets,
+    /// The Date header of every message of this run.
+    pub sent_at: DateTime<Utc>,
+}
+
+/// The web version of an issue.
+pub fn web_url(settings: &Settings, date: NaiveDate) -> String {
+    format!("{}/issues/{date}/", settings.url)
+}
+
+/// The page of an item in the web archive, if items of its section get one.
+pub fn page_url(settings: &Settings, section: &str, slug: &str) -> Option<String> {
+    match section {
+        "term" => Some(format!("{}/glossary/{slug}/", settings.url)),
+        "tool" => Some(format!("{}/tools/#{slug}", settings.url)),
+        _ => None,
+    }
+}
+
+impl Email {
+    pub fn prepare(inputs: Inputs<'_>) -> Result<Email, Problem> {
+        let Inputs {
+            settings,
+            pool,
+            templates,
+            record,
+            featured,
+            columns,
+            secrets,
+            sent_at,
+        } = inputs;
+        let date = record.date;
+        let headline_ctx =
+            render::headline_context(settings, pool, &record.picks, record.number, date);
+        let subject = match &record.subject {
+            Some(s) => clean_line(s),
+            None => render::headline("subject", &settings.subject, &headline_ctx, date)?,
+        };
+        let preheader = render::headline("preheader", &settings.preheader, &headline_ctx, date)?;
+        let web_url = web_url(settings, date);
+
+        let mut context: BTreeMap<String, Value> = BTreeMap::new();
+        let mut sections = Vec::new();
+        for s in &settings.sections {
+            let Some(slug) = record.picks.get(&s.name) else {
+                continue;
+            };
+            let Some(item) = pool.get(&s.name, slug) else {
+                continue;
+            };
+            let related: Vec<Value> = item
+                .related
+                .iter()
+                .filter_map(|r| pool.find(r))
+                .map(|r| {
+                    let url = if featured.contains(&r.slug) {
+                        page_url(settings, &r.section, &r.slug)
+                    } else {
+                        None
+                    };
+                    minijinja::context! {
+                        slug => r.slug.as_str(),
+                        title => r.title.as_str(),
+                        section => r.section.as_str(),
+                        page_url => url,
+                    }
+                })
+                .collect();
+            let value = item_value(
+                item,
+                &[
+                    (
+                        "body_html",
+                        Value::from_safe_string(markdown::to_html(&item.body, &settings.url)),
+                    ),
+                    (
+                        "body_text",
+                        Value::from(markdown::to_text(&item.body, &settings.url)),
+                    ),
+                    ("page_url", Value::from(page_url(settings, &s.name, slug))),
+                    ("related_items", Value::from(related)),
+                    (
+                        "host",
+                        Value::from(item.fields.get("url").and_then(|u| u.as_str()).map(host)),
+                    ),
+                ],
+            );
+            context.insert(s.name.clone(), value);
+            sections.push(Value::from(s.name.as_str()));
+        }
+        context.insert("sections".into(), Value::from(sections));
+        context.insert(
+            "issue".into(),
+            minijinja::context! {
+                number => record.number,
+                date => date.to_string(),
+                date_long => date.format("%A, %B %-d, %Y").to_string(),
+                subject => subject.as_str(),
+                preheader => preheader.as_str(),
+                web_url => web_url.as_str(),
+            },
+        );
+        context.insert(
+            "newsletter".into(),
+            minijinja::context! {
+                name => settings.name.as_str(),
+                url => settings.url.as_str(),
+                host => host(&settings.url),
+                postal_address => settings.postal_address.as_str(),
+                from_name => settings.from.name.as_deref(),
+                from_email => settings.from.email.to_string(),
+                reply_to => settings.reply_to.as_ref().map(|m| m.email.to_string()),
+                list_id => settings.list_id.as_str(),
+                development_secret => secrets.development,
+            },
+        );
+        let email = Email {
+            date,
+            number: record.number,
+            subject,
+            preheader,
+            web_url,
+            settings: settings.clone(),
+            templates: templates.clone(),
+            context,
+            columns: columns.to_vec(),
+            secrets,
+            shapes: Mutex::new(HashMap::new()),
+            sent_at,
+            domain: settings.from.email.domain().to_string(),
+        };
+        Ok(email)
+    }
+
+    /// The personal values of a reader, by slot.
+    fn values(&self, reader: &Subscriber) -> Vec<String> {
+        let mut v = Vec::with_capacity(FIXED + self.columns.len());
+        v.push(reader.email.to_string());
+        v.push(reader.name.clone());
+        v.push(
+            reader
+                .name
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        );
+        v.push(self.unsubscribe_url(reader));
+        for c in &self.columns {
+            v.push(clean_line(reader.fields.get(c).map_or("", String::as_str)));
+        }
+        v
+    }
+
+    pub fn token(&self, reader: &Subscriber) -> String {
+        unsubscribe::token(&self.secrets, &self.settings.list_id, &reader.key)
+    }
+
+    pub fn unsubscribe_url(&self, reader: &Subscriber) -> String {
+        self.settings
+            .unsubscribe
+            .url
+            .replace("{token}", &self.token(reader))
+    }
+
+    /// The template context for given personal values (markers or real values).
+    fn context_with(&self, values: &[String]) -> Value {
+        let mut subscriber: BTreeMap<String, Value> = BTreeMap::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            subscriber.insert(c.clone(), Value::from(values[FIXED + i].as_str()));
+        }
+        subscriber.insert("email".into(), Value::from(values[EMAIL].as_str()));
+        subscriber.insert("name".into(), Value::from(values[NAME].as_str()));
+        subscriber.insert(
+            "first_name".into(),
+            Value::from(values[FIRST_NAME].as_str()),
+        );
+        let mut ctx = self.context.clone();
+        ctx.insert("subscriber".into(), Value::from(subscriber));
+        ctx.insert(
+            "unsubscribe_url".into(),
+            Value::from(values[UNSUBSCRIBE].as_str()),
+        );
+        Value::from(ctx)
+    }
+
+    /// Renders both templates in full for a context, inlining CSS.
+    fn render_full(&self, ctx: &Value) -> Result<Rendered, Problem> {
+        let at = format!("issue of {}", self.date);
+        let env = self.templates.env();
+        let html = env
+            .get_template("email.html")
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| self.templates.error(&e, &at))?;
+        let text = env
+            .get_template("email.txt")
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| self.templates.error(&e, &at))?;
+        Ok(Rendered {
+            html: inline_css(&html).map_err(|e| {
+                Problem::new(
+                    self.templates.origin("email.html"),
+                    None,
+                    format!("CSS inlining failed ({at}): {e}"),
+                )
+            })?,
+            text: tidy_text(&text),
+        })
+    }
+
+    fn shape(&self, values: &[String]) -> Result<Arc<Shape>, Problem> {
+        let key: Vec<bool> = values.iter().map(String::is_empty).collect();
+        if let Some(shape) = self.shapes.lock().map_err(poisoned)?.get(&key) {
+            return Ok(shape.clone());
+        }
+        let markers: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(i, empty)| if *empty { String::new() } else { marker(i) })
+            .collect();
+        let full = self.render_full(&self.context_with(&markers))?;
+        let shape = match (
+            split(&full.html, values.len()),
+            split(&full.text, values.len()),
+        ) {
+            (Some(html), Some(text)) => Shape::Spliced { html, text },
+            _ => Shape::Direct,
+        };
+        let shape = Arc::new(shape);
+        self.shapes
+            .lock()
+            .map_err(poisoned)?
+            .insert(key, shape.clone());
+        Ok(shape)
+    }
+
+    /// Renders every shape the list needs, so template errors surface before
+    /// anything is sent.
+    pub fn prepare_for<'a>(
+        &self,
+        readers: impl IntoIterator<Item = &'a Subscriber>,
+    ) -> Result<(), Problem> {
+        for r in readers {
+            self.shape(&self.values(r))?;
+        }
+        Ok(())
+    }
+
+    /// A reader's copy, decoded (for previews and checks).
+    pub fn render(&self, reader: &Subscriber) -> Result<Rendered, Problem> {
+        let values = self.values(reader);
+        match &*self.shape(&values)? {
+            Shape::Spliced { html, text } => Ok(Rendered {
+                html: splice(html, &values, true),
+                text: splice(text, &values, false),
+            }),
+            Shape::Direct => self.render_full(&self.context_with(&values)),
+        }
+    }
+
+    /// Both bodies quoted-printable encoded, ready for MIME.
+    pub fn encoded_bodies(&self, reader: &Subscriber) -> Result<(Vec<u8>, Vec<u8>), Problem> {
+        let values = self.values(reader);
+        match &*self.shape(&values)? {
+            Shape::Spliced { html, text } => Ok((
+                splice_encoded(text, &values, false),
+                splice_encoded(html, &values, true),
+            )),
+            Shape::Direct => {
+                let r = self.render_full(&self.context_with(&values))?;
+                let mut text = Vec::new();
+                crate::message::qp_encode(&r.text, &mut text);
+                let mut html = Vec::new();
+                crate::message::qp_encode(&r.html, &mut html);
+                Ok((text, html))
+            }
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    pub fn development_secret(&self) -> bool {
+        self.secrets.development
+    }
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> Problem {
+    Problem::new("(internal)", None, "a rendering thread panicked")
+}
+
+/// A sample reader for previews of an empty list.
+pub fn sample_reader() -> Subscriber {
+    Subscriber {
+        email: "reader@example.com"
+            .parse()
+            .unwrap_or_else(|_| unreachable!()),
+        key: "reader@example.com".into(),
+        name: "Sample Reader".into(),
+        status: Status::Active,
+        fields: BTreeMap::new(),
+        line: 0,
+    }
+}
+
+/// The host of a URL, for display ("chatgpt.com").
+pub fn host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    host.strip_prefix("www.").unwrap_or(host).to_string()
+}
+
+fn inline_css(html: &str) -> Result<String, css_inline::InlineError> {
+    let inliner = css_inline::CSSInliner::options()
+        .keep_at_rules(true)
+        .load_remote_stylesheets(false)
+        .build();
+    inliner.inline(html)
+}
+
+/// Trims trailing spaces and collapses runs of blank lines in the text part.
+fn tidy_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            blank += 1;
+            if blank > 1 {
+                continue;
+            }
+        } else {
+            blank = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim_start_matches('\n').to_string()
+}
+
+/// Cuts rendered output at markers. `None` if a marker was damaged.
+fn split(rendered: &str, slots: usize) -> Option<Part> {
+    let mut literals = Vec::new();
+    let mut found = Vec::new();
+    let mut rest = rendered;
+    while let Some(open) = rest.find(MARK_OPEN) {
+        literals.push(rest[..open].to_string());
+        let after = &rest[open + MARK_OPEN.len_utf8()..];
+        let close = after.find(MARK_CLOSE)?;
+        let slot: usize = after[..close].parse().ok()?;
+        if slot >= slots {
+            return None;
+        }
+        found.push(slot);
+        rest = &after[close + MARK_CLOSE.len_utf8()..];
+    }
+    if rest.contains(MARK_CLOSE) {
+        return None;
+    }
+    literals.push(rest.to_string());
+    let encoded = literals
+        .iter()
+        .map(|l| {
+            let mut out = Vec::new();
+            crate::message::qp_encode(l, &mut out);
+            crate::message::end_line(&mut out);
+            out
+        })
+        .collect();
+    Some(Part {
+        literals,
+        encoded,
+        slots: found,
+    })
+}
+
+pub fn html_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn splice(part: &Part, values: &[String], html: bool) -> String {
+    let mut out = String::new();
+    for (i, lit) in part.literals.iter().enumerate() {
+        out.push_str(lit);
+        if let Some(&slot) = part.slots.get(i) {
+            if html {
+                html_escape(&values[slot], &mut out);
+            } else {
+                out.push_str(&values[slot]);
+            }
+        }
+    }
+    out
+}
+
+fn splice_encoded(part: &Part, values: &[String], html: bool) -> Vec<u8> {
+    let size: usize = part.encoded.iter().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(size + 256);
+    let mut escaped = String::new();
+    for (i, lit) in part.encoded.iter().enumerate() {
+        out.extend_from_slice(lit);
+        if let Some(&slot) = part.slots.get(i) {
+            let value = if html {
+                escaped.clear();
+                html_escape(&values[slot], &mut escaped);
+                escaped.as_str()
+            } else {
+                values[slot].as_str()
+            };
+            crate::message::qp_encode(value, &mut out);
+            crate::message::end_line(&mut out);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_and_splice_round_trip() {
+        let part =
+            split(&format!("Hi {}!\nBye {}.\n", marker(1), marker(0)), 2).expect("markers intact");
+        let values = vec!["<a@b.c>".to_string(), "Ann & Bo".to_string()];
+        assert_eq!(
+            splice(&part, &values, false),
+            "Hi Ann & Bo!\nBye <a@b.c>.\n"
+        );
+        assert_eq!(
+            splice(&part, &values, true),
+            "Hi Ann &amp; Bo!\nBye &lt;a@b.c&gt;.\n"
+        );
+    }
+
+    #[test]
+    fn damaged_markers_are_detected() {
+        assert!(split(&format!("x{MARK_OPEN}1"), 2).is_none());
+        assert!(split(&format!("x{MARK_OPEN}9{MARK_CLOSE}"), 2).is_none());
+        assert!(split(&format!("x1{MARK_CLOSE}"), 2).is_none());
+    }
+
+    #[test]
+    fn hosts_are_short() {
+        assert_eq!(host("https://www.deepl.com/translator?x=1"), "deepl.com");
+        assert_eq!(host("https://chatgpt.com"), "chatgpt.com");
+    }
+}

@@ -1,0 +1,390 @@
+//! Markdown to email-ready HTML and to plain text.
+//!
+//! HTML comes from pulldown-cmark with relative links made absolute against
+//! the newsletter's URL. Plain text is rendered from the same events: wrapped
+//! at [`WIDTH`] columns, headings underlined, lists indented with hanging
+//! indent, code kept verbatim, and links turned into numbered references
+//! listed after the text, as good plain-text newsletters do.
+
+use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+
+/// Plain-text wrap width.
+pub const WIDTH: usize = 76;
+
+fn parser(markdown: &str) -> Parser<'_> {
+    Parser::new_ext(
+        markdown,
+        Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES,
+    )
+}
+
+/// Renders HTML; links and images that are not absolute are resolved against `base`.
+pub fn to_html(markdown: &str, base: &str) -> String {
+    let events = parser(markdown).map(|event| match event {
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: absolute(&dest_url, base).into(),
+            title,
+            id,
+        }),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: absolute(&dest_url, base).into(),
+            title,
+            id,
+        }),
+        // The email's own headings are h1/h2; body headings sit below them.
+        Event::Start(Tag::Heading {
+            level,
+            id,
+            classes,
+            attrs,
+        }) => Event::Start(Tag::Heading {
+            level: demote(level),
+            id,
+            classes,
+            attrs,
+        }),
+        Event::End(TagEnd::Heading(level)) => Event::End(TagEnd::Heading(demote(level))),
+        // Raw HTML in content is shown as text: content is not trusted to be email-safe.
+        Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
+        other => other,
+    });
+    let mut out = String::with_capacity(markdown.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut out, events);
+    out
+}
+
+fn demote(level: HeadingLevel) -> HeadingLevel {
+    match level {
+        HeadingLevel::H1 | HeadingLevel::H2 => HeadingLevel::H3,
+        HeadingLevel::H3 => HeadingLevel::H4,
+        HeadingLevel::H4 => HeadingLevel::H5,
+        _ => HeadingLevel::H6,
+    }
+}
+
+/// Makes `url` absolute: kept when it has a scheme or is a fragment,
+/// otherwise joined to `base`.
+pub fn absolute(url: &str, base: &str) -> String {
+    if url.contains("://") || url.starts_with("mailto:") || url.starts_with('#') {
+        url.to_string()
+    } else {
+        format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            url.trim_start_matches('/')
+        )
+    }
+}
+
+/// Renders wrapped plain text with numbered link references.
+pub fn to_text(markdown: &str, base: &str) -> String {
+    let mut r = TextRenderer::default();
+    for event in parser(markdown) {
+        r.event(event, base);
+    }
+    r.finish()
+}
+
+#[derive(Default)]
+struct TextRenderer {
+    out: String,
+    /// Inline text of the block being built.
+    line: String,
+    /// Stack of list counters: None for bullets, Some(n) for numbered lists.
+    lists: Vec<Option<u64>>,
+    /// Prefix for the first line of the current item and for the rest.
+    item_marker: Option<String>,
+    quote_depth: usize,
+    heading: Option<HeadingLevel>,
+    in_code: bool,
+    links: Vec<String>,
+    link_stack: Vec<String>,
+    image_alt: bool,
+}
+
+impl TextRenderer {
+    fn indent(&self) -> String {
+        let mut s = "> ".repeat(self.quote_depth);
+        for _ in 0..self.lists.len().saturating_sub(1) {
+            s.push_str("   ");
+        }
+        if !self.lists.is_empty() {
+            s.push_str("   ");
+        }
+        s
+    }
+
+    fn blank_line(&mut self) {
+        if !self.out.is_empty() && !self.out.ends_with("\n\n") {
+            if !self.out.ends_with('\n') {
+                self.out.push('\n');
+            }
+            let quote = "> ".repeat(self.quote_depth);
+            self.out.push_str(quote.trim_end());
+            self.out.push('\n');
+        }
+    }
+
+    fn flush(&mut self) {
+        let text = std::mem::take(&mut self.line);
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let rest = self.indent();
+        let first = match self.item_marker.take() {
+            Some(marker) => {
+                let base = rest.len().saturating_sub(3);
+                format!("{}{marker:<3}", &rest[..base])
+            }
+            None => rest.clone(),
+        };
+        let width = WIDTH.saturating_sub(rest.chars().count()).max(20);
+        let lines = wrap(text, width);
+        for (i, l) in lines.iter().enumerate() {
+            self.out.push_str(if i == 0 { &first } else { &rest });
+            self.out.push_str(l);
+            self.out.push('\n');
+        }
+        if let Some(level) = self.heading {
+            let underline = if level == HeadingLevel::H1 { '=' } else { '-' };
+            let len = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+            self.out.push_str(&rest);
+            self.out.push_str(&underline.to_string().repeat(len));
+            self.out.push('\n');
+        }
+    }
+
+    fn event(&mut self, event: Event<'_>, base: &str) {
+        match event {
+            Event::Start(tag) => match tag {
+                Tag::Paragraph if self.item_marker.is_none() => self.blank_line(),
+                Tag::Heading { level, .. } => {
+                    self.blank_line();
+                    self.heading = Some(level);
+                }
+                Tag::BlockQuote(_) => {
+                    self.flush();
+                    self.blank_line();
+                    self.quote_depth += 1;
+                }
+                Tag::CodeBlock(kind) => {
+                    self.flush();
+                    self.blank_line();
+                    self.in_code = true;
+                    let _ = matches!(kind, CodeBlockKind::Fenced(_));
+                }
+                Tag::List(start) => {
+                    self.flush();
+                    if self.lists.is_empty() {
+                        self.blank_line();
+                    }
+                    self.lists.push(start);
+                }
+                Tag::Item => {
+                    self.flush();
+                    let marker = match self.lists.last_mut() {
+                        Some(Some(n)) => {
+                            let m = format!("{n}.");
+                            *n += 1;
+                            m
+                        }
+                        _ => "-".to_string(),
+                    };
+                    self.item_marker = Some(marker);
+                }
+                Tag::Emphasis => self.line.push('_'),
+                Tag::Strong => self.line.push('*'),
+                Tag::Link { dest_url, .. } => self.link_stack.push(absolute(&dest_url, base)),
+                Tag::Image { dest_url, .. } => {
+                    self.image_alt = true;
+                    self.link_stack.push(absolute(&dest_url, base));
+                    self.line.push_str("[image: ");
+                }
+                _ => {}
+            },
+            Event::End(tag) => match tag {
+                TagEnd::Paragraph => self.flush(),
+                TagEnd::Heading(_) => {
+                    self.flush();
+                    self.heading = None;
+                }
+                TagEnd::BlockQuote(_) => {
+                    self.flush();
+                    self.quote_depth = self.quote_depth.saturating_sub(1);
+                }
+                TagEnd::CodeBlock => {
+                    self.in_code = false;
+                }
+                TagEnd::List(_) => {
+                    self.flush();
+                    self.lists.pop();
+                }
+                TagEnd::Item => self.flush(),
+                TagEnd::Emphasis => self.line.push('_'),
+                TagEnd::Strong => self.line.push('*'),
+                TagEnd::Link => {
+                    if let Some(url) = self.link_stack.pop() {
+                        let text_is_url = self.line.trim_end().ends_with(url.as_str());
+                        if !text_is_url {
+                            let n = self.reference(url);
+                            self.line.push_str(&format!(" [{n}]"));
+                        }
+                    }
+                }
+                TagEnd::Image => {
+                    self.image_alt = false;
+                    if let Some(url) = self.link_stack.pop() {
+                        let n = self.reference(url);
+                        self.line.push_str(&format!("] [{n}]"));
+                    }
+                }
+                _ => {}
+            },
+            Event::Text(text) => {
+                if self.in_code {
+                    let indent = format!("{}    ", self.indent());
+                    for l in text.lines() {
+                        self.out.push_str(indent.trim_end_matches(' '));
+                        if !l.is_empty() {
+                            self.out
+                                .push_str(&indent[indent.trim_end_matches(' ').len()..]);
+                            self.out.push_str(l);
+                        }
+                        self.out.push('\n');
+                    }
+                } else {
+                    self.line.push_str(&text);
+                }
+            }
+            Event::Code(code) => {
+                self.line.push('"');
+                self.line.push_str(&code);
+                self.line.push('"');
+            }
+            Event::SoftBreak => self.line.push(' '),
+            Event::HardBreak => self.line.push(' '),
+            Event::Rule => {
+                self.flush();
+                self.blank_line();
+                self.out.push_str(&"-".repeat(20));
+                self.out.push('\n');
+            }
+            Event::Html(html) | Event::InlineHtml(html) => self.line.push_str(&html),
+            _ => {}
+        }
+    }
+
+    fn reference(&mut self, url: String) -> usize {
+        match self.links.iter().position(|u| *u == url) {
+            Some(i) => i + 1,
+            None => {
+                self.links.push(url);
+                self.links.len()
+            }
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.flush();
+        let mut out = self.out.trim_end().to_string();
+        out.push('\n');
+        if !self.links.is_empty() {
+            out.push('\n');
+            for (i, url) in self.links.iter().enumerate() {
+                out.push_str(&format!("[{}] {url}\n", i + 1));
+            }
+        }
+        out
+    }
+}
+
+/// Greedy word wrap; words longer than `width` (long URLs) get a line of their own.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut len = 0;
+    for word in text.split_whitespace() {
+        let wlen = word.chars().count();
+        if len > 0 && len + 1 + wlen > width {
+            lines.push(std::mem::take(&mut line));
+            len = 0;
+        }
+        if len > 0 {
+            line.push(' ');
+            len += 1;
+        }
+        line.push_str(word);
+        len += wlen;
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "https://daily.example.com";
+
+    #[test]
+    fn html_links_become_absolute_and_raw_html_is_shown_as_text() {
+        let html = to_html(
+            "See [the guide](/guide) or [x](https://x.org).\n\n<script>alert(1)</script>\n",
+            BASE,
+        );
+        assert!(
+            html.contains("href=\"https://daily.example.com/guide\""),
+            "{html}"
+        );
+        assert!(html.contains("href=\"https://x.org\""));
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("<script>"));
+    }
+
+    #[test]
+    fn text_wraps_and_numbers_links() {
+        let md = "## What it means\n\nA token is a [small chunk](https://en.wikipedia.org/wiki/Token) of text that a language model reads and writes, one after another, many times a second.\n\n- first point\n- second point that is long enough to need wrapping because it keeps going and going on\n\n1. step one\n2. step [two](https://x.org)\n";
+        let text = to_text(md, BASE);
+        assert_eq!(
+            text,
+            "What it means\n-------------\n\nA token is a small chunk [1] of text that a language model reads and writes,\none after another, many times a second.\n\n-  first point\n-  second point that is long enough to need wrapping because it keeps going\n   and going on\n\n1. step one\n2. step two [2]\n\n[1] https://en.wikipedia.org/wiki/Token\n[2] https://x.org\n"
+        );
+        assert!(text.lines().all(|l| l.chars().count() <= WIDTH));
+    }
+
+    #[test]
+    fn code_blocks_are_indented_verbatim() {
+        let text = to_text(
+            "Try this:\n\n```\nSummarise this:\n  keep   spacing\n```\n",
+            BASE,
+        );
+        assert_eq!(
+            text,
+            "Try this:\n\n    Summarise this:\n      keep   spacing\n"
+        );
+    }
+
+    #[test]
+    fn wrap_keeps_long_words_whole() {
+        let url = "https://example.com/a/very/long/path/that/does/not/fit";
+        assert_eq!(
+            wrap(&format!("see {url} now"), 20),
+            vec!["see".to_string(), url.to_string(), "now".to_string()]
+        );
+    }
+}

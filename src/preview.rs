@@ -1,0 +1,186 @@
+//! `preview`: exactly what `send` would send to one reader, without sending
+//! and without touching the ledger. It writes the issue record when the day
+//! has none, as `plan` would.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::atomic;
+use crate::edition::{self, EditionOptions, SecretUse};
+use crate::email;
+use crate::message;
+use crate::problem::Failure;
+use crate::project::Project;
+use crate::subscribers::{Status, Subscriber};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Html,
+    Text,
+    Eml,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Html => "html",
+            Format::Text => "txt",
+            Format::Eml => "eml",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PreviewOptions {
+    pub date: NaiveDate,
+    pub now: DateTime<Utc>,
+    /// Render as this address (a listed reader, or any address).
+    pub reader: Option<String>,
+    pub format: Format,
+    /// A file for `format`, or a folder for all three formats.
+    pub out: Option<PathBuf>,
+    pub open: bool,
+}
+
+#[derive(Debug)]
+pub struct Preview {
+    /// What to print on stdout when there is no `--out`.
+    pub stdout: Option<Vec<u8>>,
+    /// Files written.
+    pub written: Vec<PathBuf>,
+    pub warnings: Vec<String>,
+    pub reader: String,
+}
+
+pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Failure> {
+    let edition = edition::load(
+        project,
+        EditionOptions {
+            date: opts.date,
+            sent_at: opts.now,
+            secrets: SecretUse::Local,
+            write_record: true,
+        },
+    )?;
+    let mut warnings = edition.warnings.clone();
+    if edition.created {
+        warnings.push(format!("wrote {}", edition.record.path.display()));
+    }
+    let reader = match &opts.reader {
+        Some(addr) => match edition.list.find(addr) {
+            Some(r) => r.clone(),
+            None => {
+                let email = addr.trim().parse().map_err(|_| {
+                    Failure::Usage(format!("--as {addr}: not a valid email address"))
+                })?;
+                warnings.push(format!(
+                    "{addr} is not on the list; rendering for an unnamed reader"
+                ));
+                Subscriber {
+                    email,
+                    key: addr.trim().to_lowercase(),
+                    name: String::new(),
+                    status: Status::Active,
+                    fields: edition
+                        .list
+                        .columns
+                        .iter()
+                        .map(|c| (c.clone(), String::new()))
+                        .collect(),
+                    line: 0,
+                }
+            }
+        },
+        None => match edition.list.active().next() {
+            Some(r) => r.clone(),
+            None => {
+                let mut r = email::sample_reader();
+                r.fields = edition
+                    .list
+                    .columns
+                    .iter()
+                    .map(|c| (c.clone(), String::new()))
+                    .collect();
+                r
+            }
+        },
+    };
+    let mail = &edition.email;
+    let render = |format: Format| -> Result<Vec<u8>, Failure> {
+        Ok(match format {
+            Format::Html => mail
+                .render(&reader)
+                .map_err(Failure::one)?
+                .html
+                .into_bytes(),
+            Format::Text => mail
+                .render(&reader)
+                .map_err(Failure::one)?
+                .text
+                .into_bytes(),
+            Format::Eml => message::build(mail, &reader)
+                .map_err(Failure::one)?
+                .formatted(),
+        })
+    };
+    let mut written = Vec::new();
+    let mut stdout = None;
+    match &opts.out {
+        Some(out) if out.is_dir() || out.to_string_lossy().ends_with('/') => {
+            for format in [Format::Html, Format::Text, Format::Eml] {
+                let path = out.join(format!("{}.{}", opts.date, format.extension()));
+                atomic::write(&path, &render(format)?)?;
+                written.push(path);
+            }
+        }
+        Some(out) => {
+            atomic::write(out, &render(opts.format)?)?;
+            written.push(out.clone());
+        }
+        None if opts.open => {}
+        None => stdout = Some(render(opts.format)?),
+    }
+    if opts.open {
+        let html = match written
+            .iter()
+            .find(|p| p.extension().is_some_and(|e| e == "html"))
+        {
+            Some(p) => p.clone(),
+            None => {
+                let path =
+                    std::env::temp_dir().join(format!("dailyissue-preview-{}.html", opts.date));
+                atomic::write(&path, &render(Format::Html)?)?;
+                written.push(path.clone());
+                path
+            }
+        };
+        open_in_browser(&html)?;
+    }
+    Ok(Preview {
+        stdout,
+        written,
+        warnings,
+        reader: reader.email.to_string(),
+    })
+}
+
+fn open_in_browser(path: &Path) -> Result<(), Failure> {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(opener)
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| {
+            Failure::Other(anyhow::anyhow!(
+                "cannot run {opener} to open {}: {e}",
+                path.display()
+            ))
+        })
+}

@@ -1,0 +1,70 @@
+//! `status`: what the ledger holds for one issue — counts per status, test
+//! copies, suppressions, and every failed, bounced or deferred address with
+//! its last SMTP reply. Read-only.
+
+use chrono::NaiveDate;
+
+use crate::ledger::{Failure as Row, Ledger, Status};
+use crate::problem::Failure;
+use crate::project::Project;
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Report {
+    pub date: String,
+    pub sending: u64,
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    pub bounced: u64,
+    pub test_copies: u64,
+    pub suppressed: u64,
+    pub problems: Vec<Row>,
+}
+
+impl Report {
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "issue of {}: sent {}, deferred {}, failed {}, bounced {}, sending {}\n",
+            self.date, self.sent, self.deferred, self.failed, self.bounced, self.sending
+        );
+        out.push_str(&format!(
+            "test copies {}, suppressed addresses {}\n",
+            self.test_copies, self.suppressed
+        ));
+        for p in &self.problems {
+            out.push_str(&format!(
+                "{:<9} {} (attempts {}): {}\n",
+                p.status.as_str(),
+                p.address,
+                p.attempts,
+                p.reply
+            ));
+        }
+        if self.sending > 0 {
+            out.push_str("rows still `sending` were interrupted; the next `send` retries them\n");
+        }
+        out
+    }
+}
+
+pub fn status(project: &Project, date: NaiveDate) -> Result<Report, Failure> {
+    let mut report = Report {
+        date: date.to_string(),
+        ..Report::default()
+    };
+    let Some(ledger) = Ledger::open_existing_read_only(&project.path(&project.settings.ledger))?
+    else {
+        return Ok(report);
+    };
+    let counts = ledger.counts(date)?;
+    let get = |s: Status| counts.get(&s).copied().unwrap_or(0);
+    report.sending = get(Status::Sending);
+    report.sent = get(Status::Sent);
+    report.deferred = get(Status::Deferred);
+    report.failed = get(Status::Failed);
+    report.bounced = get(Status::Bounced);
+    report.test_copies = ledger.test_sends(date)?;
+    report.suppressed = ledger.suppressed()?.len() as u64;
+    report.problems = ledger.failures(date)?;
+    Ok(report)
+}
