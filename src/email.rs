@@ -27,7 +27,7 @@ use crate::markdown;
 use crate::problem::Problem;
 use crate::render::{self, item_value};
 use crate::settings::Settings;
-use crate::subscribers::{Status, Subscriber, clean_line};
+use crate::subscribers::{Subscriber, clean_line};
 use crate::templates::Templates;
 use crate::unsubscribe::{self, Secrets};
 
@@ -261,8 +261,8 @@ impl Email {
                 .to_string(),
         );
         v.push(self.unsubscribe_url(reader));
-        for c in &self.columns {
-            v.push(clean_line(reader.fields.get(c).map_or("", String::as_str)));
+        for i in 0..self.columns.len() {
+            v.push(clean_line(reader.fields.get(i).map_or("", String::as_str)));
         }
         v
     }
@@ -410,17 +410,11 @@ fn poisoned<T>(_: std::sync::PoisonError<T>) -> Problem {
 }
 
 /// A sample reader for previews of an empty list.
-pub fn sample_reader() -> Subscriber {
-    Subscriber {
-        email: "reader@example.com"
-            .parse()
-            .unwrap_or_else(|_| unreachable!()),
-        key: "reader@example.com".into(),
-        name: "Sample Reader".into(),
-        status: Status::Active,
-        fields: BTreeMap::new(),
-        line: 0,
-    }
+pub fn sample_reader(columns: usize) -> Subscriber {
+    let email = "reader@example.com"
+        .parse()
+        .unwrap_or_else(|_| unreachable!());
+    Subscriber::ad_hoc(email, "Sample Reader", columns)
 }
 
 /// The host of a URL, for display ("chatgpt.com").

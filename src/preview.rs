@@ -12,7 +12,7 @@ use crate::email;
 use crate::message;
 use crate::problem::Failure;
 use crate::project::Project;
-use crate::subscribers::{Status, Subscriber};
+use crate::subscribers::Subscriber;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -77,33 +77,12 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
                 warnings.push(format!(
                     "{addr} is not on the list; rendering for an unnamed reader"
                 ));
-                Subscriber {
-                    email,
-                    key: addr.trim().to_lowercase(),
-                    name: String::new(),
-                    status: Status::Active,
-                    fields: edition
-                        .list
-                        .columns
-                        .iter()
-                        .map(|c| (c.clone(), String::new()))
-                        .collect(),
-                    line: 0,
-                }
+                Subscriber::ad_hoc(email, "", edition.list.columns.len())
             }
         },
         None => match edition.list.active().next() {
             Some(r) => r.clone(),
-            None => {
-                let mut r = email::sample_reader();
-                r.fields = edition
-                    .list
-                    .columns
-                    .iter()
-                    .map(|c| (c.clone(), String::new()))
-                    .collect();
-                r
-            }
+            None => email::sample_reader(edition.list.columns.len()),
         },
     };
     let mail = &edition.email;

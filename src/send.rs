@@ -202,7 +202,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     } else {
         Some(lock(&project.path(&settings.ledger))?)
     };
-    let edition = edition::load(
+    let mut edition = edition::load(
         project,
         EditionOptions {
             date: opts.date,
@@ -225,7 +225,8 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         warnings.push(format!("skipped: {p}"));
     }
 
-    if opts.implicit_date && opts.to.is_empty() {
+    // Lateness protects readers; `.eml` files and dry runs reach nobody.
+    if opts.implicit_date && opts.to.is_empty() && matches!(sink, Sink::Smtp(_)) {
         let local_now = opts.now.with_timezone(&settings.timezone).naive_local();
         if too_late(
             local_now,
@@ -267,10 +268,10 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
                 .unwrap_or_default(),
         };
         let mut due = Vec::new();
-        for r in edition
-            .list
-            .subscribers
-            .iter()
+        // Moved out, not cloned: a list of a million readers is held once.
+        let subscribers = std::mem::take(&mut edition.list.subscribers);
+        for r in subscribers
+            .into_iter()
             .filter(|s| s.status == ListStatus::Active)
         {
             summary.active += 1;
@@ -282,7 +283,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
                 Some(Status::Sent) => summary.already_sent += 1,
                 Some(Status::Bounced) => summary.suppressed += 1,
                 Some(Status::Failed) if !opts.retry_failed => summary.failed_earlier += 1,
-                _ => due.push(r.clone()),
+                _ => due.push(r),
             }
         }
         due
@@ -315,7 +316,8 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         allowance = allowance.min(room);
     }
     summary.left = recipients.len() as u64 - allowance;
-    let recipients: Vec<Subscriber> = recipients.into_iter().take(allowance as usize).collect();
+    let mut recipients = recipients;
+    recipients.truncate(allowance as usize);
     if recipients.is_empty() {
         summary.elapsed_seconds = started.elapsed().as_secs_f64();
         return Ok((summary, warnings));
@@ -456,19 +458,7 @@ fn test_reader(edition: &edition::Edition, addr: &str) -> Result<Subscriber, Fai
         .trim()
         .parse()
         .map_err(|_| Failure::Usage(format!("--to {addr}: not a valid email address")))?;
-    Ok(Subscriber {
-        email,
-        key: addr.trim().to_lowercase(),
-        name: String::new(),
-        status: ListStatus::Active,
-        fields: edition
-            .list
-            .columns
-            .iter()
-            .map(|c| (c.clone(), String::new()))
-            .collect(),
-        line: 0,
-    })
+    Ok(Subscriber::ad_hoc(email, "", edition.list.columns.len()))
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -661,7 +651,12 @@ async fn execute(
     }
     drop(queue_rx);
     let mut dispatch_error = None;
-    'dispatch: for chunk in recipients.chunks(BATCH) {
+    let mut recipients = recipients.into_iter();
+    'dispatch: loop {
+        let chunk: Vec<Subscriber> = recipients.by_ref().take(BATCH).collect();
+        if chunk.is_empty() {
+            break;
+        }
         let batch: Vec<(String, String)> = chunk
             .iter()
             .map(|r| {
@@ -679,7 +674,7 @@ async fn execute(
             break;
         }
         for r in chunk {
-            if queue_tx.send(r.clone()).await.is_err() {
+            if queue_tx.send(r).await.is_err() {
                 break 'dispatch;
             }
         }

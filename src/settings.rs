@@ -600,7 +600,10 @@ pub fn toml_message(e: &toml::de::Error) -> String {
     match closest {
         Some((_, k)) => format!("unknown key `{key}`; did you mean `{k}`?"),
         None if expected.is_empty() => format!("unknown key `{key}`"),
-        None => format!("unknown key `{key}`; the keys here are {}", expected.join(", ")),
+        None => format!(
+            "unknown key `{key}`; the keys here are {}",
+            expected.join(", ")
+        ),
     }
 }
 
@@ -613,7 +616,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(cur).min(row[j]) };
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
             prev = cur;
         }
     }
@@ -719,7 +726,10 @@ postal_address = "1 Main St, Springfield"
     #[test]
     fn unknown_key_in_a_table_is_named() {
         let errs = errors(&format!("{MINIMAL}[smtp]\nhost = \"x\"\nprot = 25\n"));
-        assert_eq!(errs[0], "dailyissue.toml:9: unknown key `prot`; did you mean `port`?");
+        assert_eq!(
+            errs[0],
+            "dailyissue.toml:9: unknown key `prot`; did you mean `port`?"
+        );
     }
 
     #[test]

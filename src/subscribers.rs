@@ -7,7 +7,7 @@
 //! line numbers and left out of the list, so `send` can skip them while
 //! `check` fails on them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use lettre::Address;
@@ -29,8 +29,9 @@ pub struct Subscriber {
     /// Display name with line breaks and control characters removed; may be empty.
     pub name: String,
     pub status: Status,
-    /// Every other column, by header name.
-    pub fields: BTreeMap<String, String>,
+    /// Every other column's value, in the order of [`List::columns`]. (A
+    /// vector, not a map: a list of a million readers must stay small.)
+    pub fields: Vec<String>,
     pub line: u64,
 }
 
@@ -41,6 +42,21 @@ pub struct List {
     pub subscribers: Vec<Subscriber>,
     /// Rows left out, each with its line and reason.
     pub problems: Vec<Problem>,
+}
+
+impl Subscriber {
+    /// A reader who is not on the list (test copies, previews), with every
+    /// extra column empty.
+    pub fn ad_hoc(email: Address, name: &str, columns: usize) -> Subscriber {
+        Subscriber {
+            key: email.to_string().to_lowercase(),
+            email,
+            name: clean_line(name),
+            status: Status::Active,
+            fields: vec![String::new(); columns],
+            line: 0,
+        }
+    }
 }
 
 impl List {
@@ -113,6 +129,14 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<List, Problem> {
             .collect(),
         ..List::default()
     };
+    let extra: Vec<usize> = headers
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| {
+            *i != email_col && Some(*i) != name_col && Some(*i) != status_col && !h.is_empty()
+        })
+        .map(|(i, _)| i)
+        .collect();
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut record = csv::StringRecord::new();
     loop {
@@ -169,13 +193,9 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<List, Problem> {
             .and_then(|c| record.get(c))
             .map(clean_line)
             .unwrap_or_default();
-        let fields = headers
+        let fields = extra
             .iter()
-            .enumerate()
-            .filter(|(i, h)| {
-                *i != email_col && Some(*i) != name_col && Some(*i) != status_col && !h.is_empty()
-            })
-            .map(|(i, h)| (h.clone(), record.get(i).unwrap_or("").to_string()))
+            .map(|&i| record.get(i).unwrap_or("").to_string())
             .collect();
         list.subscribers.push(Subscriber {
             email,
@@ -218,7 +238,8 @@ mod tests {
         assert_eq!(ada.email.to_string(), "Ada@Example.org");
         assert_eq!(ada.key, "ada@example.org");
         assert_eq!(ada.name, "Ada Lovelace");
-        assert_eq!(ada.fields["city"], "London");
+        assert_eq!(list.columns, ["city"]);
+        assert_eq!(ada.fields, ["London"]);
         assert_eq!(ada.line, 2);
         assert_eq!(list.active().count(), 1);
         assert!(list.find("ADA@example.org ").is_some());

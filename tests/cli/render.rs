@@ -37,7 +37,7 @@ fn reader(email: &str, name: &str) -> Subscriber {
         key: email.to_lowercase(),
         name: name.into(),
         status: Status::Active,
-        fields: [("signup_source".to_string(), "website".to_string())].into(),
+        fields: vec!["website".to_string()],
         line: 2,
     }
 }
