@@ -144,10 +144,28 @@ fn check_issue(
             .filter(|w| !w.contains("development secret"))
             .cloned(),
     );
-    let rendered_problems = edition::render_all(&edition);
-    let readers = edition.list.active().count();
-    let ok = rendered_problems.is_empty();
-    problems.extend(rendered_problems);
+    let templates = match project.templates() {
+        Ok(t) => t,
+        Err(mut p) => {
+            problems.append(&mut p);
+            return;
+        }
+    };
+    let preflight = edition::preflight(&edition, &templates);
+    let readers = preflight.readers;
+    let preflight_largest = preflight.largest_html;
+    let ok = preflight.problems.is_empty();
+    problems.extend(preflight.problems);
+    report.warnings.extend(preflight.warnings);
+    if let Some(dkim) = &project.settings.dkim {
+        match crate::dkim::load(dkim, &project.root, project.settings.feedback_id.is_some()) {
+            Ok(key) => report.lines.push(format!(
+                "dkim: key loaded; publish this DNS record:\n  {}",
+                key.dns_record
+            )),
+            Err(p) => problems.push(p),
+        }
+    }
     report.lines.push(format!(
         "issue of {date}: no. {}, \"{}\" ({}){}",
         edition.record.record.number,
@@ -159,8 +177,9 @@ fn check_issue(
         },
         if ok {
             format!(
-                ", rendered for {readers} active subscriber{}",
-                if readers == 1 { "" } else { "s" }
+                ", rendered for {readers} active subscriber{} (largest HTML {} KB)",
+                if readers == 1 { "" } else { "s" },
+                preflight_largest.div_ceil(1024)
             )
         } else {
             String::new()

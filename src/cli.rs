@@ -95,6 +95,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Suppress an address, given as the address or as an unsubscribe token
+    Unsubscribe {
+        /// An email address, or the token from an unsubscribe link or mailto subject
+        target: String,
+    },
+    /// List, add or remove suppressed addresses (never mailed again)
+    Suppressions {
+        #[command(subcommand)]
+        action: SuppressionsAction,
+    },
+    /// Answer unsubscribe links (GET page, RFC 8058 one-click POST) and serve the web archive
+    Serve {
+        /// Address and port to listen on
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
     /// Print shell completions
     Completions {
         /// Shell to complete for
@@ -112,4 +128,25 @@ pub enum PreviewFormat {
     Text,
     /// The complete RFC 5322 message
     Eml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressionsAction {
+    /// Print one suppressed address per line, with reason and date
+    List,
+    /// Suppress addresses
+    Add {
+        /// Addresses to suppress
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        /// Why (unsubscribed, complained, bounced, manual, or any word)
+        #[arg(long, default_value = "manual")]
+        reason: String,
+    },
+    /// Remove addresses from the suppression list (they will be mailed again)
+    Remove {
+        /// Addresses to remove
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
 }

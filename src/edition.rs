@@ -103,6 +103,14 @@ pub fn load(project: &Project, opts: EditionOptions) -> Result<Edition, Failure>
         .flat_map(|(_, s)| s.record.picks.values().cloned())
         .collect();
     let columns = list.columns.clone();
+    let dkim = match &settings.dkim {
+        Some(d) => Some(
+            crate::dkim::load(d, &project.root, settings.feedback_id.is_some())
+                .map_err(Failure::one)?
+                .config,
+        ),
+        None => None,
+    };
     let email = Email::prepare(Inputs {
         settings,
         pool: &pool,
@@ -112,6 +120,7 @@ pub fn load(project: &Project, opts: EditionOptions) -> Result<Edition, Failure>
         columns: &columns,
         secrets,
         sent_at: opts.sent_at,
+        dkim,
     })
     .map_err(Failure::one)?;
     Ok(Edition {
@@ -128,16 +137,168 @@ pub fn record_path(date: NaiveDate) -> std::path::PathBuf {
     std::path::Path::new(issue::DIR).join(issue::file_name(date))
 }
 
-/// Renders the edition for every active reader, collecting problems: what
-/// `check` runs before a send.
-pub fn render_all(edition: &Edition) -> Vec<Problem> {
-    let mut problems = Vec::new();
+/// What `check` found rendering the edition for every reader.
+#[derive(Debug, Default)]
+pub struct Preflight {
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<String>,
+    pub readers: usize,
+    pub largest_html: usize,
+}
+
+/// Gmail clips messages whose HTML is larger than about 102 KB.
+pub const MAX_HTML: usize = 100 * 1024;
+
+/// Renders the edition for every active reader and checks what mailbox
+/// providers and the law look for: size, unsubscribe link in both parts,
+/// postal address, list headers; warns on subject and preheader lengths and
+/// plain-http links.
+pub fn preflight(edition: &Edition, templates: &crate::templates::Templates) -> Preflight {
+    let mut report = Preflight::default();
+    let email = &edition.email;
+    let settings = email.settings();
+    let html_origin = templates.origin("email.html");
+    let text_origin = templates.origin("email.txt");
+    let mut postal_html = String::new();
+    crate::email::html_escape(&settings.postal_address, &mut postal_html);
+    let mut seen = std::collections::HashSet::new();
+    let mut once = |report: &mut Preflight, key: &str, p: Problem| {
+        if seen.insert(key.to_string()) {
+            report.problems.push(p);
+        }
+    };
+    let mut first: Option<&crate::subscribers::Subscriber> = None;
     for reader in edition.list.active() {
-        if let Err(p) = edition.email.render(reader)
-            && !problems.contains(&p)
-        {
-            problems.push(p);
+        first.get_or_insert(reader);
+        report.readers += 1;
+        let r = match email.render(reader) {
+            Ok(r) => r,
+            Err(p) => {
+                let key = p.to_string();
+                once(&mut report, &key, p);
+                continue;
+            }
+        };
+        report.largest_html = report.largest_html.max(r.html.len());
+        let url = email.unsubscribe_url(reader);
+        let mut url_html = String::new();
+        crate::email::html_escape(&url, &mut url_html);
+        if !r.html.contains(&url_html) {
+            once(
+                &mut report,
+                "unsub-html",
+                Problem::new(
+                    &html_origin,
+                    None,
+                    "the HTML part has no unsubscribe link: add <a href=\"{{ unsubscribe_url }}\">Unsubscribe</a> to the footer",
+                ),
+            );
+        }
+        if !r.text.contains(&url) {
+            once(
+                &mut report,
+                "unsub-text",
+                Problem::new(
+                    &text_origin,
+                    None,
+                    "the text part has no unsubscribe link: add {{ unsubscribe_url }} to the footer",
+                ),
+            );
+        }
+        if !r.html.contains(&postal_html) {
+            once(
+                &mut report,
+                "postal-html",
+                Problem::new(
+                    &html_origin,
+                    None,
+                    "the HTML part does not show the postal address (required for bulk mail): add {{ newsletter.postal_address }} to the footer",
+                ),
+            );
+        }
+        if !r.text.contains(&settings.postal_address) {
+            once(
+                &mut report,
+                "postal-text",
+                Problem::new(
+                    &text_origin,
+                    None,
+                    "the text part does not show the postal address (required for bulk mail): add {{ newsletter.postal_address }} to the footer",
+                ),
+            );
         }
     }
-    problems
+    if report.largest_html > MAX_HTML {
+        report.problems.push(Problem::new(
+            &html_origin,
+            None,
+            format!(
+                "the HTML of the issue of {} is {} KB; Gmail clips messages over about 102 KB, hiding the footer and unsubscribe link. Shorten the content or the template",
+                email.date,
+                report.largest_html / 1024
+            ),
+        ));
+    }
+    let sample = first
+        .cloned()
+        .unwrap_or_else(|| crate::email::sample_reader(edition.list.columns.len()));
+    match crate::message::build(email, &sample) {
+        Ok(message) => {
+            let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
+            let head = raw
+                .split("\r\n\r\n")
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            for h in ["list-unsubscribe:", "list-unsubscribe-post:", "list-id:"] {
+                if !head.contains(&format!("\r\n{h}")) {
+                    report.problems.push(Problem::new(
+                        &edition.record.path,
+                        None,
+                        format!("messages lack the {} header", h.trim_end_matches(':')),
+                    ));
+                }
+            }
+            if email.dkim().is_some() && !head.contains("dkim-signature:") {
+                report.problems.push(Problem::new(
+                    &edition.record.path,
+                    None,
+                    "messages are not DKIM-signed although [dkim] is set",
+                ));
+            }
+        }
+        Err(p) => report.problems.push(p),
+    }
+    let subject_len = email.subject.chars().count();
+    if subject_len > 78 {
+        report.warnings.push(format!(
+            "the subject of {} is {subject_len} characters; phones show about 40-60 and long subjects get cut: \"{}\"",
+            email.date, email.subject
+        ));
+    }
+    let pre_len = email.preheader.chars().count();
+    if !(40..=140).contains(&pre_len) {
+        report.warnings.push(format!(
+            "the preheader of {} is {pre_len} characters; inboxes show 40-140, so aim for that range",
+            email.date
+        ));
+    }
+    if let Some(reader) = first
+        && let Ok(r) = email.render(reader)
+    {
+        let plain: Vec<&str> = r
+            .html
+            .split("href=\"http://")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .take(3)
+            .collect();
+        if !plain.is_empty() {
+            report.warnings.push(format!(
+                "links without https (mail clients warn, some providers score them as spam): http://{}",
+                plain.join(", http://")
+            ));
+        }
+    }
+    report
 }

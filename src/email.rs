@@ -90,6 +90,7 @@ pub struct Email {
     shapes: Mutex<HashMap<Vec<bool>, Arc<Shape>>>,
     pub sent_at: DateTime<Utc>,
     domain: String,
+    dkim: Option<Arc<lettre::message::dkim::DkimConfig>>,
 }
 
 impl std::fmt::Debug for Email {
@@ -116,6 +117,8 @@ pub struct Inputs<'a> {
     pub secrets: Secrets,
     /// The Date header of every message of this run.
     pub sent_at: DateTime<Utc>,
+    /// Sign every message with this, when `[dkim]` is set.
+    pub dkim: Option<lettre::message::dkim::DkimConfig>,
 }
 
 /// The web version of an issue.
@@ -143,6 +146,7 @@ impl Email {
             columns,
             secrets,
             sent_at,
+            dkim,
         } = inputs;
         let date = record.date;
         let headline_ctx =
@@ -243,6 +247,7 @@ impl Email {
             shapes: Mutex::new(HashMap::new()),
             sent_at,
             domain: settings.from.email.domain().to_string(),
+            dkim: dkim.map(Arc::new),
         };
         Ok(email)
     }
@@ -398,6 +403,10 @@ impl Email {
 
     pub fn domain(&self) -> &str {
         &self.domain
+    }
+
+    pub fn dkim(&self) -> Option<&lettre::message::dkim::DkimConfig> {
+        self.dkim.as_deref()
     }
 
     pub fn development_secret(&self) -> bool {

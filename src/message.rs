@@ -85,7 +85,7 @@ pub fn build(email: &Email, reader: &Subscriber) -> Result<Message, Problem> {
                 ContentTransferEncoding::QuotedPrintable,
             ))
     };
-    builder
+    let mut message = builder
         .multipart(
             MultiPart::alternative()
                 .boundary(boundary)
@@ -98,7 +98,12 @@ pub fn build(email: &Email, reader: &Subscriber) -> Result<Message, Problem> {
                 None,
                 format!("cannot build the message: {e}"),
             )
-        })
+        })?;
+    // Signed last, after every header is set.
+    if let Some(dkim) = email.dkim() {
+        message.sign(dkim);
+    }
+    Ok(message)
 }
 
 /// `"Name" <list.id>` with the name reduced to safe ASCII phrase characters.

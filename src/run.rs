@@ -9,14 +9,16 @@ use chrono::{NaiveDate, Utc};
 use clap::CommandFactory;
 
 use crate::check::{self, CheckOptions};
-use crate::cli::{Cli, Command, PreviewFormat};
+use crate::cli::{Cli, Command, PreviewFormat, SuppressionsAction};
 use crate::init;
 use crate::plan::{self, PlanOptions};
 use crate::preview::{self, Format, PreviewOptions};
 use crate::problem::Failure;
 use crate::project::Project;
 use crate::send::{self, SendOptions};
+use crate::serve::{self, ServeOptions};
 use crate::status;
+use crate::suppressions;
 
 pub fn run(cli: Cli) -> ExitCode {
     match dispatch(cli) {
@@ -181,6 +183,57 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             } else {
                 write!(out, "{}", report.text())?;
             }
+        }
+        Command::Unsubscribe { target } => {
+            let project = project()?;
+            let done = suppressions::unsubscribe(&project, &target)?;
+            writeln!(
+                out,
+                "{} {}",
+                done.address,
+                if done.new {
+                    "is unsubscribed"
+                } else {
+                    "was already suppressed"
+                }
+            )?;
+        }
+        Command::Suppressions { action } => {
+            let project = project()?;
+            match action {
+                SuppressionsAction::List => {
+                    for s in suppressions::list(&project)? {
+                        writeln!(
+                            out,
+                            "{}\t{}\t{}{}",
+                            s.address,
+                            s.reason,
+                            s.created_at.get(..10).unwrap_or(&s.created_at),
+                            s.note.map(|n| format!("\t{n}")).unwrap_or_default()
+                        )?;
+                    }
+                }
+                SuppressionsAction::Add { addresses, reason } => {
+                    let new = suppressions::add(&project, &addresses, &reason)?;
+                    writeln!(
+                        out,
+                        "{new} added, {} already suppressed",
+                        addresses.len() - new
+                    )?;
+                }
+                SuppressionsAction::Remove { addresses } => {
+                    let removed = suppressions::remove(&project, &addresses)?;
+                    writeln!(
+                        out,
+                        "{removed} removed, {} were not suppressed",
+                        addresses.len() - removed
+                    )?;
+                }
+            }
+        }
+        Command::Serve { listen } => {
+            let project = project()?;
+            serve::serve(&project, &ServeOptions { listen })?;
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "dailyissue", &mut out);

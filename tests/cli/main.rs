@@ -4,6 +4,7 @@
 mod support;
 
 mod check;
+mod deliver;
 mod init;
 mod plan;
 mod render;
