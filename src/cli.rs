@@ -111,6 +111,18 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
         listen: std::net::SocketAddr,
     },
+    /// Build the static web archive: issue pages, glossary, tools, Atom feed, sitemap
+    Archive {
+        /// Output folder (default: `archive_dir` from the settings, `public/`)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Publish every record in issues/, not only issues that were delivered
+        #[arg(long)]
+        all: bool,
+        /// Then serve the folder (and unsubscribe links) on this address
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+        serve: Option<std::net::SocketAddr>,
+    },
     /// Print shell completions
     Completions {
         /// Shell to complete for

@@ -247,6 +247,21 @@ impl Ledger {
             .is_some())
     }
 
+    /// Issue dates with at least one delivered (`sent`) message.
+    pub fn delivered_dates(&self) -> anyhow::Result<Vec<NaiveDate>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT issue_date FROM deliveries WHERE status = 'sent' ORDER BY issue_date",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(d) = row?.parse() {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every row's status for the issue, by address.
     pub fn statuses(&self, date: NaiveDate) -> anyhow::Result<HashMap<String, Status>> {
         let mut stmt = self

@@ -4,6 +4,7 @@
 //! project, `pick` chooses the day's items, `issue` records them, `render`
 //! turns a record into an email, and `run` maps each command onto them.
 
+pub mod archive;
 pub mod atomic;
 pub mod check;
 pub mod cli;

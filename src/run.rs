@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use chrono::{NaiveDate, Utc};
 use clap::CommandFactory;
 
+use crate::archive::{self, ArchiveOptions};
 use crate::check::{self, CheckOptions};
 use crate::cli::{Cli, Command, PreviewFormat, SuppressionsAction};
 use crate::init;
@@ -233,7 +234,41 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Serve { listen } => {
             let project = project()?;
-            serve::serve(&project, &ServeOptions { listen })?;
+            serve::serve(&project, &ServeOptions { listen, root: None })?;
+        }
+        Command::Archive {
+            out: dir,
+            all,
+            serve: listen,
+        } => {
+            let project = project()?;
+            let report = archive::archive(&project, &ArchiveOptions { out: dir, all })?;
+            if let Some(note) = &report.note {
+                eprintln!("note: {note}");
+            }
+            writeln!(
+                out,
+                "archive in {}: {} issue{}, {} glossary term{}; {} file{} written, {} unchanged, {} removed",
+                report.out.display(),
+                report.issues,
+                if report.issues == 1 { "" } else { "s" },
+                report.terms,
+                if report.terms == 1 { "" } else { "s" },
+                report.written,
+                if report.written == 1 { "" } else { "s" },
+                report.unchanged,
+                report.removed
+            )?;
+            if let Some(listen) = listen {
+                out.flush()?;
+                serve::serve(
+                    &project,
+                    &ServeOptions {
+                        listen,
+                        root: Some(report.out),
+                    },
+                )?;
+            }
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "dailyissue", &mut out);

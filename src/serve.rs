@@ -32,10 +32,14 @@ use crate::unsubscribe::{self, Secrets};
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub listen: SocketAddr,
+    /// The archive folder to serve (default: `archive_dir` from the settings).
+    pub root: Option<PathBuf>,
 }
 
 struct AppState {
-    secrets: Secrets,
+    /// `None` when the secret is not set: unsubscribe links are then
+    /// answered with 503 and only the archive is served.
+    secrets: Option<Secrets>,
     list_id: String,
     name: String,
     ledger: Mutex<Ledger>,
@@ -45,19 +49,23 @@ struct AppState {
 /// Runs until interrupted (Ctrl-C / SIGTERM).
 pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
     let settings = &project.settings;
-    let secrets = Secrets::from_env(settings).ok_or_else(|| {
-        Failure::Usage(format!(
-            "{} is not set: `serve` verifies unsubscribe tokens with that secret (the same one `send` uses)",
+    let secrets = Secrets::from_env(settings);
+    if secrets.is_none() {
+        eprintln!(
+            "warning: {} is not set, so unsubscribe links cannot be checked: they answer 503 until it is (the archive is served)",
             settings.unsubscribe.secret_env
-        ))
-    })?;
+        );
+    }
     let ledger = Ledger::open(&project.path(&settings.ledger))?;
     let state = Arc::new(AppState {
         secrets,
         list_id: settings.list_id.clone(),
         name: settings.name.clone(),
         ledger: Mutex::new(ledger),
-        archive: project.path(&settings.archive_dir),
+        archive: opts
+            .root
+            .clone()
+            .unwrap_or_else(|| project.path(&settings.archive_dir)),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -130,11 +138,22 @@ fn invalid() -> Response {
     )
 }
 
+fn not_configured() -> Response {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again later",
+        "<p>Unsubscribing is not available right now. Please try the link again later, or reply to any issue.</p>",
+    )
+}
+
 async fn confirm_page(
     State(state): State<Arc<AppState>>,
     UrlPath(token): UrlPath<String>,
 ) -> Response {
-    let Some(address) = unsubscribe::verify(&state.secrets, &state.list_id, &token) else {
+    let Some(secrets) = &state.secrets else {
+        return not_configured();
+    };
+    let Some(address) = unsubscribe::verify(secrets, &state.list_id, &token) else {
         return invalid();
     };
     let (mut name, mut addr, mut tok) = (String::new(), String::new(), String::new());
@@ -156,7 +175,10 @@ async fn unsubscribe(
     UrlPath(token): UrlPath<String>,
     body: String,
 ) -> Response {
-    let Some(address) = unsubscribe::verify(&state.secrets, &state.list_id, &token) else {
+    let Some(secrets) = &state.secrets else {
+        return not_configured();
+    };
+    let Some(address) = unsubscribe::verify(secrets, &state.list_id, &token) else {
         eprintln!("unsubscribe: refused an invalid token");
         return invalid();
     };

@@ -21,6 +21,25 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("email.html", include_str!("../templates/email.html")),
     ("email.txt", include_str!("../templates/email.txt")),
     ("email.css", include_str!("../templates/email.css")),
+    ("web/base.html", include_str!("../templates/web/base.html")),
+    (
+        "web/issue.html",
+        include_str!("../templates/web/issue.html"),
+    ),
+    (
+        "web/index.html",
+        include_str!("../templates/web/index.html"),
+    ),
+    ("web/term.html", include_str!("../templates/web/term.html")),
+    (
+        "web/glossary.html",
+        include_str!("../templates/web/glossary.html"),
+    ),
+    (
+        "web/tools.html",
+        include_str!("../templates/web/tools.html"),
+    ),
+    ("web/style.css", include_str!("../templates/web/style.css")),
 ];
 
 /// Where each template came from, for messages.
@@ -101,6 +120,20 @@ pub fn new_environment() -> Environment<'static> {
         env.set_syntax(syntax);
     }
     env.add_filter("wrap", wrap_filter);
+    // minijinja's HTML escaping also turns `/` into `&#x2f;`, which is valid
+    // but makes every URL in an attribute unreadable; escape only what HTML
+    // needs (& < > " ').
+    env.set_formatter(|out, state, value| {
+        if matches!(state.auto_escape(), minijinja::AutoEscape::Html)
+            && !value.is_safe()
+            && let Some(s) = value.as_str()
+        {
+            let mut escaped = String::with_capacity(s.len());
+            crate::email::html_escape(s, &mut escaped);
+            return out.write_str(&escaped).map_err(minijinja::Error::from);
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
     env
 }
 
@@ -207,6 +240,23 @@ mod tests {
             t.origin("email.html")
                 .to_string_lossy()
                 .starts_with("(built-in)")
+        );
+    }
+
+    #[test]
+    fn html_escaping_keeps_urls_readable() {
+        let mut env = new_environment();
+        env.add_template("t.html", "<a href=\"{{ u }}\">{{ n }}</a>")
+            .expect("compiles");
+        let out = env
+            .get_template("t.html")
+            .and_then(|t| {
+                t.render(minijinja::context! { u => "https://x.org/a?b=1&c=2", n => "<b>'A'</b>" })
+            })
+            .expect("renders");
+        assert_eq!(
+            out,
+            "<a href=\"https://x.org/a?b=1&amp;c=2\">&lt;b&gt;&#x27;A&#x27;&lt;/b&gt;</a>"
         );
     }
 

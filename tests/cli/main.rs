@@ -3,6 +3,7 @@
 
 mod support;
 
+mod archive;
 mod check;
 mod deliver;
 mod init;

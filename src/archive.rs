@@ -1,0 +1,635 @@
+//! `archive`: the static web archive — one page per issue, an index newest
+//! first with pagination, one glossary page per featured term, an A–Z
+//! glossary, a tools page, an Atom feed of the latest 30 issues,
+//! `sitemap.xml` and one stylesheet.
+//!
+//! Pages come from `templates/web/` (defaults built in) and link to each
+//! other with relative URLs, so the site works at any path and from
+//! `serve`; canonical URLs, the feed and the sitemap use the `url` setting.
+//! The build is deterministic (no clock, sorted everywhere) and
+//! incremental: a file is written only when its bytes change, and files a
+//! previous build wrote that are no longer produced are removed (tracked in
+//! a manifest, so nothing else in the folder is touched). No personal data
+//! reaches the archive: pages are rendered without a subscriber.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use chrono::{NaiveDate, TimeZone};
+use minijinja::Value;
+
+use crate::atomic;
+use crate::content::{Item, Pool};
+use crate::email::host;
+use crate::issue::Stored;
+use crate::ledger::Ledger;
+use crate::markdown;
+use crate::problem::{Failure, Problem};
+use crate::project::Project;
+use crate::render::{self, item_value};
+use crate::templates::Templates;
+
+const PER_PAGE: usize = 20;
+const FEED_ENTRIES: usize = 30;
+const MANIFEST: &str = ".dailyissue-archive";
+
+#[derive(Debug, Clone)]
+pub struct ArchiveOptions {
+    pub out: Option<PathBuf>,
+    /// Every record in `issues/`, not only those with a delivery.
+    pub all: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct ArchiveReport {
+    pub out: PathBuf,
+    pub issues: usize,
+    pub terms: usize,
+    pub written: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    pub note: Option<String>,
+}
+
+/// One issue as the archive sees it.
+struct Entry<'a> {
+    stored: &'a Stored,
+    subject: String,
+    preheader: String,
+}
+
+pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport, Failure> {
+    let settings = &project.settings;
+    let mut problems = Vec::new();
+    let pool = project.pool().map_err(|p| problems.extend(p)).ok();
+    let templates = project.templates().map_err(|p| problems.extend(p)).ok();
+    let issues = project.issues().map_err(|p| problems.extend(p)).ok();
+    let (Some(pool), Some(templates), Some(issues)) = (pool, templates, issues) else {
+        return Err(Failure::input(problems));
+    };
+    let out = project
+        .root
+        .join(opts.out.as_ref().unwrap_or(&settings.archive_dir));
+    let mut report = ArchiveReport {
+        out: out.clone(),
+        ..ArchiveReport::default()
+    };
+
+    let delivered: BTreeSet<NaiveDate> = if opts.all {
+        issues.records.keys().copied().collect()
+    } else {
+        match Ledger::open_existing_read_only(&project.path(&settings.ledger))? {
+            Some(l) => l.delivered_dates()?.into_iter().collect(),
+            None => BTreeSet::new(),
+        }
+    };
+    if delivered.is_empty() {
+        report.note = Some(if opts.all {
+            "issues/ has no records; run `dailyissue plan` first".into()
+        } else {
+            "no issue has been delivered yet; pass --all to publish every planned issue".into()
+        });
+    }
+    let mut entries = Vec::new();
+    for (date, stored) in issues.records.range(..) {
+        if !delivered.contains(date) {
+            continue;
+        }
+        problems.extend(
+            stored
+                .record
+                .check_against(&pool, &stored.path, &stored.text),
+        );
+        let ctx = render::headline_context(
+            settings,
+            &pool,
+            &stored.record.picks,
+            stored.record.number,
+            *date,
+        );
+        let subject = match &stored.record.subject {
+            Some(s) => crate::subscribers::clean_line(s),
+            None => {
+                render::headline("subject", &settings.subject, &ctx, *date).unwrap_or_else(|p| {
+                    problems.push(p);
+                    String::new()
+                })
+            }
+        };
+        let preheader = render::headline("preheader", &settings.preheader, &ctx, *date)
+            .unwrap_or_else(|p| {
+                problems.push(p);
+                String::new()
+            });
+        entries.push(Entry {
+            stored,
+            subject,
+            preheader,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(Failure::input(problems));
+    }
+
+    let site = Site::new(project, &pool, &templates, &entries);
+    let files = site.build().map_err(Failure::one)?;
+    report.issues = entries.len();
+    report.terms = site.terms.len();
+    write(&out, &files, &mut report)?;
+    Ok(report)
+}
+
+fn date_long(date: NaiveDate) -> String {
+    date.format("%A, %B %-d, %Y").to_string()
+}
+
+struct Site<'a> {
+    project: &'a Project,
+    pool: &'a Pool,
+    templates: &'a Templates,
+    entries: &'a [Entry<'a>],
+    /// Featured terms by slug, with the issues (indexes into `entries`) they appeared in.
+    terms: BTreeMap<String, Vec<usize>>,
+    tools: BTreeMap<String, Vec<usize>>,
+    html: HashMap<String, String>,
+}
+
+impl<'a> Site<'a> {
+    fn new(
+        project: &'a Project,
+        pool: &'a Pool,
+        templates: &'a Templates,
+        entries: &'a [Entry<'a>],
+    ) -> Site<'a> {
+        let mut terms: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut tools: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut html = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            for (section, slug) in &e.stored.record.picks {
+                match section.as_str() {
+                    "term" => terms.entry(slug.clone()).or_default().push(i),
+                    "tool" => tools.entry(slug.clone()).or_default().push(i),
+                    _ => {}
+                }
+                if let Some(item) = pool.get(section, slug) {
+                    html.entry(item.slug.clone())
+                        .or_insert_with(|| markdown::to_html(&item.body, &project.settings.url));
+                }
+            }
+        }
+        Site {
+            project,
+            pool,
+            templates,
+            entries,
+            terms,
+            tools,
+            html,
+        }
+    }
+
+    fn newsletter(&self) -> Value {
+        let s = &self.project.settings;
+        minijinja::context! {
+            name => s.name.as_str(),
+            url => s.url.as_str(),
+            host => host(&s.url),
+            postal_address => s.postal_address.as_str(),
+        }
+    }
+
+    fn item(&self, item: &Item) -> Value {
+        let body = self.html.get(&item.slug).cloned().unwrap_or_default();
+        item_value(
+            item,
+            &[
+                ("body_html", Value::from_safe_string(body)),
+                (
+                    "host",
+                    Value::from(item.fields.get("url").and_then(|u| u.as_str()).map(host)),
+                ),
+            ],
+        )
+    }
+
+    fn issue_summary(&self, i: usize) -> Value {
+        let e = &self.entries[i];
+        let date = e.stored.record.date;
+        minijinja::context! {
+            number => e.stored.record.number,
+            date => date.to_string(),
+            date_long => date_long(date),
+            subject => e.subject.as_str(),
+            summary => e.preheader.as_str(),
+        }
+    }
+
+    fn render(
+        &self,
+        name: &str,
+        rel: &str,
+        nav: &str,
+        mut ctx: BTreeMap<String, Value>,
+    ) -> Result<Vec<u8>, Problem> {
+        let depth = rel.matches('/').count();
+        ctx.insert("root".into(), Value::from("../".repeat(depth)));
+        ctx.insert("nav".into(), Value::from(nav));
+        ctx.insert("newsletter".into(), self.newsletter());
+        let canonical = format!(
+            "{}/{}",
+            self.project.settings.url,
+            rel.trim_end_matches("index.html")
+        );
+        ctx.insert("canonical".into(), Value::from(canonical));
+        self.templates
+            .env()
+            .get_template(name)
+            .and_then(|t| t.render(Value::from(ctx)))
+            .map(|s| s.into_bytes())
+            .map_err(|e| self.templates.error(&e, &format!("archive page {rel}")))
+    }
+
+    fn build(&self) -> Result<BTreeMap<String, Vec<u8>>, Problem> {
+        let mut files = BTreeMap::new();
+        files.insert(
+            "style.css".to_string(),
+            self.templates
+                .env()
+                .get_template("web/style.css")
+                .and_then(|t| t.render(()))
+                .map_err(|e| self.templates.error(&e, "archive stylesheet"))?
+                .into_bytes(),
+        );
+        self.issue_pages(&mut files)?;
+        self.index_pages(&mut files)?;
+        self.glossary(&mut files)?;
+        self.tools_page(&mut files)?;
+        files.insert("feed.xml".into(), self.feed().into_bytes());
+        files.insert("sitemap.xml".into(), self.sitemap(&files).into_bytes());
+        Ok(files)
+    }
+
+    fn issue_pages(&self, files: &mut BTreeMap<String, Vec<u8>>) -> Result<(), Problem> {
+        for (i, e) in self.entries.iter().enumerate() {
+            let record = &e.stored.record;
+            let rel = format!("issues/{}/index.html", record.date);
+            let mut ctx = BTreeMap::new();
+            for (section, slug) in &record.picks {
+                if let Some(item) = self.pool.get(section, slug) {
+                    ctx.insert(section.clone(), self.item(item));
+                }
+            }
+            ctx.insert(
+                "issue".into(),
+                minijinja::context! {
+                    number => record.number,
+                    date => record.date.to_string(),
+                    date_long => date_long(record.date),
+                    subject => e.subject.as_str(),
+                    preheader => e.preheader.as_str(),
+                },
+            );
+            ctx.insert(
+                "previous".into(),
+                if i > 0 {
+                    self.issue_summary(i - 1)
+                } else {
+                    Value::from(())
+                },
+            );
+            ctx.insert(
+                "next".into(),
+                if i + 1 < self.entries.len() {
+                    self.issue_summary(i + 1)
+                } else {
+                    Value::from(())
+                },
+            );
+            files.insert(
+                rel.clone(),
+                self.render("web/issue.html", &rel, "issues", ctx)?,
+            );
+        }
+        Ok(())
+    }
+
+    fn index_pages(&self, files: &mut BTreeMap<String, Vec<u8>>) -> Result<(), Problem> {
+        let newest_first: Vec<usize> = (0..self.entries.len()).rev().collect();
+        let pages: Vec<&[usize]> = if newest_first.is_empty() {
+            vec![&[]]
+        } else {
+            newest_first.chunks(PER_PAGE).collect()
+        };
+        let page_path = |n: usize| {
+            if n == 1 {
+                "index.html".to_string()
+            } else {
+                format!("page/{n}/index.html")
+            }
+        };
+        for (k, chunk) in pages.iter().enumerate() {
+            let n = k + 1;
+            let rel = page_path(n);
+            let mut ctx = BTreeMap::new();
+            ctx.insert(
+                "issues".into(),
+                Value::from(
+                    chunk
+                        .iter()
+                        .map(|&i| self.issue_summary(i))
+                        .collect::<Vec<_>>(),
+                ),
+            );
+            ctx.insert("total".into(), Value::from(self.entries.len()));
+            ctx.insert(
+                "page".into(),
+                minijinja::context! {
+                    number => n,
+                    count => pages.len(),
+                    first_number => chunk.first().map_or(0, |&i| self.entries[i].stored.record.number),
+                    newer => (n > 1).then(|| page_path(n - 1)),
+                    older => (n < pages.len()).then(|| page_path(n + 1)),
+                },
+            );
+            files.insert(
+                rel.clone(),
+                self.render("web/index.html", &rel, "issues", ctx)?,
+            );
+        }
+        Ok(())
+    }
+
+    fn glossary(&self, files: &mut BTreeMap<String, Vec<u8>>) -> Result<(), Problem> {
+        let mut listed = Vec::new();
+        for (slug, appearances) in &self.terms {
+            let Some(item) = self.pool.get("term", slug) else {
+                continue;
+            };
+            let rel = format!("glossary/{slug}/index.html");
+            let related: Vec<Value> = item
+                .related
+                .iter()
+                .filter_map(|r| self.pool.find(r))
+                .map(|r| {
+                    let href = match r.section.as_str() {
+                        "term" if self.terms.contains_key(&r.slug) => {
+                            Some(format!("../{}/index.html", r.slug))
+                        }
+                        "tool" if self.tools.contains_key(&r.slug) => {
+                            Some(format!("../../tools/index.html#{}", r.slug))
+                        }
+                        _ => None,
+                    };
+                    minijinja::context! { title => r.title.as_str(), href => href }
+                })
+                .collect();
+            let mut ctx = BTreeMap::new();
+            ctx.insert("term".into(), self.item(item));
+            ctx.insert("related".into(), Value::from(related));
+            ctx.insert(
+                "appearances".into(),
+                Value::from(
+                    appearances
+                        .iter()
+                        .map(|&i| self.issue_summary(i))
+                        .collect::<Vec<_>>(),
+                ),
+            );
+            files.insert(
+                rel.clone(),
+                self.render("web/term.html", &rel, "glossary", ctx)?,
+            );
+            listed.push(item);
+        }
+        listed.sort_by_key(|i| (i.title.to_lowercase(), i.slug.clone()));
+        let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
+        for item in &listed {
+            let letter = item
+                .title
+                .chars()
+                .next()
+                .filter(|c| c.is_ascii_alphabetic())
+                .map_or("#".to_string(), |c| c.to_ascii_uppercase().to_string());
+            let term = minijinja::context! {
+                slug => item.slug.as_str(),
+                title => item.title.as_str(),
+                summary => item.fields.get("summary").and_then(|s| s.as_str()).unwrap_or(""),
+            };
+            match groups.last_mut() {
+                Some((l, terms)) if *l == letter => terms.push(term),
+                _ => groups.push((letter, vec![term])),
+            }
+        }
+        let mut ctx = BTreeMap::new();
+        ctx.insert(
+            "terms".into(),
+            Value::from(
+                listed
+                    .iter()
+                    .map(|i| Value::from(i.slug.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+        );
+        ctx.insert(
+            "groups".into(),
+            Value::from(
+                groups
+                    .into_iter()
+                    .map(|(letter, terms)| minijinja::context! { letter => letter, terms => terms })
+                    .collect::<Vec<_>>(),
+            ),
+        );
+        let rel = "glossary/index.html".to_string();
+        files.insert(
+            rel.clone(),
+            self.render("web/glossary.html", &rel, "glossary", ctx)?,
+        );
+        Ok(())
+    }
+
+    fn tools_page(&self, files: &mut BTreeMap<String, Vec<u8>>) -> Result<(), Problem> {
+        let mut tools: Vec<(&Item, &Vec<usize>)> = self
+            .tools
+            .iter()
+            .filter_map(|(slug, a)| self.pool.get("tool", slug).map(|item| (item, a)))
+            .collect();
+        tools.sort_by_key(|(i, _)| (i.title.to_lowercase(), i.slug.clone()));
+        let values: Vec<Value> = tools
+            .iter()
+            .map(|(item, appearances)| {
+                let mut map: BTreeMap<String, Value> = BTreeMap::new();
+                for (k, v) in &item.fields {
+                    map.insert(k.clone(), render::toml_value(v));
+                }
+                map.insert("slug".into(), Value::from(item.slug.as_str()));
+                map.insert(
+                    "host".into(),
+                    Value::from(item.fields.get("url").and_then(|u| u.as_str()).map(host)),
+                );
+                map.insert(
+                    "appearances".into(),
+                    Value::from(
+                        appearances
+                            .iter()
+                            .map(|&i| self.issue_summary(i))
+                            .collect::<Vec<_>>(),
+                    ),
+                );
+                Value::from(map)
+            })
+            .collect();
+        let mut ctx = BTreeMap::new();
+        ctx.insert("tools".into(), Value::from(values));
+        let rel = "tools/index.html".to_string();
+        files.insert(
+            rel.clone(),
+            self.render("web/tools.html", &rel, "tools", ctx)?,
+        );
+        Ok(())
+    }
+
+    /// When an issue counts as published: its day at `send_time`, local time.
+    fn published(&self, date: NaiveDate) -> chrono::DateTime<chrono::FixedOffset> {
+        let s = &self.project.settings;
+        let local = date.and_time(s.send_time);
+        let dt = s
+            .timezone
+            .from_local_datetime(&local)
+            .earliest()
+            .unwrap_or_else(|| s.timezone.from_utc_datetime(&local));
+        dt.fixed_offset()
+    }
+
+    fn feed(&self) -> String {
+        use atom_syndication::{Content, Entry as AtomEntry, Feed, Link, Person, Text};
+        let s = &self.project.settings;
+        let mut entries = Vec::new();
+        for i in (0..self.entries.len()).rev().take(FEED_ENTRIES) {
+            let e = &self.entries[i];
+            let record = &e.stored.record;
+            let url = format!("{}/issues/{}/", s.url, record.date);
+            let mut entry = AtomEntry::default();
+            entry.set_id(url.clone());
+            entry.set_title(Text::plain(format!("#{} {}", record.number, e.subject)));
+            entry.set_updated(self.published(record.date));
+            entry.set_published(Some(self.published(record.date)));
+            let mut link = Link::default();
+            link.set_href(url);
+            link.set_rel("alternate");
+            link.set_mime_type(Some("text/html".to_string()));
+            entry.set_links(vec![link]);
+            entry.set_summary(Some(Text::plain(e.preheader.clone())));
+            let mut html = String::new();
+            for (section, slug) in &record.picks {
+                if let Some(item) = self.pool.get(section, slug) {
+                    let mut title = String::new();
+                    crate::email::html_escape(&item.title, &mut title);
+                    html.push_str(&format!("<h2>{title}</h2>\n"));
+                    html.push_str(self.html.get(slug).map_or("", String::as_str));
+                }
+            }
+            let mut content = Content::default();
+            content.set_content_type(Some("html".to_string()));
+            content.set_value(Some(html));
+            entry.set_content(Some(content));
+            entries.push(entry);
+        }
+        let mut feed = Feed::default();
+        feed.set_id(format!("{}/", s.url));
+        feed.set_title(Text::plain(s.name.clone()));
+        feed.set_subtitle(Some(Text::plain(
+            "One AI term, one tool and one tip, every morning.",
+        )));
+        let mut me = Link::default();
+        me.set_href(format!("{}/feed.xml", s.url));
+        me.set_rel("self");
+        let mut site = Link::default();
+        site.set_href(format!("{}/", s.url));
+        site.set_rel("alternate");
+        feed.set_links(vec![me, site]);
+        let mut author = Person::default();
+        author.set_name(s.name.clone());
+        feed.set_authors(vec![author]);
+        let updated = self
+            .entries
+            .last()
+            .map(|e| self.published(e.stored.record.date))
+            .unwrap_or_else(|| {
+                self.published(NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default())
+            });
+        feed.set_updated(updated);
+        feed.set_entries(entries);
+        let mut out = feed.to_string();
+        out.push('\n');
+        out
+    }
+
+    fn sitemap(&self, files: &BTreeMap<String, Vec<u8>>) -> String {
+        let s = &self.project.settings;
+        let mut out = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
+        );
+        for rel in files.keys().filter(|k| k.ends_with("index.html")) {
+            let path = rel.trim_end_matches("index.html");
+            let lastmod = rel
+                .strip_prefix("issues/")
+                .and_then(|r| r.split('/').next())
+                .map(|d| format!("<lastmod>{d}</lastmod>"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  <url><loc>{}/{path}</loc>{lastmod}</url>\n",
+                s.url
+            ));
+        }
+        out.push_str("</urlset>\n");
+        out
+    }
+}
+
+/// Writes what changed, removes what a previous build wrote and this one
+/// did not, and records the new manifest.
+fn write(
+    out: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+    report: &mut ArchiveReport,
+) -> Result<(), Failure> {
+    std::fs::create_dir_all(out)?;
+    for (rel, bytes) in files {
+        let path = out.join(rel);
+        if std::fs::read(&path).is_ok_and(|old| old == *bytes) {
+            report.unchanged += 1;
+            continue;
+        }
+        atomic::write(&path, bytes)?;
+        report.written += 1;
+    }
+    let manifest_path = out.join(MANIFEST);
+    let previous = std::fs::read_to_string(&manifest_path).unwrap_or_default();
+    for old in previous
+        .lines()
+        .filter(|l| !l.is_empty() && !files.contains_key(*l))
+    {
+        let rel = Path::new(old);
+        if rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+            && out.join(rel).is_file()
+        {
+            std::fs::remove_file(out.join(rel))?;
+            report.removed += 1;
+            // Tidy empty folders left behind (issues/DATE/, page/N/).
+            let mut dir = out.join(rel).parent().map(Path::to_path_buf);
+            while let Some(d) = dir {
+                if d == out || std::fs::remove_dir(&d).is_err() {
+                    break;
+                }
+                dir = d.parent().map(Path::to_path_buf);
+            }
+        }
+    }
+    let manifest: String = files.keys().map(|k| format!("{k}\n")).collect();
+    if previous != manifest {
+        atomic::write(&manifest_path, manifest.as_bytes())?;
+    }
+    Ok(())
+}
