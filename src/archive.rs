@@ -224,6 +224,15 @@ impl<'a> Site<'a> {
         }
     }
 
+    fn summaries(&self, indexes: &[usize]) -> Value {
+        Value::from(
+            indexes
+                .iter()
+                .map(|&i| self.issue_summary(i))
+                .collect::<Vec<_>>(),
+        )
+    }
+
     fn render(
         &self,
         name: &str,
@@ -331,15 +340,7 @@ impl<'a> Site<'a> {
             let n = k + 1;
             let rel = page_path(n);
             let mut ctx = BTreeMap::new();
-            ctx.insert(
-                "issues".into(),
-                Value::from(
-                    chunk
-                        .iter()
-                        .map(|&i| self.issue_summary(i))
-                        .collect::<Vec<_>>(),
-                ),
-            );
+            ctx.insert("issues".into(), self.summaries(chunk));
             ctx.insert("total".into(), Value::from(self.entries.len()));
             ctx.insert(
                 "page".into(),
@@ -386,15 +387,7 @@ impl<'a> Site<'a> {
             let mut ctx = BTreeMap::new();
             ctx.insert("term".into(), self.item(item));
             ctx.insert("related".into(), Value::from(related));
-            ctx.insert(
-                "appearances".into(),
-                Value::from(
-                    appearances
-                        .iter()
-                        .map(|&i| self.issue_summary(i))
-                        .collect::<Vec<_>>(),
-                ),
-            );
+            ctx.insert("appearances".into(), self.summaries(appearances));
             files.insert(
                 rel.clone(),
                 self.render("web/term.html", &rel, "glossary", ctx)?,
@@ -466,15 +459,7 @@ impl<'a> Site<'a> {
                     "host".into(),
                     Value::from(item.fields.get("url").and_then(|u| u.as_str()).map(host)),
                 );
-                map.insert(
-                    "appearances".into(),
-                    Value::from(
-                        appearances
-                            .iter()
-                            .map(|&i| self.issue_summary(i))
-                            .collect::<Vec<_>>(),
-                    ),
-                );
+                map.insert("appearances".into(), self.summaries(appearances));
                 Value::from(map)
             })
             .collect();

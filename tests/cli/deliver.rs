@@ -3,7 +3,7 @@
 //! suppression commands.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use dailyissue::unsubscribe::{Secrets, token};
@@ -183,25 +183,20 @@ impl Drop for Served {
 
 fn serve(dir: &Path) -> Served {
     let port = free_port();
-    let child = Command::new(BIN)
-        .current_dir(dir)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DAILYISSUE_UNSUBSCRIBE_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
+    let child = spawn(
+        dir,
+        &["serve", "--listen", &format!("127.0.0.1:{port}")],
+        &env(),
+    );
     let base = format!("http://127.0.0.1:{port}");
     let served = Served { child, base };
-    for _ in 0..400 {
-        if let Ok(r) = agent().get(format!("{}/healthz", served.base)).call()
-            && r.status() == 200
-        {
-            return served;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("serve did not come up");
+    wait_for("serve to answer /healthz", || {
+        agent()
+            .get(format!("{}/healthz", served.base))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    served
 }
 
 fn agent() -> ureq::Agent {
@@ -348,17 +343,8 @@ fn a_hundred_concurrent_unsubscribes_during_a_send_are_all_recorded() {
     .expect("write");
     server.set_data_delay(Duration::from_millis(5));
     let served = serve(&dir);
-    let mut sender = Command::new(BIN)
-        .current_dir(&dir)
-        .args(["send", "--date", DATE])
-        .env("DAILYISSUE_UNSUBSCRIBE_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn send");
-    while server.received().len() < 20 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut sender = spawn(&dir, &["send", "--date", DATE], &env());
+    wait_for("the send to start", || server.received().len() >= 20);
     let base = served.base.clone();
     let threads: Vec<_> = addrs[500..600]
         .iter()

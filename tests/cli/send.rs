@@ -209,20 +209,9 @@ fn kill_9_mid_send_then_rerun_delivers_everyone_with_few_duplicates() {
     let all = write_list(&dir, 2000);
     add_smtp(&dir, server.port(), "");
     server.set_data_delay(Duration::from_millis(4));
-    let mut child = std::process::Command::new(BIN)
-        .current_dir(&dir)
-        .args(["send", "--date", DATE])
-        .env(SECRET.0, SECRET.1)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn(&dir, &["send", "--date", DATE], &[SECRET]);
     // Wait until a good part has gone out, then kill without warning.
-    let mut waited = 0;
-    while server.received().len() < 600 && waited < 6000 {
-        std::thread::sleep(Duration::from_millis(5));
-        waited += 5;
-    }
+    wait_for("600 messages", || server.received().len() >= 600);
     child.kill().expect("kill -9");
     child.wait().expect("reap");
     let before = server.received().len();
@@ -266,19 +255,8 @@ fn overlapping_runs_one_sends_the_other_exits_75() {
     write_list(&dir, 200);
     add_smtp(&dir, server.port(), "");
     server.set_data_delay(Duration::from_millis(10));
-    let mut first = std::process::Command::new(BIN)
-        .current_dir(&dir)
-        .args(["send", "--date", DATE])
-        .env(SECRET.0, SECRET.1)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut waited = 0;
-    while server.received().is_empty() && waited < 10_000 {
-        std::thread::sleep(Duration::from_millis(5));
-        waited += 5;
-    }
+    let mut first = spawn(&dir, &["send", "--date", DATE], &[SECRET]);
+    wait_for("the first message", || !server.received().is_empty());
     let second = send(&dir, &[]).code(75);
     assert!(
         second.stderr.contains("another dailyissue run (pid"),
