@@ -438,7 +438,26 @@ fn inline_css(html: &str) -> Result<String, css_inline::InlineError> {
         .keep_at_rules(true)
         .load_remote_stylesheets(false)
         .build();
-    inliner.inline(html)
+    inliner.inline(html).map(|out| charset_first(&out))
+}
+
+/// css-inline puts the kept `<style>` block first in `<head>`, which can
+/// push `<meta charset>` past the first 1024 bytes where HTML requires it;
+/// move it back to the top.
+fn charset_first(html: &str) -> String {
+    const META: &str = "<meta charset=\"utf-8\">";
+    match (html.find(META), html.find("<head>")) {
+        (Some(at), Some(head)) if at > head + "<head>".len() => {
+            let mut out = String::with_capacity(html.len());
+            let after_head = head + "<head>".len();
+            out.push_str(&html[..after_head]);
+            out.push_str(META);
+            out.push_str(&html[after_head..at]);
+            out.push_str(&html[at + META.len()..]);
+            out
+        }
+        _ => html.to_string(),
+    }
 }
 
 /// Trims trailing spaces and collapses runs of blank lines in the text part.
@@ -570,6 +589,12 @@ mod tests {
         assert!(split(&format!("x{MARK_OPEN}1"), 2).is_none());
         assert!(split(&format!("x{MARK_OPEN}9{MARK_CLOSE}"), 2).is_none());
         assert!(split(&format!("x1{MARK_CLOSE}"), 2).is_none());
+    }
+
+    #[test]
+    fn charset_moves_to_the_top_of_head() {
+        let html = "<html><head><style>x</style>\n<meta charset=\"utf-8\">\n</head></html>";
+        assert_eq!(charset_first(html), "<html><head><meta charset=\"utf-8\"><style>x</style>\n\n</head></html>");
     }
 
     #[test]
