@@ -17,6 +17,7 @@
 //! (group commit), so the per-message cost stays small. Who is in
 //! `recipients` is `send`'s decision, not this module's.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -80,6 +81,7 @@ pub(crate) fn run(
         progress: progress.clone(),
         envelope_from: d.envelope_from,
         counts: Arc::new(Mutex::new(Counts::default())),
+        halted: AtomicBool::new(false),
     });
     let counts = runtime.block_on(execute(shared, recipients, d.concurrency));
     // The writer ends once every sender is gone; join it even after an
@@ -98,6 +100,10 @@ pub(crate) struct Counts {
     pub deferred: u64,
     pub failed: u64,
     pub bounced: u64,
+    /// Never handed to a worker: the run stopped because the server went away.
+    pub not_dispatched: u64,
+    /// Whether the run stopped early because the server went away.
+    pub halted: bool,
 }
 
 enum Command {
@@ -284,6 +290,9 @@ async fn execute(
     let mut dispatch_error = None;
     let mut recipients = recipients.into_iter();
     'dispatch: loop {
+        if shared.halted.load(Ordering::Relaxed) {
+            break;
+        }
         let chunk: Vec<Subscriber> = recipients.by_ref().take(BATCH).collect();
         if chunk.is_empty() {
             break;
@@ -322,10 +331,12 @@ async fn execute(
     if let Some(e) = dispatch_error.or(worker_error) {
         return Err(Failure::Other(e));
     }
-    let counts = *shared
+    let mut counts = *shared
         .counts
         .lock()
         .map_err(|_| anyhow::anyhow!("counter poisoned"))?;
+    counts.not_dispatched = recipients.len() as u64;
+    counts.halted = shared.halted.load(Ordering::Relaxed);
     Ok(counts)
 }
 
@@ -349,6 +360,8 @@ struct Shared {
     progress: Progress,
     envelope_from: lettre::Address,
     counts: Arc<Mutex<Counts>>,
+    /// Set when the server is unreachable after every retry.
+    halted: AtomicBool,
 }
 
 impl Shared {
@@ -425,6 +438,12 @@ impl Shared {
             };
         let mut attempt = 0;
         loop {
+            if self.halted.load(Ordering::Relaxed) {
+                return outcome(
+                    Status::Deferred,
+                    "not attempted: the SMTP server stopped answering earlier in this run".into(),
+                );
+            }
             self.rate.wait().await;
             let result = conn.deliver(&envelope, date, &reader.key, &bytes).await;
             let err = match result {
@@ -443,6 +462,12 @@ impl Shared {
                 Err(e) => e,
             };
             if attempt >= self.retries {
+                // A server that cannot be reached after every retry is down
+                // for everyone: stop, rather than spend the backoff on each
+                // remaining reader. The rest is left for the next run.
+                if matches!(err, SendError::Connection(_)) {
+                    self.halted.store(true, Ordering::Relaxed);
+                }
                 return outcome(Status::Deferred, err.reply());
             }
             tokio::time::sleep(self.retry_base * 2u32.saturating_pow(attempt)).await;

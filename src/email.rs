@@ -594,7 +594,10 @@ mod tests {
     #[test]
     fn charset_moves_to_the_top_of_head() {
         let html = "<html><head><style>x</style>\n<meta charset=\"utf-8\">\n</head></html>";
-        assert_eq!(charset_first(html), "<html><head><meta charset=\"utf-8\"><style>x</style>\n\n</head></html>");
+        assert_eq!(
+            charset_first(html),
+            "<html><head><meta charset=\"utf-8\"><style>x</style>\n\n</head></html>"
+        );
     }
 
     #[test]

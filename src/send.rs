@@ -325,7 +325,15 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     let counts = delivery::run(&runtime, delivery, recipients)?;
     drop(lock);
 
-    summary.attempted = total;
+    if counts.halted {
+        let left = counts.deferred + counts.not_dispatched;
+        warnings.push(format!(
+            "the SMTP server stopped answering during the run; {left} recipient{} left for the next run",
+            if left == 1 { "" } else { "s" }
+        ));
+    }
+    summary.left += counts.not_dispatched;
+    summary.attempted = total - counts.not_dispatched;
     summary.sent = counts.sent;
     summary.deferred = counts.deferred;
     summary.failed = counts.failed;

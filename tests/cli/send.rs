@@ -395,3 +395,106 @@ fn an_edited_record_after_delivery_began_needs_force() {
     );
     run(&dir, &["send", "--date", DATE, "--force"]).success();
 }
+
+/// A TCP relay in front of the SMTP server that can be cut: existing
+/// connections are shut down and new ones refused, as when a relay dies.
+struct Relay {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(target: u16) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        let port = listener.local_addr().expect("addr").port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = cut.clone();
+        std::thread::spawn(move || {
+            let mut open: Vec<std::net::TcpStream> = Vec::new();
+            listener.set_nonblocking(true).expect("nonblocking");
+            loop {
+                if flag.load(Ordering::Relaxed) {
+                    for s in &open {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                    }
+                    return; // drops the listener: new connections are refused
+                }
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).expect("blocking");
+                        let server = std::net::TcpStream::connect(("127.0.0.1", target))
+                            .expect("connect target");
+                        for (mut from, mut to) in [
+                            (
+                                client.try_clone().expect("clone"),
+                                server.try_clone().expect("clone"),
+                            ),
+                            (
+                                server.try_clone().expect("clone"),
+                                client.try_clone().expect("clone"),
+                            ),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut from, &mut to);
+                                let _ = to.shutdown(std::net::Shutdown::Both);
+                            });
+                        }
+                        open.push(client);
+                        open.push(server);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Relay { port, cut }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_server_that_dies_mid_run_leaves_the_rest_for_the_next_run() {
+    let server = Server::start(Options {
+        tls: false,
+        auth: None,
+    });
+    let relay = Relay::start(server.port());
+    let (_tmp, dir) = sample_project();
+    let all = write_list(&dir, 400);
+    add_smtp(&dir, relay.port, "");
+    server.set_data_delay(Duration::from_millis(3));
+    let child = spawn(&dir, &["send", "--date", DATE, "--json"], &[SECRET]);
+    wait_for("some deliveries", || server.received().len() >= 40);
+    relay.cut();
+    let out = child.wait_with_output().expect("send");
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "exit 75 when the server goes away"
+    );
+    let delivered = per_address(&server).len();
+    assert!(delivered < 400, "the run stopped: {delivered}");
+
+    // The relay is back (straight to the server now): the rest goes out.
+    server.set_data_delay(Duration::ZERO);
+    let settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
+    std::fs::write(
+        dir.join("dailyissue.toml"),
+        settings.replace(
+            &format!("port = {}", relay.port),
+            &format!("port = {}", server.port()),
+        ),
+    )
+    .expect("write");
+    send(&dir, &[]).success();
+    let got = per_address(&server);
+    assert!(all.iter().all(|a| got.contains_key(a)), "everyone received");
+    let duplicates: usize = got.values().map(|v| v.len() - 1).sum();
+    assert!(
+        duplicates <= 4,
+        "at most `concurrency` duplicates: {duplicates}"
+    );
+}
