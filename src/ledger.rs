@@ -157,15 +157,6 @@ impl Ledger {
         Ledger::setup(conn).with_context(|| format!("ledger {}", path.display()))
     }
 
-    /// Opens the ledger only if it exists (read paths such as `status`).
-    pub fn open_existing(path: &Path) -> anyhow::Result<Option<Ledger>> {
-        if path.exists() {
-            Ledger::open(path).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
     /// Opens an existing ledger without writing anything (dry runs); `None`
     /// when there is none.
     pub fn open_existing_read_only(path: &Path) -> anyhow::Result<Option<Ledger>> {
@@ -232,19 +223,6 @@ impl Ledger {
         };
         tx.commit()?;
         Ok(result)
-    }
-
-    /// Whether any delivery of the issue has been recorded.
-    pub fn is_frozen(&self, date: NaiveDate) -> anyhow::Result<bool> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT 1 FROM issues WHERE issue_date = ?1",
-                params![date.to_string()],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
     }
 
     /// Issue dates with at least one delivered (`sent`) message.

@@ -58,8 +58,12 @@ pub struct SectionSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tls {
+    /// Plain connection upgraded with STARTTLS (port 587).
     Starttls,
-    Tls,
+    /// TLS from the first byte, "SMTPS" (port 465); `tls = "tls"`.
+    #[serde(rename = "tls")]
+    Implicit,
+    /// No encryption; loopback hosts only.
     None,
 }
 
@@ -446,7 +450,7 @@ impl Settings {
                 host: s.host.clone(),
                 port: s.port.unwrap_or(match s.tls {
                     Tls::Starttls => 587,
-                    Tls::Tls => 465,
+                    Tls::Implicit => 465,
                     Tls::None => 25,
                 }),
                 tls: s.tls,

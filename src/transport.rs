@@ -84,7 +84,7 @@ impl Smtp {
         };
         let tls_parameters = match settings.tls {
             Tls::None => None,
-            Tls::Starttls | Tls::Tls => {
+            Tls::Starttls | Tls::Implicit => {
                 let mut builder = TlsParameters::builder(settings.host.clone());
                 if let Some(ca) = &settings.ca_file {
                     let path = root.join(ca);
@@ -133,7 +133,7 @@ impl Smtp {
         let mut conn = match self.tls {
             // Implicit TLS: lettre opens the socket itself, so it cannot get
             // TCP_NODELAY; see the README's note on `tls = "tls"`.
-            Tls::Tls => tokio::time::timeout(
+            Tls::Implicit => tokio::time::timeout(
                 self.timeout,
                 AsyncSmtpConnection::connect_tokio1(
                     (self.host.as_str(), self.port),
@@ -252,14 +252,6 @@ pub fn file_name(address: &str) -> String {
 }
 
 impl Connection {
-    /// Makes sure an SMTP connection is open (no-op for other sinks).
-    pub async fn ready(&mut self) -> Result<(), SendError> {
-        if let (Sink::Smtp(smtp), None) = (&self.sink, &self.smtp) {
-            self.smtp = Some(smtp.connect().await?);
-        }
-        Ok(())
-    }
-
     /// Delivers one message; returns the server's reply (or a description).
     pub async fn deliver(
         &mut self,
