@@ -38,6 +38,8 @@ pub(crate) mod preview;
 pub mod problem;
 pub mod project;
 pub(crate) mod render;
+#[cfg(test)]
+mod robustness;
 pub mod run;
 pub(crate) mod send;
 pub(crate) mod serve;
