@@ -167,10 +167,23 @@ pub fn preflight(edition: &Edition, templates: &crate::templates::Templates) -> 
             report.problems.push(p);
         }
     };
-    let mut first: Option<&crate::subscribers::Subscriber> = None;
-    for reader in edition.list.active() {
-        first.get_or_insert(reader);
-        report.readers += 1;
+    // An empty list still gets its issue checked, as the sample reader.
+    let sample = crate::email::sample_reader(edition.list.columns.len());
+    let active: Vec<&crate::subscribers::Subscriber> = edition.list.active().collect();
+    report.readers = active.len();
+    if active.is_empty() {
+        report.warnings.push(
+            "the subscriber list has no active subscribers; checked the issue as a sample reader"
+                .into(),
+        );
+    }
+    let readers = if active.is_empty() {
+        vec![&sample]
+    } else {
+        active
+    };
+    let first = readers.first().copied();
+    for reader in readers {
         let r = match email.render(reader) {
             Ok(r) => r,
             Err(p) => {
@@ -239,9 +252,7 @@ pub fn preflight(edition: &Edition, templates: &crate::templates::Templates) -> 
             ),
         ));
     }
-    let sample = first
-        .cloned()
-        .unwrap_or_else(|| crate::email::sample_reader(edition.list.columns.len()));
+    let sample = first.cloned().unwrap_or_else(|| sample.clone());
     match crate::message::build(email, &sample) {
         Ok(message) => {
             let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
