@@ -61,3 +61,32 @@ fn bad_dates_are_usage_errors() {
     let out = run(&dir, &["plan", "--date", "2027-02-30"]).code(2);
     assert!(out.stderr.contains("--date"), "{}", out.stderr);
 }
+
+#[test]
+fn an_exhausted_section_repeats_with_a_warning_unless_forbidden() {
+    let (_tmp, dir) = init_project();
+    let out = run(&dir, &["plan", "--date", "2027-03-01", "--days", "4"]).success();
+    assert!(
+        out.stderr
+            .contains("warning: section `term` ran out of unused items on 2027-03-04"),
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_dir_all(dir.join("issues")).expect("rm");
+    let settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
+    std::fs::write(
+        dir.join("dailyissue.toml"),
+        format!("repeats = false\n{settings}"),
+    )
+    .expect("write");
+    let refused = run(&dir, &["plan", "--date", "2027-03-01", "--days", "4"]).code(2);
+    assert!(
+        refused.stderr.contains("content/terms: section `term` has used every eligible item by 2027-03-04 and `repeats = false` forbids repeating one"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !dir.join("issues/2027-03-01.toml").exists(),
+        "nothing written when any day fails"
+    );
+}
