@@ -3,11 +3,14 @@
 
 use chrono::NaiveDate;
 
+use crate::content::Pool;
 use crate::edition::{self, EditionOptions, SecretUse};
 use crate::issue::Issues;
 use crate::pick;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
+use crate::subscribers::List;
+use crate::templates::Templates;
 
 #[derive(Debug, Clone, Copy)]
 pub struct CheckOptions {
@@ -38,36 +41,21 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
             .join(", ")
     ));
 
-    let pool = match project.pool() {
-        Ok(pool) => Some(pool),
-        Err(mut p) => {
-            problems.append(&mut p);
-            None
-        }
-    };
-    match project.templates() {
-        Ok(_) => {}
-        Err(mut p) => problems.append(&mut p),
+    // Everything is loaded once, every problem collected, then the day's
+    // edition is built from these same parts.
+    let pool = project.pool().map_err(|p| problems.extend(p)).ok();
+    let templates = project.templates().map_err(|p| problems.extend(p)).ok();
+    let list = project.subscribers().map_err(|p| problems.push(p)).ok();
+    if let Some(list) = &list {
+        report.lines.push(format!(
+            "subscribers: {} in {}, {} active",
+            list.subscribers.len(),
+            settings.subscribers.display(),
+            list.active().count()
+        ));
+        problems.extend(list.problems.iter().cloned());
     }
-    match project.subscribers() {
-        Ok(list) => {
-            report.lines.push(format!(
-                "subscribers: {} in {}, {} active",
-                list.subscribers.len(),
-                settings.subscribers.display(),
-                list.active().count()
-            ));
-            problems.extend(list.problems);
-        }
-        Err(p) => problems.push(p),
-    }
-    let issues = match project.issues() {
-        Ok(issues) => Some(issues),
-        Err(mut p) => {
-            problems.append(&mut p);
-            None
-        }
-    };
+    let issues = project.issues().map_err(|p| problems.extend(p)).ok();
 
     if let (Some(pool), Some(issues)) = (&pool, &issues) {
         for s in &pool.sections {
@@ -92,9 +80,22 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
                     .check_against(pool, &stored.path, &stored.text),
             );
         }
-        if problems.is_empty() {
-            check_issue(project, pool, issues, opts.date, &mut report, &mut problems);
-        }
+    }
+    if let (true, Some(pool), Some(templates), Some(mut issues), Some(list)) =
+        (problems.is_empty(), pool, templates, issues, list)
+    {
+        check_issue(
+            project,
+            Loaded {
+                pool: &pool,
+                templates: &templates,
+                issues: &mut issues,
+                list,
+            },
+            opts.date,
+            &mut report,
+            &mut problems,
+        );
     }
 
     if problems.is_empty() {
@@ -104,18 +105,36 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
     }
 }
 
+/// The loaded project, handed to the day's edition.
+struct Loaded<'a> {
+    pool: &'a Pool,
+    templates: &'a Templates,
+    /// Gains the day's record in memory (never written) when it has none.
+    issues: &'a mut Issues,
+    list: List,
+}
+
 /// Picks (in memory) or reads the issue of `date` and renders it for every
 /// active subscriber.
 fn check_issue(
     project: &Project,
-    pool: &crate::content::Pool,
-    issues: &Issues,
+    loaded: Loaded<'_>,
     date: NaiveDate,
     report: &mut Report,
     problems: &mut Vec<Problem>,
 ) {
-    let edition = match edition::load(
+    let Loaded {
+        pool,
+        templates,
+        issues,
+        list,
+    } = loaded;
+    let edition = match edition::prepare(
         project,
+        pool,
+        templates,
+        issues,
+        list,
         EditionOptions {
             date,
             sent_at: chrono::Utc::now(),
@@ -144,27 +163,16 @@ fn check_issue(
             .filter(|w| !w.contains("development secret"))
             .cloned(),
     );
-    let templates = match project.templates() {
-        Ok(t) => t,
-        Err(mut p) => {
-            problems.append(&mut p);
-            return;
-        }
-    };
-    let preflight = edition::preflight(&edition, &templates);
+    let preflight = edition::preflight(&edition);
     let readers = preflight.readers;
     let preflight_largest = preflight.largest_html;
     let ok = preflight.problems.is_empty();
     problems.extend(preflight.problems);
     report.warnings.extend(preflight.warnings);
-    if let Some(dkim) = &project.settings.dkim {
-        match crate::dkim::load(dkim, &project.root, project.settings.feedback_id.is_some()) {
-            Ok(key) => report.lines.push(format!(
-                "dkim: key loaded; publish this DNS record:\n  {}",
-                key.dns_record
-            )),
-            Err(p) => problems.push(p),
-        }
+    if let Some(record) = &edition.dkim_record {
+        report.lines.push(format!(
+            "dkim: key loaded; publish this DNS record:\n  {record}"
+        ));
     }
     report.lines.push(format!(
         "issue of {date}: no. {}, \"{}\" ({}){}",
@@ -185,8 +193,6 @@ fn check_issue(
             String::new()
         }
     ));
-    let mut issues = issues.clone();
-    issues.records.insert(date, edition.record.clone());
     let history = issues.history();
     let left: Vec<String> = pool
         .sections

@@ -8,12 +8,14 @@ use std::collections::HashSet;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::atomic;
+use crate::content::Pool;
 use crate::email::{Email, Inputs};
-use crate::issue::{self, Stored};
+use crate::issue::{self, Issues, Stored};
 use crate::plan;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
 use crate::subscribers::List;
+use crate::templates::Templates;
 use crate::unsubscribe::Secrets;
 
 /// Where the unsubscribe secret may fall back to the development one.
@@ -33,6 +35,8 @@ pub struct Edition {
     /// True when the record was created by this call (and written).
     pub created: bool,
     pub warnings: Vec<String>,
+    /// The DNS record to publish, when `[dkim]` is set (its key loaded).
+    pub dkim_record: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +49,6 @@ pub struct EditionOptions {
 }
 
 pub fn load(project: &Project, opts: EditionOptions) -> Result<Edition, Failure> {
-    let settings = &project.settings;
     let mut problems = Vec::new();
     let pool = project.pool().map_err(|p| problems.extend(p)).ok();
     let templates = project.templates().map_err(|p| problems.extend(p)).ok();
@@ -56,6 +59,21 @@ pub fn load(project: &Project, opts: EditionOptions) -> Result<Edition, Failure>
     else {
         return Err(Failure::input(problems));
     };
+    prepare(project, &pool, &templates, &mut issues, list, opts)
+}
+
+/// Builds the edition from a project already loaded (`check` loads it once
+/// to report every problem). `issues` gains the day's record in memory when
+/// it had none.
+pub fn prepare(
+    project: &Project,
+    pool: &Pool,
+    templates: &Templates,
+    issues: &mut Issues,
+    list: List,
+    opts: EditionOptions,
+) -> Result<Edition, Failure> {
+    let settings = &project.settings;
     let mut warnings = Vec::new();
     let secrets = match (Secrets::from_env(settings), opts.secrets) {
         (Some(s), _) => s,
@@ -73,18 +91,16 @@ pub fn load(project: &Project, opts: EditionOptions) -> Result<Edition, Failure>
             )));
         }
     };
-    let planned = plan::ensure(project, &pool, &mut issues, opts.date)?;
+    let planned = plan::ensure(project, pool, issues, opts.date)?;
     let Some(stored) = issues.get(opts.date).cloned() else {
         return Err(Failure::Other(anyhow::anyhow!(
             "issue record for {} vanished",
             opts.date
         )));
     };
-    problems.extend(
-        stored
-            .record
-            .check_against(&pool, &stored.path, &stored.text),
-    );
+    let problems = stored
+        .record
+        .check_against(pool, &stored.path, &stored.text);
     if !problems.is_empty() {
         return Err(Failure::input(problems));
     }
@@ -103,18 +119,18 @@ pub fn load(project: &Project, opts: EditionOptions) -> Result<Edition, Failure>
         .flat_map(|(_, s)| s.record.picks.values().cloned())
         .collect();
     let columns = list.columns.clone();
-    let dkim = match &settings.dkim {
-        Some(d) => Some(
-            crate::dkim::load(d, &project.root, settings.feedback_id.is_some())
-                .map_err(Failure::one)?
-                .config,
-        ),
-        None => None,
+    let (dkim, dkim_record) = match &settings.dkim {
+        Some(d) => {
+            let key = crate::dkim::load(d, &project.root, settings.feedback_id.is_some())
+                .map_err(Failure::one)?;
+            (Some(key.config), Some(key.dns_record))
+        }
+        None => (None, None),
     };
     let email = Email::prepare(Inputs {
         settings,
-        pool: &pool,
-        templates: &templates,
+        pool,
+        templates,
         record: &stored.record,
         featured: &featured,
         columns: &columns,
@@ -129,6 +145,7 @@ pub fn load(project: &Project, opts: EditionOptions) -> Result<Edition, Failure>
         record: stored,
         created: !planned.kept,
         warnings,
+        dkim_record,
     })
 }
 
@@ -153,12 +170,12 @@ pub const MAX_HTML: usize = 100 * 1024;
 /// providers and the law look for: size, unsubscribe link in both parts,
 /// postal address, list headers; warns on subject and preheader lengths and
 /// plain-http links.
-pub fn preflight(edition: &Edition, templates: &crate::templates::Templates) -> Preflight {
+pub fn preflight(edition: &Edition) -> Preflight {
     let mut report = Preflight::default();
     let email = &edition.email;
     let settings = email.settings();
-    let html_origin = templates.origin("email.html");
-    let text_origin = templates.origin("email.txt");
+    let html_origin = email.templates().origin("email.html");
+    let text_origin = email.templates().origin("email.txt");
     let mut postal_html = String::new();
     crate::email::html_escape(&settings.postal_address, &mut postal_html);
     let mut seen = std::collections::HashSet::new();

@@ -397,6 +397,10 @@ impl Email {
         }
     }
 
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
