@@ -252,8 +252,9 @@ impl Email {
         Ok(email)
     }
 
-    /// The personal values of a reader, by slot.
-    fn values(&self, reader: &Subscriber) -> Vec<String> {
+    /// The personal values of a reader, by slot. The unsubscribe URL is
+    /// passed in so a caller that also needs the token computes the HMAC once.
+    fn values(&self, reader: &Subscriber, unsubscribe_url: String) -> Vec<String> {
         let mut v = Vec::with_capacity(FIXED + self.columns.len());
         v.push(reader.email.to_string());
         v.push(reader.name.clone());
@@ -265,7 +266,7 @@ impl Email {
                 .unwrap_or("")
                 .to_string(),
         );
-        v.push(self.unsubscribe_url(reader));
+        v.push(unsubscribe_url);
         for i in 0..self.columns.len() {
             v.push(clean_line(reader.fields.get(i).map_or("", String::as_str)));
         }
@@ -277,10 +278,12 @@ impl Email {
     }
 
     pub fn unsubscribe_url(&self, reader: &Subscriber) -> String {
-        self.settings
-            .unsubscribe
-            .url
-            .replace("{token}", &self.token(reader))
+        self.unsubscribe_url_for(&self.token(reader))
+    }
+
+    /// The unsubscribe URL carrying `token` (from [`Email::token`]).
+    pub fn unsubscribe_url_for(&self, token: &str) -> String {
+        self.settings.unsubscribe.url.replace("{token}", token)
     }
 
     /// The template context for given personal values (markers or real values).
@@ -361,14 +364,14 @@ impl Email {
         readers: impl IntoIterator<Item = &'a Subscriber>,
     ) -> Result<(), Problem> {
         for r in readers {
-            self.shape(&self.values(r))?;
+            self.shape(&self.values(r, self.unsubscribe_url(r)))?;
         }
         Ok(())
     }
 
     /// A reader's copy, decoded (for previews and checks).
     pub fn render(&self, reader: &Subscriber) -> Result<Rendered, Problem> {
-        let values = self.values(reader);
+        let values = self.values(reader, self.unsubscribe_url(reader));
         match &*self.shape(&values)? {
             Shape::Spliced { html, text } => Ok(Rendered {
                 html: splice(html, &values, true),
@@ -378,9 +381,14 @@ impl Email {
         }
     }
 
-    /// Both bodies quoted-printable encoded, ready for MIME.
-    pub fn encoded_bodies(&self, reader: &Subscriber) -> Result<(Vec<u8>, Vec<u8>), Problem> {
-        let values = self.values(reader);
+    /// Both bodies quoted-printable encoded, ready for MIME, with the
+    /// reader's unsubscribe URL (already computed by the caller).
+    pub fn encoded_bodies(
+        &self,
+        reader: &Subscriber,
+        unsubscribe_url: &str,
+    ) -> Result<(Vec<u8>, Vec<u8>), Problem> {
+        let values = self.values(reader, unsubscribe_url.to_string());
         match &*self.shape(&values)? {
             Shape::Spliced { html, text } => Ok((
                 splice_encoded(text, &values, false),

@@ -36,13 +36,15 @@ fn header(name: &'static str, value: String) -> HeaderValue {
 /// The reader's copy of the issue as a lettre message.
 pub fn build(email: &Email, reader: &Subscriber) -> Result<Message, Problem> {
     let settings = email.settings();
-    let (text, html) = email.encoded_bodies(reader)?;
+    // One HMAC per message: the token feeds both bodies and both headers.
+    let token = email.token(reader);
+    let url = email.unsubscribe_url_for(&token);
+    let (text, html) = email.encoded_bodies(reader, &url)?;
     let id = message_id(email.date, &reader.key, email.domain());
     // A boundary cannot occur in quoted-printable content, where "=" is
     // always followed by two hex digits or a line break.
     let boundary = format!("=_{}", &id[1..id.find('@').unwrap_or(id.len() - 1)]);
-    let token = email.token(reader);
-    let mut unsubscribe = format!("<{}>", email.unsubscribe_url(reader));
+    let mut unsubscribe = format!("<{url}>");
     if let Some(mailto) = &settings.unsubscribe.mailto {
         unsubscribe.push_str(&format!(
             ", <mailto:{mailto}?subject=unsubscribe%20{token}>"
