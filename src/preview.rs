@@ -12,7 +12,6 @@ use crate::email;
 use crate::message;
 use crate::problem::Failure;
 use crate::project::Project;
-use crate::subscribers::Subscriber;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -68,18 +67,18 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
         warnings.push(format!("wrote {}", edition.record.path.display()));
     }
     let reader = match &opts.reader {
-        Some(addr) => match edition.list.find(addr) {
-            Some(r) => r.clone(),
-            None => {
-                let email = addr.trim().parse().map_err(|_| {
-                    Failure::Usage(format!("--as {addr}: not a valid email address"))
-                })?;
+        Some(addr) => {
+            let (reader, listed) = edition
+                .list
+                .reader(addr)
+                .ok_or_else(|| Failure::Usage(format!("--as {addr}: not a valid email address")))?;
+            if !listed {
                 warnings.push(format!(
                     "{addr} is not on the list; rendering for an unnamed reader"
                 ));
-                Subscriber::ad_hoc(email, "", edition.list.columns.len())
             }
-        },
+            reader
+        }
         None => match edition.list.active().next() {
             Some(r) => r.clone(),
             None => email::sample_reader(edition.list.columns.len()),

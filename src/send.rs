@@ -7,7 +7,7 @@
 //! owns the pipeline and its crash-safety argument. The run holds `lock`'s
 //! lock throughout.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -190,19 +190,9 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
 
     // Who gets this run's copies.
     let recipients: Vec<Subscriber> = if opts.to.is_empty() {
-        let statuses = match &ledger {
-            Some(l) => l.statuses(opts.date)?,
-            None => Ledger::open_existing_read_only(&ledger_path)
-                .and_then(|l| l.map(|l| l.statuses(opts.date)).transpose())
-                .unwrap_or_default()
-                .unwrap_or_default(),
-        };
-        let suppressed: HashSet<String> = match &ledger {
-            Some(l) => l.suppressed()?,
-            None => Ledger::open_existing_read_only(&ledger_path)
-                .and_then(|l| l.map(|l| l.suppressed()).transpose())
-                .unwrap_or_default()
-                .unwrap_or_default(),
+        let (statuses, suppressed) = match &ledger {
+            Some(l) => (l.statuses(opts.date)?, l.suppressed()?),
+            None => dry_run_view(&ledger_path, opts.date),
         };
         let mut due = Vec::new();
         // Moved out, not cloned: a list of a million readers is held once.
@@ -227,7 +217,11 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     } else {
         opts.to
             .iter()
-            .map(|addr| test_reader(&edition, addr))
+            .map(|addr| {
+                edition.list.reader(addr).map(|(r, _)| r).ok_or_else(|| {
+                    Failure::Usage(format!("--to {addr}: not a valid email address"))
+                })
+            })
             .collect::<Result<_, _>>()?
     };
 
@@ -381,15 +375,19 @@ fn sink(project: &Project, opts: &SendOptions) -> Result<Sink, Failure> {
     }
 }
 
-fn test_reader(edition: &edition::Edition, addr: &str) -> Result<Subscriber, Failure> {
-    if let Some(r) = edition.list.find(addr) {
-        return Ok(r.clone());
+/// What a dry run reads from an existing ledger, opened once and read-only:
+/// row statuses and suppressions; nothing when there is no readable ledger.
+fn dry_run_view(
+    path: &std::path::Path,
+    date: NaiveDate,
+) -> (HashMap<String, Status>, HashSet<String>) {
+    match Ledger::open_existing_read_only(path) {
+        Ok(Some(l)) => (
+            l.statuses(date).unwrap_or_default(),
+            l.suppressed().unwrap_or_default(),
+        ),
+        _ => Default::default(),
     }
-    let email = addr
-        .trim()
-        .parse()
-        .map_err(|_| Failure::Usage(format!("--to {addr}: not a valid email address")))?;
-    Ok(Subscriber::ad_hoc(email, "", edition.list.columns.len()))
 }
 
 #[cfg(test)]

@@ -77,6 +77,17 @@ impl List {
             .filter(|s| s.status == Status::Active)
     }
 
+    /// The listed reader with this address, or else an unnamed reader who is
+    /// not on the list (test copies, previews), with whether it was listed.
+    /// `None` when `address` is not an email address.
+    pub fn reader(&self, address: &str) -> Option<(Subscriber, bool)> {
+        if let Some(r) = self.find(address) {
+            return Some((r.clone(), true));
+        }
+        let email = address.trim().parse().ok()?;
+        Some((Subscriber::ad_hoc(email, "", self.columns.len()), false))
+    }
+
     pub fn find(&self, address: &str) -> Option<&Subscriber> {
         let key = address.trim().to_lowercase();
         self.subscribers.iter().find(|s| s.key == key)
