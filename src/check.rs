@@ -148,11 +148,7 @@ fn check_issue(
             return;
         }
         Err(e) => {
-            problems.push(Problem::new(
-                edition::record_path(date),
-                None,
-                e.to_string(),
-            ));
+            problems.push(Problem::new(crate::issue::path(date), None, e.to_string()));
             return;
         }
     };

@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::atomic;
 use crate::content::Pool;
 use crate::email::{Email, Inputs};
-use crate::issue::{self, Issues, Stored};
+use crate::issue::{Issues, Stored};
 use crate::plan;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
@@ -147,11 +147,6 @@ pub fn prepare(
         warnings,
         dkim_record,
     })
-}
-
-/// Path of an issue record, for messages.
-pub fn record_path(date: NaiveDate) -> std::path::PathBuf {
-    std::path::Path::new(issue::DIR).join(issue::file_name(date))
 }
 
 /// What `check` found rendering the edition for every reader.

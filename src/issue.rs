@@ -65,6 +65,11 @@ pub fn file_name(date: NaiveDate) -> String {
     format!("{date}.toml")
 }
 
+/// Where the record of `date` lives, relative to the project root.
+pub fn path(date: NaiveDate) -> PathBuf {
+    Path::new(DIR).join(file_name(date))
+}
+
 impl IssueRecord {
     pub fn parse(text: &str, path: &Path) -> Result<IssueRecord, Vec<Problem>> {
         let raw: Raw = toml::from_str(text).map_err(|e| {

@@ -6,7 +6,6 @@
 //! only when every day could be picked, each atomically.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
@@ -41,15 +40,11 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<Vec<PlannedDay>, Fai
     for day in opts.start.iter_days().take(opts.days as usize) {
         days.push(ensure(project, &pool, &mut issues, day)?);
     }
+    // `ensure` already formatted each new record; write those bytes.
     for planned in days.iter().filter(|d| !d.kept) {
-        let path = project
-            .root
-            .join(issue::DIR)
-            .join(issue::file_name(planned.record.date));
-        atomic::write(
-            &path,
-            planned.record.to_toml(&project.settings.name).as_bytes(),
-        )?;
+        if let Some(stored) = issues.get(planned.record.date) {
+            atomic::write(&project.path(&stored.path), stored.text.as_bytes())?;
+        }
     }
     Ok(days)
 }
@@ -108,7 +103,7 @@ pub fn ensure(
         day,
         Stored {
             record: record.clone(),
-            path: PathBuf::from(issue::DIR).join(issue::file_name(day)),
+            path: issue::path(day),
             text,
         },
     );
