@@ -195,7 +195,9 @@ pub fn preflight(edition: &Edition) -> Preflight {
         active
     };
     let first = readers.first().copied();
-    for reader in readers {
+    // The first reader's HTML, kept for the link check below.
+    let mut first_html: Option<String> = None;
+    for (i, reader) in readers.into_iter().enumerate() {
         let r = match email.render(reader) {
             Ok(r) => r,
             Err(p) => {
@@ -205,6 +207,9 @@ pub fn preflight(edition: &Edition) -> Preflight {
             }
         };
         report.largest_html = report.largest_html.max(r.html.len());
+        if i == 0 {
+            first_html = Some(r.html.clone());
+        }
         let url = email.unsubscribe_url(reader);
         let mut url_html = String::new();
         crate::email::html_escape(&url, &mut url_html);
@@ -306,11 +311,8 @@ pub fn preflight(edition: &Edition) -> Preflight {
             email.date
         ));
     }
-    if let Some(reader) = first
-        && let Ok(r) = email.render(reader)
-    {
-        let plain: Vec<&str> = r
-            .html
+    if let Some(html) = &first_html {
+        let plain: Vec<&str> = html
             .split("href=\"http://")
             .skip(1)
             .filter_map(|rest| rest.split('"').next())
