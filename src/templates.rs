@@ -32,6 +32,10 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ),
     ("web/term.html", include_str!("../templates/web/term.html")),
     (
+        "web/term-explained.html",
+        include_str!("../templates/web/term-explained.html"),
+    ),
+    (
         "web/glossary.html",
         include_str!("../templates/web/glossary.html"),
     ),
