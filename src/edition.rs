@@ -34,9 +34,31 @@ pub struct Edition {
     pub record: Stored,
     /// True when the record was created by this call (and written).
     pub created: bool,
+    /// About the content (repeated items); see also [`Edition::secret_warning`].
     pub warnings: Vec<String>,
     /// The DNS record to publish, when `[dkim]` is set (its key loaded).
     pub dkim_record: Option<String>,
+}
+
+impl Edition {
+    /// Set when the development secret stands in for a missing one: worth
+    /// telling whoever previews or sends; `check` has its own view of it.
+    pub fn secret_warning(&self) -> Option<String> {
+        self.email.development_secret().then(|| {
+            format!(
+                "{} is not set: unsubscribe links use the development secret and will not verify in production",
+                self.email.settings().unsubscribe.secret_env
+            )
+        })
+    }
+
+    /// Everything to tell the operator: the secret warning first, then the rest.
+    pub fn notes(&self) -> Vec<String> {
+        self.secret_warning()
+            .into_iter()
+            .chain(self.warnings.iter().cloned())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -77,13 +99,7 @@ pub fn prepare(
     let mut warnings = Vec::new();
     let secrets = match (Secrets::from_env(settings), opts.secrets) {
         (Some(s), _) => s,
-        (None, SecretUse::Local) => {
-            warnings.push(format!(
-                "{} is not set: unsubscribe links use the development secret and will not verify in production",
-                settings.unsubscribe.secret_env
-            ));
-            Secrets::development()
-        }
+        (None, SecretUse::Local) => Secrets::development(),
         (None, SecretUse::Mail) => {
             return Err(Failure::Usage(format!(
                 "{} is not set: sending real mail needs the unsubscribe secret in that environment variable (any long random string, e.g. from `openssl rand -hex 32`)",

@@ -62,7 +62,7 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
             write_record: true,
         },
     )?;
-    let mut warnings = edition.warnings.clone();
+    let mut warnings = edition.notes();
     if edition.created {
         warnings.push(format!("wrote {}", edition.record.path.display()));
     }

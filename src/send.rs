@@ -148,7 +148,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
             write_record: !opts.dry_run,
         },
     )?;
-    let mut warnings = edition.warnings.clone();
+    let mut warnings = edition.notes();
     let mut summary = Summary {
         date: opts.date.to_string(),
         issue: edition.record.record.number,
