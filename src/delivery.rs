@@ -73,7 +73,7 @@ pub(crate) fn run(
     let shared = Arc::new(Shared {
         email: Arc::new(d.email),
         sink: d.sink,
-        ledger: ledger_tx.map(Mutex::new),
+        ledger: ledger_tx,
         date: d.date,
         retries: d.retries,
         retry_base: d.retry_base,
@@ -352,7 +352,8 @@ fn queue(cap: usize) -> (tokio::sync::mpsc::Sender<Subscriber>, Queue) {
 struct Shared {
     email: Arc<Email>,
     sink: Sink,
-    ledger: Option<Mutex<mpsc::Sender<Command>>>,
+    /// std's `Sender` is `Sync`: workers share it without a lock.
+    ledger: Option<mpsc::Sender<Command>>,
     date: NaiveDate,
     retries: u32,
     retry_base: Duration,
@@ -374,8 +375,6 @@ impl Shared {
         };
         let (ack_tx, ack_rx) = oneshot::channel();
         ledger
-            .lock()
-            .map_err(|_| anyhow::anyhow!("ledger channel poisoned"))?
             .send(make(ack_tx))
             .map_err(|_| anyhow::anyhow!("the ledger writer stopped"))?;
         ack_rx
