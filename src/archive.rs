@@ -200,16 +200,7 @@ impl<'a> Site<'a> {
 
     fn item(&self, item: &Item) -> Value {
         let body = self.html.get(&item.slug).cloned().unwrap_or_default();
-        item_value(
-            item,
-            &[
-                ("body_html", Value::from_safe_string(body)),
-                (
-                    "host",
-                    Value::from(item.fields.get("url").and_then(|u| u.as_str()).map(host)),
-                ),
-            ],
-        )
+        item_value(item, &[("body_html", Value::from_safe_string(body))])
     }
 
     fn issue_summary(&self, i: usize) -> Value {
@@ -450,17 +441,7 @@ impl<'a> Site<'a> {
         let values: Vec<Value> = tools
             .iter()
             .map(|(item, appearances)| {
-                let mut map: BTreeMap<String, Value> = BTreeMap::new();
-                for (k, v) in &item.fields {
-                    map.insert(k.clone(), render::toml_value(v));
-                }
-                map.insert("slug".into(), Value::from(item.slug.as_str()));
-                map.insert(
-                    "host".into(),
-                    Value::from(item.fields.get("url").and_then(|u| u.as_str()).map(host)),
-                );
-                map.insert("appearances".into(), self.summaries(appearances));
-                Value::from(map)
+                item_value(item, &[("appearances", self.summaries(appearances))])
             })
             .collect();
         let mut ctx = BTreeMap::new();

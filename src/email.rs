@@ -198,10 +198,6 @@ impl Email {
                     ),
                     ("page_url", Value::from(page_url(settings, &s.name, slug))),
                     ("related_items", Value::from(related)),
-                    (
-                        "host",
-                        Value::from(item.fields.get("url").and_then(|u| u.as_str()).map(host)),
-                    ),
                 ],
             );
             context.insert(s.name.clone(), value);

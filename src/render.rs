@@ -31,7 +31,8 @@ pub fn toml_value(v: &toml::Value) -> Value {
     }
 }
 
-/// An item's front matter plus `slug` and `section`, as a template value.
+/// An item's front matter plus `slug`, `section` and `host` (of its `url`,
+/// for "Visit chatgpt.com"; none without one), as a template value.
 /// `extra` adds computed fields (rendered bodies, URLs).
 pub fn item_value(item: &Item, extra: &[(&str, Value)]) -> Value {
     let mut map: BTreeMap<String, Value> = item
@@ -41,6 +42,8 @@ pub fn item_value(item: &Item, extra: &[(&str, Value)]) -> Value {
         .collect();
     map.insert("slug".into(), Value::from(item.slug.as_str()));
     map.insert("section".into(), Value::from(item.section.as_str()));
+    let url = item.fields.get("url").and_then(|u| u.as_str());
+    map.insert("host".into(), Value::from(url.map(crate::email::host)));
     for (k, v) in extra {
         map.insert((*k).to_string(), v.clone());
     }
