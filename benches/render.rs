@@ -22,17 +22,8 @@ fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    for sub in [
-        "content/terms",
-        "content/tools",
-        "content/tips",
-        "templates",
-    ] {
-        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
-        for entry in std::fs::read_dir(root.join(sub)).expect("read") {
-            let entry = entry.expect("entry");
-            std::fs::copy(entry.path(), dir.join(sub).join(entry.file_name())).expect("copy");
-        }
+    for sub in ["content", "templates"] {
+        copy_tree(&root.join(sub), &dir.join(sub));
     }
     std::fs::copy(root.join("dailyissue.toml"), dir.join("dailyissue.toml")).expect("copy");
     let mut csv = String::from("email,name,status,signup_source\n");
@@ -81,6 +72,20 @@ fn main() {
     println!("messages/second:    {rate:.0} (one core)");
     println!("mean message size:  {} bytes", bytes / n.max(1));
     println!("peak RSS:           {}", peak_rss());
+}
+
+/// Copies a folder recursively (templates/ has web/ inside).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }
 
 fn peak_rss() -> String {
