@@ -22,7 +22,6 @@ use crate::atomic;
 use crate::content::{Item, Pool};
 use crate::email::host;
 use crate::issue::Stored;
-use crate::ledger::Ledger;
 use crate::markdown;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
@@ -78,7 +77,7 @@ pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport
     let delivered: BTreeSet<NaiveDate> = if opts.all {
         issues.records.keys().copied().collect()
     } else {
-        match Ledger::open_existing_read_only(&project.path(&settings.ledger))? {
+        match project.read_ledger()? {
             Some(l) => l.delivered_dates()?.into_iter().collect(),
             None => BTreeSet::new(),
         }

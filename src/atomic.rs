@@ -1,6 +1,8 @@
 //! Crash-safe file writes: write a temporary file beside the target, flush it
 //! to disk, then rename it over the target, so a reader (or a crash) sees
-//! either the old file or the new one, never half of one.
+//! either the old file or the new one, never half of one. Temporary names
+//! come from `tempfile`, unique per write, so two writes of one file (even
+//! in one process) never share a temporary.
 
 use std::io::Write;
 use std::path::Path;
@@ -8,28 +10,25 @@ use std::path::Path;
 use anyhow::Context;
 
 pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create folder {}", dir.display()))?;
-    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create folder {}", dir.display()))?;
     let name = path
         .file_name()
         .with_context(|| format!("{} is not a file path", path.display()))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
     let result = (|| -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", name.to_string_lossy()))
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
     result.with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -59,5 +58,34 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(create_new(&path, b"three").is_err());
+    }
+
+    #[test]
+    fn concurrent_writes_of_one_file_do_not_collide() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("same.eml");
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || write(&path, format!("copy {i}").as_bytes()))
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread").expect("every write succeeds");
+        }
+        assert!(
+            std::fs::read_to_string(&path)
+                .expect("read")
+                .starts_with("copy ")
+        );
+    }
+
+    #[test]
+    fn writing_into_a_file_that_is_not_a_folder_names_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("outbox");
+        std::fs::write(&file, b"x").expect("write");
+        let err = write(&file.join("2027-03-01/a.eml"), b"m").expect_err("not a folder");
+        assert!(format!("{err:#}").contains("outbox"), "{err:#}");
     }
 }

@@ -105,6 +105,11 @@ pub enum Command {
         #[command(subcommand)]
         action: SuppressionsAction,
     },
+    /// Look after the delivery ledger (`.dailyissue/state.db`)
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
     /// Answer unsubscribe links (GET page, RFC 8058 one-click POST) and serve the web archive
     Serve {
         /// Address and port to listen on
@@ -160,5 +165,14 @@ pub enum SuppressionsAction {
         /// Addresses to remove
         #[arg(required = true)]
         addresses: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerAction {
+    /// Copy the ledger to FILE: a consistent snapshot, safe while `send` or `serve` run
+    Backup {
+        /// Where to write the copy (replaced if it exists)
+        file: PathBuf,
     },
 }

@@ -1,40 +1,60 @@
 //! The delivery pipeline of one run:
 //!
 //! ```text
-//! recipients ──batches──> ledger: mark `sending` ──> queue ──> N workers ──> ledger: outcome
-//!                          (committed first)                  build, rate-limit,     (committed before
-//!                                                             deliver, retry          the worker takes
-//!                                                                                     its next message)
+//! recipients ──batches──> ledger: claim (`sending`) ──> queue ──> N workers ──> ledger: outcome
+//!                          (committed first)                     build, rate-limit,   (+ the next
+//!                                                                deliver, retry        message's
+//!                                                                                      `transmitting`,
+//!                                                                                      one commit)
 //! ```
 //!
-//! A worker waits for its outcome to be committed before it takes another
-//! message, so after a crash at most one delivered-but-unrecorded message per
-//! worker exists: a rerun resends only those, with the same Message-ID.
-//! Rows still `sending` after a crash are simply retried.
+//! Crash safety: a row is claimed before it is queued, and marked
+//! `transmitting` (committed) before its SMTP transaction starts; the
+//! worker waits for its outcome to be committed before it starts the next
+//! message. So after a crash at most one message per worker may have been
+//! delivered without being recorded, and the ledger knows which rows those
+//! are (see `ledger`): they are resent at most once.
+//!
+//! Faults cost what they touch, never the run:
+//! - a 4xx reply is retried on the same message with exponential backoff
+//!   (`retries`, `retry_base`), then the message is `deferred`;
+//! - a connection that breaks before the whole message was sent costs that
+//!   message (`deferred`) and that connection; the worker reconnects;
+//! - a connection that breaks, or a reply that never comes, after the whole
+//!   message was sent makes it `unknown`: never resent in this run;
+//! - a worker that cannot open a connection (refused, timed out, 421 at
+//!   the greeting) backs off and tries again; after `retries` failures in a
+//!   row it retires. The run stops early only when every worker has
+//!   retired, or when several messages in a row went unanswered after DATA
+//!   (a relay that swallows mail without answering: going on would only
+//!   make duplicates), or when the outbox cannot be written.
 //!
 //! The ledger lives on one writer thread (SQLite connections are not shared
 //! across threads); it commits whatever has queued up in one transaction
 //! (group commit), so the per-message cost stays small. Who is in
 //! `recipients` is `send`'s decision, not this module's.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use lettre::address::Envelope;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::email::Email;
-use crate::ledger::{Ledger, Outcome, Status};
+use crate::ledger::{Ledger, Outcome, Status, Write};
 use crate::message;
 use crate::problem::Failure;
 use crate::subscribers::Subscriber;
-use crate::transport::{SendError, Sink};
+use crate::transport::{ConnectError, Connection, SendError, Sink};
 
-/// Rows marked `sending` per ledger transaction.
+/// Rows claimed per ledger transaction.
 const BATCH: usize = 64;
+
+/// The longest backoff between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Everything one run's pipeline needs.
 pub(crate) struct Delivery {
@@ -56,6 +76,66 @@ pub(crate) struct Delivery {
     pub envelope_from: lettre::Address,
 }
 
+/// Why a run stopped before every recipient was attempted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// No worker could open a connection, `retries` times in a row each.
+    Unreachable(String),
+    /// Every worker was told to wait (4xx at the greeting, EHLO or AUTH).
+    Throttled(String),
+    /// Several messages in a row got no reply after they were sent.
+    Unanswered { count: u32, last: String },
+    /// The outbox folder could not be written.
+    File(String),
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Unreachable(e) => write!(f, "the SMTP server could not be reached ({e})"),
+            Stop::Throttled(e) => write!(
+                f,
+                "the SMTP server kept asking us to slow down, on every connection ({e})"
+            ),
+            Stop::Unanswered { count, last } => write!(
+                f,
+                "{count} messages in a row got no reply after they were sent ({last}); stopped rather than risk duplicates"
+            ),
+            Stop::File(e) => write!(f, "the outbox cannot be written ({e})"),
+        }
+    }
+}
+
+impl Stop {
+    /// Whether a later run may simply succeed (exit 75) or someone must
+    /// fix something first (exit 1).
+    pub fn temporary(&self) -> bool {
+        !matches!(self, Stop::File(_))
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Counts {
+    pub sent: u64,
+    /// Attempted and not delivered: a 4xx after every retry, or a dropped connection.
+    pub deferred: u64,
+    /// Sent, but no reply came: may have been delivered.
+    pub unknown: u64,
+    pub failed: u64,
+    pub bounced: u64,
+    /// Never attempted because the run stopped (they stay due).
+    pub not_attempted: u64,
+    /// Why the run stopped early, if it did.
+    pub stop: Option<Stop>,
+}
+
+/// A message waiting for a worker.
+struct Job {
+    reader: Subscriber,
+    message_id: String,
+}
+
 /// Runs the pipeline to the end and returns what happened.
 pub(crate) fn run(
     runtime: &tokio::runtime::Runtime,
@@ -63,29 +143,38 @@ pub(crate) fn run(
     recipients: Vec<Subscriber>,
 ) -> Result<Counts, Failure> {
     let progress = Progress::new(recipients.len() as u64, d.progress);
-    let (ledger_tx, writer) = match d.ledger {
+    let (writer_tx, writer) = match d.ledger {
         Some(l) => {
-            let (tx, handle) = spawn_writer(l, d.date, d.today, d.tests);
+            let (tx, handle) = spawn_writer(l, d.date, d.today);
             (Some(tx), Some(handle))
         }
         None => (None, None),
     };
+    let concurrency = d.concurrency.max(1);
+    let (stop_tx, _) = watch::channel(false);
     let shared = Arc::new(Shared {
         email: Arc::new(d.email),
         sink: d.sink,
-        ledger: ledger_tx,
+        writer: writer_tx,
         date: d.date,
+        date_text: d.date.to_string(),
+        tests: d.tests,
         retries: d.retries,
         retry_base: d.retry_base,
         rate: RateLimit::new(d.rate_per_second),
         progress: progress.clone(),
         envelope_from: d.envelope_from,
-        counts: Arc::new(Mutex::new(Counts::default())),
-        halted: AtomicBool::new(false),
+        counts: Mutex::new(Counts::default()),
+        stop: Mutex::new(None),
+        stop_tx,
+        alive: AtomicUsize::new(concurrency),
+        unanswered: AtomicU32::new(0),
+        unanswered_limit: concurrency as u32 + 3,
     });
-    let counts = runtime.block_on(execute(shared, recipients, d.concurrency));
+    let counts = runtime.block_on(execute(shared.clone(), recipients, concurrency));
     // The writer ends once every sender is gone; join it even after an
     // error so that whatever was recorded is committed.
+    drop(shared);
     if let Some(w) = writer {
         w.join()
             .map_err(|_| anyhow::anyhow!("the ledger writer panicked"))??;
@@ -94,30 +183,18 @@ pub(crate) fn run(
     counts
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Counts {
-    pub sent: u64,
-    pub deferred: u64,
-    pub failed: u64,
-    pub bounced: u64,
-    /// Never handed to a worker: the run stopped because the server went away.
-    pub not_dispatched: u64,
-    /// Whether the run stopped early because the server went away.
-    pub halted: bool,
+/// One group of ledger writes and who waits for their commit.
+struct Command {
+    writes: Vec<Write>,
+    ack: oneshot::Sender<anyhow::Result<()>>,
 }
 
-enum Command {
-    MarkSending(Vec<(String, String)>, oneshot::Sender<anyhow::Result<()>>),
-    Record(Outcome, String, oneshot::Sender<anyhow::Result<()>>),
-}
-
-/// The ledger's thread: applies commands in group commits until every
-/// sender has gone.
+/// The ledger's thread: applies whatever commands have queued up in one
+/// transaction (group commit) until every sender has gone.
 fn spawn_writer(
     mut ledger: Ledger,
     date: NaiveDate,
     today: NaiveDate,
-    tests: bool,
 ) -> (
     mpsc::Sender<Command>,
     std::thread::JoinHandle<anyhow::Result<()>>,
@@ -132,51 +209,20 @@ fn spawn_writer(
                     Err(_) => break,
                 }
             }
-            let mut outcomes = Vec::new();
-            let mut acks = Vec::new();
-            for command in commands {
-                match command {
-                    Command::MarkSending(batch, ack) => {
-                        let r = if tests {
-                            Ok(())
-                        } else {
-                            ledger.mark_sending(date, &batch)
-                        };
-                        let failed = r.is_err();
-                        let _ = ack.send(r);
-                        if failed {
-                            anyhow::bail!("the ledger refused a write; stopping");
-                        }
-                    }
-                    Command::Record(outcome, message_id, ack) => {
-                        if tests {
-                            let r = ledger.record_test(
-                                date,
-                                &outcome.address,
-                                outcome.status,
-                                outcome.reply.as_deref(),
-                                &message_id,
-                            );
-                            let _ = ack.send(r);
-                        } else {
-                            outcomes.push(outcome);
-                            acks.push(ack);
-                        }
-                    }
-                }
+            let writes: Vec<Write> = commands
+                .iter_mut()
+                .flat_map(|c| std::mem::take(&mut c.writes))
+                .collect();
+            let result = ledger.apply(date, today, &writes);
+            let err = result.as_ref().err().map(|e| format!("{e:#}"));
+            for c in commands {
+                let _ = c.ack.send(match &err {
+                    None => Ok(()),
+                    Some(e) => Err(anyhow::anyhow!("{e}")),
+                });
             }
-            if !outcomes.is_empty() {
-                let r = ledger.record(date, today, &outcomes);
-                let err = r.as_ref().err().map(|e| format!("{e:#}"));
-                for ack in acks {
-                    let _ = ack.send(match &err {
-                        None => Ok(()),
-                        Some(e) => Err(anyhow::anyhow!("{e}")),
-                    });
-                }
-                if let Some(e) = err {
-                    anyhow::bail!("cannot record deliveries: {e}");
-                }
+            if let Some(e) = err {
+                anyhow::bail!("{e}");
             }
         }
         Ok(())
@@ -249,7 +295,7 @@ impl Progress {
     }
 
     fn tick(&self) {
-        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         match &self.bar {
             Some(bar) => bar.inc(1),
             None => {
@@ -272,50 +318,69 @@ impl Progress {
     }
 }
 
-/// Marks batches `sending`, queues them for `concurrency` workers, and
-/// waits for every worker to finish.
+type Queue = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Job>>>;
+
+/// Claims batches, queues them for the workers, and waits for every worker
+/// to finish; then settles whatever a stop left claimed but unattempted.
 async fn execute(
     shared: Arc<Shared>,
     recipients: Vec<Subscriber>,
     concurrency: usize,
 ) -> Result<Counts, Failure> {
-    let (queue_tx, queue_rx) = queue(concurrency * 2);
+    let (queue_tx, queue_rx) = tokio::sync::mpsc::channel::<Job>(concurrency * 2);
+    let queue: Queue = Arc::new(tokio::sync::Mutex::new(queue_rx));
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.max(1) {
+    for _ in 0..concurrency {
         let shared = shared.clone();
-        let rx = queue_rx.clone();
-        workers.spawn(async move { shared.worker(rx).await });
+        let queue = queue.clone();
+        workers.spawn(async move { shared.worker(queue).await });
     }
-    drop(queue_rx);
+    let mut stopped = shared.stop_tx.subscribe();
     let mut dispatch_error = None;
+    // Claimed but never handed to a worker because the run stopped.
+    let mut unqueued: Vec<Job> = Vec::new();
     let mut recipients = recipients.into_iter();
     'dispatch: loop {
-        if shared.halted.load(Ordering::Relaxed) {
+        if shared.stopped() {
             break;
         }
         let chunk: Vec<Subscriber> = recipients.by_ref().take(BATCH).collect();
         if chunk.is_empty() {
             break;
         }
-        let batch: Vec<(String, String)> = chunk
-            .iter()
-            .map(|r| {
-                (
-                    r.key.clone(),
-                    message::message_id(shared.date, &r.key, shared.email.domain()),
-                )
+        let jobs: Vec<Job> = chunk
+            .into_iter()
+            .map(|reader| Job {
+                message_id: message::message_id(shared.date, &reader.key, shared.email.domain()),
+                reader,
             })
             .collect();
-        if let Err(e) = shared
-            .ledger_call(|ack| Command::MarkSending(batch, ack))
-            .await
-        {
-            dispatch_error = Some(e);
-            break;
+        if !shared.tests {
+            let claim = Write::Claim(
+                jobs.iter()
+                    .map(|j| (j.reader.key.clone(), j.message_id.clone()))
+                    .collect(),
+            );
+            if let Err(e) = shared.write(vec![claim]).await {
+                dispatch_error = Some(e);
+                shared.halt(None);
+                break;
+            }
         }
-        for r in chunk {
-            if queue_tx.send(r).await.is_err() {
-                break 'dispatch;
+        let mut jobs = jobs.into_iter();
+        while let Some(job) = jobs.next() {
+            tokio::select! {
+                sent = queue_tx.send(job) => {
+                    if let Err(tokio::sync::mpsc::error::SendError(job)) = sent {
+                        unqueued.push(job);
+                        unqueued.extend(jobs);
+                        break 'dispatch;
+                    }
+                }
+                _ = stopped.wait_for(|s| *s) => {
+                    unqueued.extend(jobs);
+                    break 'dispatch;
+                }
             }
         }
     }
@@ -331,21 +396,44 @@ async fn execute(
     if let Some(e) = dispatch_error.or(worker_error) {
         return Err(Failure::Other(e));
     }
-    let mut counts = *shared
+    // Claimed rows that no worker attempted: settle them as deferred now,
+    // so the ledger holds no `sending` row once the run is over.
+    {
+        let mut rx = queue.lock().await;
+        while let Ok(job) = rx.try_recv() {
+            unqueued.push(job);
+        }
+    }
+    let never_claimed = recipients.len() as u64;
+    if !unqueued.is_empty() {
+        let reason = shared.not_attempted_reason();
+        let writes = unqueued
+            .iter()
+            .map(|job| {
+                shared.record(
+                    Outcome {
+                        address: job.reader.key.clone(),
+                        status: Status::Deferred,
+                        reply: Some(reason.clone()),
+                    },
+                    &job.message_id,
+                )
+            })
+            .collect();
+        shared.write(writes).await.map_err(Failure::Other)?;
+    }
+    let mut counts = shared
         .counts
         .lock()
-        .map_err(|_| anyhow::anyhow!("counter poisoned"))?;
-    counts.not_dispatched = recipients.len() as u64;
-    counts.halted = shared.halted.load(Ordering::Relaxed);
+        .map_err(|_| anyhow::anyhow!("counter poisoned"))?
+        .clone();
+    counts.not_attempted += unqueued.len() as u64 + never_claimed;
+    counts.stop = shared
+        .stop
+        .lock()
+        .map_err(|_| anyhow::anyhow!("stop poisoned"))?
+        .clone();
     Ok(counts)
-}
-
-type Queue = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Subscriber>>>;
-
-/// A bounded multi-consumer queue: tokio's mpsc with the receiver shared.
-fn queue(cap: usize) -> (tokio::sync::mpsc::Sender<Subscriber>, Queue) {
-    let (tx, rx) = tokio::sync::mpsc::channel(cap.max(1));
-    (tx, Arc::new(tokio::sync::Mutex::new(rx)))
 }
 
 /// What every worker shares.
@@ -353,69 +441,190 @@ struct Shared {
     email: Arc<Email>,
     sink: Sink,
     /// std's `Sender` is `Sync`: workers share it without a lock.
-    ledger: Option<mpsc::Sender<Command>>,
+    writer: Option<mpsc::Sender<Command>>,
     date: NaiveDate,
+    date_text: String,
+    tests: bool,
     retries: u32,
     retry_base: Duration,
     rate: RateLimit,
     progress: Progress,
     envelope_from: lettre::Address,
-    counts: Arc<Mutex<Counts>>,
-    /// Set when the server is unreachable after every retry.
-    halted: AtomicBool,
+    counts: Mutex<Counts>,
+    /// Why the run stopped (set once).
+    stop: Mutex<Option<Stop>>,
+    /// Flips to true when the run stops: the dispatcher and workers watch it.
+    stop_tx: watch::Sender<bool>,
+    /// Workers that have not retired.
+    alive: AtomicUsize,
+    /// Messages in a row that got no reply after DATA (any worker).
+    unanswered: AtomicU32,
+    unanswered_limit: u32,
+}
+
+/// How a worker goes on after a message.
+enum Flow {
+    Continue,
+    /// This worker cannot connect any more; the run goes on with the others.
+    Retire(Stop),
+    /// The whole run stops.
+    Halt(Stop),
 }
 
 impl Shared {
-    async fn ledger_call(
-        &self,
-        make: impl FnOnce(oneshot::Sender<anyhow::Result<()>>) -> Command,
-    ) -> anyhow::Result<()> {
-        let Some(ledger) = &self.ledger else {
+    /// Sends writes to the ledger thread and waits for their commit.
+    async fn write(&self, writes: Vec<Write>) -> anyhow::Result<()> {
+        let Some(writer) = &self.writer else {
             return Ok(());
         };
-        let (ack_tx, ack_rx) = oneshot::channel();
-        ledger
-            .send(make(ack_tx))
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let (ack, done) = oneshot::channel();
+        writer
+            .send(Command { writes, ack })
             .map_err(|_| anyhow::anyhow!("the ledger writer stopped"))?;
-        ack_rx
-            .await
+        done.await
             .map_err(|_| anyhow::anyhow!("the ledger writer stopped"))?
+    }
+
+    /// The write recording an outcome: a delivery row, or a test copy.
+    fn record(&self, outcome: Outcome, message_id: &str) -> Write {
+        if self.tests {
+            Write::Test(outcome, message_id.to_string())
+        } else {
+            Write::Record(outcome)
+        }
+    }
+
+    fn begin(&self, job: &Job) -> Option<Write> {
+        (!self.tests).then(|| Write::Begin(job.reader.key.clone()))
+    }
+
+    fn stopped(&self) -> bool {
+        *self.stop_tx.borrow()
+    }
+
+    /// Stops the run (the first reason wins).
+    fn halt(&self, reason: Option<Stop>) {
+        if let Ok(mut stop) = self.stop.lock()
+            && stop.is_none()
+        {
+            *stop = reason;
+        }
+        self.stop_tx.send_replace(true);
+    }
+
+    /// A worker gives up; the last one to do so stops the run.
+    fn retire(&self, reason: Stop) {
+        if self.alive.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.halt(Some(reason));
+        }
+    }
+
+    fn not_attempted_reason(&self) -> String {
+        match self.stop.lock().ok().and_then(|s| s.clone()) {
+            Some(stop) => format!("not attempted: {stop}"),
+            None => "not attempted: the run stopped".into(),
+        }
+    }
+
+    /// The next message, unless the run is stopping.
+    async fn take(&self, queue: &Queue) -> Option<Job> {
+        if self.stopped() {
+            return None;
+        }
+        let mut rx = queue.lock().await;
+        let mut stopped = self.stop_tx.subscribe();
+        tokio::select! {
+            job = rx.recv() => job,
+            _ = stopped.wait_for(|s| *s) => None,
+        }
+    }
+
+    /// The next message if one is waiting right now.
+    async fn try_take(&self, queue: &Queue) -> Option<Job> {
+        if self.stopped() {
+            return None;
+        }
+        queue.lock().await.try_recv().ok()
+    }
+
+    fn count(&self, outcome: &Outcome, attempted: bool) {
+        if let Ok(mut c) = self.counts.lock() {
+            match outcome.status {
+                _ if !attempted => c.not_attempted += 1,
+                Status::Sent => c.sent += 1,
+                Status::Unknown => c.unknown += 1,
+                Status::Deferred | Status::Sending => c.deferred += 1,
+                Status::Failed => c.failed += 1,
+                Status::Bounced => c.bounced += 1,
+            }
+        }
     }
 
     async fn worker(&self, queue: Queue) -> anyhow::Result<()> {
         let mut conn = self.sink.connection();
-        let date = self.date.to_string();
-        loop {
-            let next = queue.lock().await.recv().await;
-            let Some(reader) = next else { break };
-            let message_id = message::message_id(self.date, &reader.key, self.email.domain());
-            let outcome = self.deliver(&mut conn, &reader, &date).await;
-            {
-                let mut c = self
-                    .counts
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("counter poisoned"))?;
-                match outcome.status {
-                    Status::Sent => c.sent += 1,
-                    Status::Deferred | Status::Sending => c.deferred += 1,
-                    Status::Failed => c.failed += 1,
-                    Status::Bounced => c.bounced += 1,
-                }
+        let mut connect_failures = 0;
+        let mut next = self.take(&queue).await;
+        // Whether `next` is already marked `transmitting`.
+        let mut begun = false;
+        while let Some(job) = next.take() {
+            if !begun {
+                self.write(self.begin(&job).into_iter().collect()).await?;
             }
-            self.ledger_call(|ack| Command::Record(outcome, message_id, ack))
-                .await?;
+            let (outcome, flow, attempted) =
+                self.deliver(&mut conn, &mut connect_failures, &job).await;
+            self.count(&outcome, attempted);
+            let go_on = match flow {
+                Flow::Continue => true,
+                Flow::Retire(reason) => {
+                    self.retire(reason);
+                    false
+                }
+                Flow::Halt(reason) => {
+                    self.halt(Some(reason));
+                    false
+                }
+            };
+            // Recording this outcome and marking the next message as being
+            // sent is one commit, when the next message is already waiting.
+            next = if go_on {
+                self.try_take(&queue).await
+            } else {
+                None
+            };
+            begun = next.is_some();
+            let mut writes = vec![self.record(outcome, &job.message_id)];
+            writes.extend(next.as_ref().and_then(|n| self.begin(n)));
+            self.write(writes).await?;
             self.progress.tick();
+            if go_on && next.is_none() {
+                next = self.take(&queue).await;
+                begun = false;
+            }
         }
         conn.close().await;
         Ok(())
     }
 
+    async fn backoff(&self, attempt: u32) {
+        let delay = self
+            .retry_base
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(MAX_BACKOFF);
+        tokio::time::sleep(delay).await;
+    }
+
+    /// Delivers one message: (what to record, how the worker goes on,
+    /// whether it was attempted at all).
     async fn deliver(
         &self,
-        conn: &mut crate::transport::Connection,
-        reader: &Subscriber,
-        date: &str,
-    ) -> Outcome {
+        conn: &mut Connection,
+        connect_failures: &mut u32,
+        job: &Job,
+    ) -> (Outcome, Flow, bool) {
+        let reader = &job.reader;
         let outcome = |status, reply: String| Outcome {
             address: reader.key.clone(),
             status,
@@ -424,29 +633,58 @@ impl Shared {
         let bytes = match message::build(&self.email, reader) {
             Ok(m) => m.formatted(),
             Err(p) => {
-                return outcome(
-                    Status::Failed,
-                    format!("cannot build the message: {}", p.message),
-                );
+                let reply = format!("cannot build the message: {}", p.message);
+                return (outcome(Status::Failed, reply), Flow::Continue, true);
             }
         };
         let envelope =
             match Envelope::new(Some(self.envelope_from.clone()), vec![reader.email.clone()]) {
                 Ok(e) => e,
-                Err(e) => return outcome(Status::Failed, format!("bad envelope: {e}")),
+                Err(e) => {
+                    let reply = format!("bad envelope: {e}");
+                    return (outcome(Status::Failed, reply), Flow::Continue, true);
+                }
             };
-        let mut attempt = 0;
+        let mut transient = 0;
+        let mut stale_retried = false;
         loop {
-            if self.halted.load(Ordering::Relaxed) {
-                return outcome(
-                    Status::Deferred,
-                    "not attempted: the SMTP server stopped answering earlier in this run".into(),
+            if self.stopped() {
+                return (
+                    outcome(Status::Deferred, self.not_attempted_reason()),
+                    Flow::Continue,
+                    false,
                 );
             }
+            if let Err(e) = conn.ensure().await {
+                *connect_failures += 1;
+                if *connect_failures > self.retries {
+                    let reply = format!("not attempted: {e}");
+                    let reason = match e {
+                        ConnectError::Throttled(r) => Stop::Throttled(r),
+                        ConnectError::Unreachable(r) => Stop::Unreachable(r),
+                    };
+                    return (
+                        outcome(Status::Deferred, reply),
+                        Flow::Retire(reason),
+                        false,
+                    );
+                }
+                self.backoff(*connect_failures - 1).await;
+                continue;
+            }
+            *connect_failures = 0;
             self.rate.wait().await;
-            let result = conn.deliver(&envelope, date, &reader.key, &bytes).await;
-            let err = match result {
-                Ok(reply) => return outcome(Status::Sent, reply),
+            let result = conn
+                .deliver(&envelope, &self.date_text, &reader.key, &bytes)
+                .await;
+            if !matches!(
+                result,
+                Err(SendError::Unknown(_) | SendError::Dropped { .. })
+            ) {
+                self.unanswered.store(0, Ordering::Relaxed);
+            }
+            match result {
+                Ok(reply) => return (outcome(Status::Sent, reply), Flow::Continue, true),
                 Err(SendError::Permanent {
                     reply,
                     unknown_mailbox,
@@ -456,21 +694,51 @@ impl Shared {
                     } else {
                         Status::Failed
                     };
-                    return outcome(status, reply);
+                    return (outcome(status, reply), Flow::Continue, true);
                 }
-                Err(e) => e,
-            };
-            if attempt >= self.retries {
-                // A server that cannot be reached after every retry is down
-                // for everyone: stop, rather than spend the backoff on each
-                // remaining reader. The rest is left for the next run.
-                if matches!(err, SendError::Connection(_)) {
-                    self.halted.store(true, Ordering::Relaxed);
+                Err(SendError::Transient { reply, .. }) => {
+                    if transient >= self.retries {
+                        return (outcome(Status::Deferred, reply), Flow::Continue, true);
+                    }
+                    self.backoff(transient).await;
+                    transient += 1;
                 }
-                return outcome(Status::Deferred, err.reply());
+                // An idle connection the server had closed: nothing was
+                // sent on it, so one immediate retry on a fresh one.
+                Err(SendError::Dropped { stale: true, .. }) if !stale_retried => {
+                    stale_retried = true;
+                }
+                Err(SendError::Dropped { reason, .. }) => {
+                    return (outcome(Status::Deferred, reason), Flow::Continue, true);
+                }
+                Err(SendError::Unknown(reason)) => {
+                    let count = self.unanswered.fetch_add(1, Ordering::Relaxed) + 1;
+                    let flow = if count >= self.unanswered_limit {
+                        Flow::Halt(Stop::Unanswered {
+                            count,
+                            last: reason.clone(),
+                        })
+                    } else {
+                        Flow::Continue
+                    };
+                    return (outcome(Status::Unknown, reason), flow, true);
+                }
+                Err(SendError::Connect(e)) => {
+                    // `ensure` just succeeded; treat a failure here like a drop.
+                    return (
+                        outcome(Status::Deferred, e.to_string()),
+                        Flow::Continue,
+                        true,
+                    );
+                }
+                Err(SendError::File(e)) => {
+                    return (
+                        outcome(Status::Deferred, e.clone()),
+                        Flow::Halt(Stop::File(e)),
+                        false,
+                    );
+                }
             }
-            tokio::time::sleep(self.retry_base * 2u32.saturating_pow(attempt)).await;
-            attempt += 1;
         }
     }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::content::Pool;
 use crate::issue::Issues;
+use crate::ledger::Ledger;
 use crate::problem::{Failure, Problem};
 use crate::settings::{FILE_NAME, Settings};
 use crate::subscribers::List;
@@ -70,6 +71,20 @@ impl Project {
 
     pub fn templates(&self) -> Result<Templates, Vec<Problem>> {
         Templates::load(&self.root)
+    }
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.path(&self.settings.ledger)
+    }
+
+    /// The ledger, opened for writing (created when there is none).
+    pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
+        Ledger::open(&self.ledger_path(), &self.settings.list_id)
+    }
+
+    /// The ledger for reading only; `None` when there is none yet.
+    pub fn read_ledger(&self) -> anyhow::Result<Option<Ledger>> {
+        Ledger::open_existing_read_only(&self.ledger_path(), &self.settings.list_id)
     }
 
     pub fn subscribers(&self) -> Result<List, Problem> {

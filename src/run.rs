@@ -10,7 +10,7 @@ use clap::CommandFactory;
 
 use crate::archive::{self, ArchiveOptions};
 use crate::check::{self, CheckOptions};
-use crate::cli::{Cli, Command, PreviewFormat, SuppressionsAction};
+use crate::cli::{Cli, Command, LedgerAction, PreviewFormat, SuppressionsAction};
 use crate::init;
 use crate::plan::{self, PlanOptions};
 use crate::preview::{self, Format, PreviewOptions};
@@ -231,6 +231,27 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     )?;
                 }
             }
+        }
+        Command::Ledger {
+            action: LedgerAction::Backup { file },
+        } => {
+            let project = project()?;
+            let ledger = project.read_ledger()?.ok_or_else(|| {
+                Failure::Usage(format!(
+                    "there is no ledger at {} yet: nothing to back up",
+                    project.ledger_path().display()
+                ))
+            })?;
+            let dest = start.join(&file);
+            ledger.backup(&dest)?;
+            let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+            writeln!(
+                out,
+                "backed up {} to {} ({} KB)",
+                project.ledger_path().display(),
+                dest.display(),
+                size.div_ceil(1024)
+            )?;
         }
         Command::Serve { listen } => {
             let project = project()?;

@@ -18,10 +18,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::delivery::{self, Delivery};
 use crate::edition::{self, EditionOptions, SecretUse};
-use crate::ledger::{Freeze, Ledger, Status};
+use crate::ledger::{Freeze, Ledger, MAX_UNCERTAIN, Row, Status};
 use crate::lock::lock;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
+use crate::settings::Settings;
 use crate::subscribers::{Status as ListStatus, Subscriber};
 use crate::transport::{Sink, Smtp};
 
@@ -53,31 +54,57 @@ pub struct Summary {
     pub active: u64,
     pub already_sent: u64,
     pub suppressed: u64,
+    /// Rows of the list skipped for a problem of their own (each listed
+    /// with `path:line`).
     pub invalid_rows: u64,
     /// Failed (5xx) in an earlier run and not retried.
     pub failed_earlier: u64,
+    /// Two attempts ended without an answer: never resent automatically
+    /// (the reader most likely has it; see the README's guarantees).
+    pub unknown_twice: u64,
+    /// Rows an interrupted earlier run left behind, settled at the start.
+    pub recovered: u64,
     pub attempted: u64,
     pub sent: u64,
     pub deferred: u64,
+    /// Sent, but no reply came: resent once on a later run.
+    pub unknown: u64,
     pub failed: u64,
     pub bounced: u64,
-    /// Not attempted in this run because of `daily_cap` or `--limit`.
-    pub left: u64,
+    /// Held back by `--limit`.
+    pub left_by_limit: u64,
+    /// Held back by `daily_cap`.
+    pub left_by_cap: u64,
+    /// Not attempted because the run stopped early (see `stopped`).
+    pub not_attempted: u64,
+    /// Why the run stopped before everyone due was attempted.
+    pub stopped: Option<String>,
     pub elapsed_seconds: f64,
     pub messages_per_second: f64,
     /// Why nothing was sent, when nothing was.
     pub skipped: Option<String>,
+    #[serde(skip)]
+    stopped_for_good: bool,
 }
 
 impl Summary {
     /// 0 when everything due went out (or nothing was due), 75 when some
-    /// recipients are left for a later run.
+    /// recipients are left for a later run, 1 when the run stopped on
+    /// something a rerun will not fix by itself (the outbox cannot be
+    /// written).
     pub fn exit_code(&self) -> u8 {
-        if self.deferred > 0 || self.left > 0 {
+        if self.stopped_for_good {
+            1
+        } else if self.left() > 0 {
             crate::problem::EXIT_TEMPFAIL
         } else {
             0
         }
+    }
+
+    /// Recipients a later run will attempt.
+    pub fn left(&self) -> u64 {
+        self.deferred + self.unknown + self.left_by_limit + self.left_by_cap + self.not_attempted
     }
 
     pub fn text(&self) -> String {
@@ -100,27 +127,58 @@ impl Summary {
             if self.test { " (test copies)" } else { "" },
         );
         out.push_str(&format!(
-            "  sent {}, deferred {}, failed {}, bounced {}\n",
-            self.sent, self.deferred, self.failed, self.bounced
+            "  sent {}, deferred {}, unknown {}, failed {}, bounced {}\n",
+            self.sent, self.deferred, self.unknown, self.failed, self.bounced
         ));
         out.push_str(&format!(
-            "  skipped: already sent {}, suppressed {}, invalid rows {}, failed earlier {}\n",
-            self.already_sent, self.suppressed, self.invalid_rows, self.failed_earlier
+            "  skipped: already sent {}, suppressed {}, invalid rows {}, failed earlier {}{}\n",
+            self.already_sent,
+            self.suppressed,
+            self.invalid_rows,
+            self.failed_earlier,
+            if self.unknown_twice > 0 {
+                format!(", unanswered twice {}", self.unknown_twice)
+            } else {
+                String::new()
+            }
         ));
-        if self.left > 0 {
+        if self.recovered > 0 {
             out.push_str(&format!(
-                "  left for the next run (daily_cap or --limit): {}\n",
-                self.left
+                "  settled {} row{} of an interrupted earlier run\n",
+                self.recovered,
+                if self.recovered == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(why) = &self.stopped {
+            out.push_str(&format!(
+                "  stopped early: {why}; not attempted {}\n",
+                self.not_attempted
+            ));
+        }
+        if self.left_by_cap > 0 {
+            out.push_str(&format!(
+                "  left for the next run by daily_cap: {}\n",
+                self.left_by_cap
+            ));
+        }
+        if self.left_by_limit > 0 {
+            out.push_str(&format!(
+                "  left for the next run by --limit: {}\n",
+                self.left_by_limit
             ));
         }
         out.push_str(&format!(
             "  {:.1} s, {:.0} msg/s\n",
             self.elapsed_seconds, self.messages_per_second
         ));
-        if self.deferred > 0 || self.left > 0 {
-            out.push_str(
+        match self.exit_code() {
+            0 => {}
+            1 => {
+                out.push_str("  fix the problem above, then run `dailyissue send` again (exit 1)\n")
+            }
+            _ => out.push_str(
                 "  some recipients are left: run `dailyissue send` again later (exit 75)\n",
-            );
+            ),
         }
         out
     }
@@ -162,37 +220,41 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         warnings.push(format!("skipped: {p}"));
     }
 
-    // Lateness protects readers; `.eml` files and dry runs reach nobody.
-    if opts.implicit_date && opts.to.is_empty() && matches!(sink, Sink::Smtp(_)) {
-        let local_now = opts.now.with_timezone(&settings.timezone).naive_local();
-        if too_late(
-            local_now,
-            opts.date,
-            settings.send_time,
-            settings.max_lateness,
-        ) {
-            summary.skipped = Some(format!(
-                "it is more than {} past the {} send time (max_lateness); pass --date {} to send it anyway",
-                humanize(settings.max_lateness),
-                settings.send_time.format("%H:%M"),
-                opts.date
-            ));
-            return Ok((summary, warnings));
-        }
+    // The schedule protects readers; `.eml` files and dry runs reach nobody.
+    if opts.implicit_date
+        && opts.to.is_empty()
+        && matches!(sink, Sink::Smtp(_))
+        && let Some(reason) = off_schedule(settings, opts.date, opts.now)
+    {
+        summary.skipped = Some(reason);
+        return Ok((summary, warnings));
     }
 
     let ledger_path = project.path(&settings.ledger);
     let mut ledger = if opts.dry_run {
         None
     } else {
-        Some(Ledger::open(&ledger_path)?)
+        Some(project.open_ledger()?)
     };
+
+    // A run that died mid-send left rows behind: settle them first.
+    if let (Some(l), true) = (ledger.as_mut(), opts.to.is_empty()) {
+        let r = l.recover(opts.date)?;
+        summary.recovered = r.unknown + r.unattempted;
+        if r.unknown > 0 {
+            warnings.push(format!(
+                "an earlier run stopped while sending; {} message{} may have been delivered and will be resent once (same Message-ID)",
+                r.unknown,
+                if r.unknown == 1 { "" } else { "s" }
+            ));
+        }
+    }
 
     // Who gets this run's copies.
     let recipients: Vec<Subscriber> = if opts.to.is_empty() {
-        let (statuses, suppressed) = match &ledger {
+        let (rows, suppressed) = match &ledger {
             Some(l) => (l.statuses(opts.date)?, l.suppressed()?),
-            None => dry_run_view(&ledger_path, opts.date),
+            None => dry_run_view(&ledger_path, &settings.list_id, opts.date)?,
         };
         let mut due = Vec::new();
         // Moved out, not cloned: a list of a million readers is held once.
@@ -206,29 +268,37 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
                 summary.suppressed += 1;
                 continue;
             }
-            match statuses.get(&r.key) {
-                Some(Status::Sent) => summary.already_sent += 1,
-                Some(Status::Bounced) => summary.suppressed += 1,
-                Some(Status::Failed) if !opts.retry_failed => summary.failed_earlier += 1,
-                _ => due.push(r),
+            match rows.get(&r.key) {
+                None => due.push(r),
+                Some(row) if row.due(opts.retry_failed) => due.push(r),
+                Some(row) => match row.status {
+                    Status::Sent => summary.already_sent += 1,
+                    Status::Bounced => summary.suppressed += 1,
+                    Status::Failed if row.uncertain < MAX_UNCERTAIN => summary.failed_earlier += 1,
+                    _ => summary.unknown_twice += 1,
+                },
             }
+        }
+        if summary.unknown_twice > 0 {
+            warnings.push(format!(
+                "{} reader{} got no answer twice and {} not resent (see `dailyissue status`); at most two copies ever go to one reader",
+                summary.unknown_twice,
+                if summary.unknown_twice == 1 { "" } else { "s" },
+                if summary.unknown_twice == 1 { "is" } else { "are" },
+            ));
         }
         due
     } else {
-        opts.to
-            .iter()
-            .map(|addr| {
-                edition.list.reader(addr).map(|(r, _)| r).ok_or_else(|| {
-                    Failure::Usage(format!("--to {addr}: not a valid email address"))
-                })
-            })
-            .collect::<Result<_, _>>()?
+        test_readers(&edition, &opts.to)?
     };
 
     // How many this run may send.
     let mut allowance = recipients.len() as u64;
-    if let Some(limit) = opts.limit {
-        allowance = allowance.min(limit);
+    if let Some(limit) = opts.limit
+        && limit < allowance
+    {
+        summary.left_by_limit = allowance - limit;
+        allowance = limit;
     }
     let today = opts.now.with_timezone(&settings.timezone).date_naive();
     if settings.daily_cap > 0 && opts.to.is_empty() && !opts.dry_run {
@@ -243,10 +313,10 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
                 "daily_cap {}: {used} already sent today, sending at most {room} now",
                 settings.daily_cap
             ));
+            summary.left_by_cap = allowance - room;
+            allowance = room;
         }
-        allowance = allowance.min(room);
     }
-    summary.left = recipients.len() as u64 - allowance;
     let mut recipients = recipients;
     recipients.truncate(allowance as usize);
     if recipients.is_empty() {
@@ -265,21 +335,9 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         .build()
         .context("cannot start the async runtime")?;
 
-    // An unreachable server changes no row: connect once before anything else.
+    // A server that cannot be reached changes no row: connect first.
     if let Sink::Smtp(smtp) = &sink {
-        let smtp = smtp.clone();
-        runtime.block_on(async move {
-            match smtp.connect().await {
-                Ok(mut conn) => {
-                    let _ = conn.quit().await;
-                    Ok(())
-                }
-                Err(e) => Err(Failure::Temporary(format!(
-                    "cannot reach the SMTP server {}: {e}; nothing was sent, try again later",
-                    smtp.endpoint()
-                ))),
-            }
-        })?;
+        preconnect(&runtime, smtp, settings.smtp.as_ref())?;
     }
 
     if let (Some(l), true) = (ledger.as_mut(), opts.to.is_empty()) {
@@ -319,22 +377,101 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     let counts = delivery::run(&runtime, delivery, recipients)?;
     drop(lock);
 
-    if counts.halted {
-        let left = counts.deferred + counts.not_dispatched;
-        warnings.push(format!(
-            "the SMTP server stopped answering during the run; {left} recipient{} left for the next run",
-            if left == 1 { "" } else { "s" }
-        ));
+    if let Some(stop) = &counts.stop {
+        summary.stopped = Some(stop.to_string());
+        summary.stopped_for_good = !stop.temporary();
     }
-    summary.left += counts.not_dispatched;
-    summary.attempted = total - counts.not_dispatched;
+    summary.not_attempted = counts.not_attempted;
+    summary.attempted = total - counts.not_attempted;
     summary.sent = counts.sent;
     summary.deferred = counts.deferred;
+    summary.unknown = counts.unknown;
     summary.failed = counts.failed;
     summary.bounced = counts.bounced;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.messages_per_second = counts.sent as f64 / summary.elapsed_seconds.max(1e-9);
     Ok((summary, warnings))
+}
+
+/// The readers of `send --to`: each address once (any case), listed readers
+/// with their data, others unnamed.
+fn test_readers(edition: &edition::Edition, to: &[String]) -> Result<Vec<Subscriber>, Failure> {
+    let mut seen = HashSet::new();
+    let mut readers = Vec::new();
+    for addr in to {
+        let (reader, _) = edition
+            .list
+            .reader(addr)
+            .ok_or_else(|| Failure::Usage(format!("--to {addr}: not a valid email address")))?;
+        if seen.insert(reader.key.clone()) {
+            readers.push(reader);
+        }
+    }
+    Ok(readers)
+}
+
+/// Opens one connection before any row changes: a server that cannot be
+/// reached (or keeps throttling) gets the usual backoff, then the run ends
+/// with exit 75 and nothing changed.
+fn preconnect(
+    runtime: &tokio::runtime::Runtime,
+    smtp: &Arc<Smtp>,
+    settings: Option<&crate::settings::SmtpSettings>,
+) -> Result<(), Failure> {
+    let (retries, base) =
+        settings.map_or((0, Duration::from_secs(1)), |s| (s.retries, s.retry_base));
+    runtime.block_on(async move {
+        let mut attempt = 0;
+        loop {
+            match smtp.connect().await {
+                Ok(mut conn) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn.quit()).await;
+                    return Ok(());
+                }
+                Err(e) if attempt >= retries => {
+                    let what = match e {
+                        crate::transport::ConnectError::Throttled(_) => {
+                            "the SMTP server asks us to wait"
+                        }
+                        crate::transport::ConnectError::Unreachable(_) => {
+                            "cannot reach the SMTP server"
+                        }
+                    };
+                    return Err(Failure::Temporary(format!(
+                        "{what} {} ({e}); nothing was sent, try again later",
+                        smtp.endpoint()
+                    )));
+                }
+                Err(_) => {
+                    tokio::time::sleep(base.saturating_mul(2u32.saturating_pow(attempt))).await;
+                    attempt += 1;
+                }
+            }
+        }
+    })
+}
+
+/// Why an implicit-today run sends nothing now: before `send_time` (the
+/// issue goes out later today) or more than `max_lateness` after it.
+pub fn off_schedule(settings: &Settings, date: NaiveDate, now: DateTime<Utc>) -> Option<String> {
+    let zone = settings.timezone;
+    let local_now = now.with_timezone(&zone).naive_local();
+    let due = date.and_time(settings.send_time);
+    if local_now < due {
+        let wait = due - local_now;
+        return Some(format!(
+            "it is before the {} send time in {zone}; it goes out in {} (run `dailyissue send` again then, or pass --date {date} to send it now)",
+            settings.send_time.format("%H:%M"),
+            humanize(wait)
+        ));
+    }
+    too_late(local_now, date, settings.send_time, settings.max_lateness).then(|| {
+        format!(
+            "it is more than {} past the {} send time (max_lateness); pass --date {date} to send it anyway",
+            humanize(settings.max_lateness),
+            settings.send_time.format("%H:%M"),
+        )
+    })
 }
 
 /// Whether a run at `now` (local time) is past the issue's send time plus
@@ -348,45 +485,60 @@ pub fn too_late(
     max_lateness > chrono::Duration::zero() && now > date.and_time(send_time) + max_lateness
 }
 
+/// `6h`, `45m`, `5h 30m`; rounded up to the minute.
 fn humanize(d: chrono::Duration) -> String {
-    let m = d.num_minutes();
-    if m % 60 == 0 {
-        format!("{}h", m / 60)
-    } else {
-        format!("{m}m")
+    let m = (d.num_seconds() + 59) / 60;
+    match (m / 60, m % 60) {
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h {m}m"),
     }
 }
 
 fn sink(project: &Project, opts: &SendOptions) -> Result<Sink, Failure> {
     let settings = &project.settings;
-    if opts.dry_run {
-        return Ok(Sink::DryRun(
-            opts.outbox.as_ref().map(|o| project.root.join(o)),
-        ));
+    let sink = if opts.dry_run {
+        Sink::DryRun(opts.outbox.as_ref().map(|o| project.root.join(o)))
+    } else if let Some(outbox) = &opts.outbox {
+        Sink::Files(project.root.join(outbox))
+    } else {
+        match &settings.smtp {
+            Some(smtp) => Sink::Smtp(Arc::new(
+                Smtp::new(smtp, &project.root).map_err(|e| Failure::Usage(e.0))?,
+            )),
+            None => Sink::Files(project.path(&settings.outbox)),
+        }
+    };
+    // An outbox that is a file (or under one) fails every write: say so now.
+    if let Some(dir) = sink.folder()
+        && let Some(file) = dir.ancestors().find(|a| a.exists())
+        && !file.is_dir()
+    {
+        let (what, flag) = match &opts.outbox {
+            Some(o) => (o.display().to_string(), "--outbox"),
+            None => (
+                settings.outbox.display().to_string(),
+                "outbox in dailyissue.toml",
+            ),
+        };
+        return Err(Failure::Usage(format!(
+            "{flag} {what}: {} is a file, not a folder; give a folder for the .eml files",
+            file.display()
+        )));
     }
-    if let Some(outbox) = &opts.outbox {
-        return Ok(Sink::Files(project.root.join(outbox)));
-    }
-    match &settings.smtp {
-        Some(smtp) => Ok(Sink::Smtp(Arc::new(
-            Smtp::new(smtp, &project.root).map_err(|e| Failure::Usage(e.0))?,
-        ))),
-        None => Ok(Sink::Files(project.path(&settings.outbox))),
-    }
+    Ok(sink)
 }
 
 /// What a dry run reads from an existing ledger, opened once and read-only:
 /// row statuses and suppressions; nothing when there is no readable ledger.
 fn dry_run_view(
     path: &std::path::Path,
+    list_id: &str,
     date: NaiveDate,
-) -> (HashMap<String, Status>, HashSet<String>) {
-    match Ledger::open_existing_read_only(path) {
-        Ok(Some(l)) => (
-            l.statuses(date).unwrap_or_default(),
-            l.suppressed().unwrap_or_default(),
-        ),
-        _ => Default::default(),
+) -> anyhow::Result<(HashMap<String, Row>, HashSet<String>)> {
+    match Ledger::open_existing_read_only(path, list_id)? {
+        Some(l) => Ok((l.statuses(date)?, l.suppressed()?)),
+        None => Ok(Default::default()),
     }
 }
 

@@ -56,7 +56,7 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
             settings.unsubscribe.secret_env
         );
     }
-    let ledger = Ledger::open(&project.path(&settings.ledger))?;
+    let ledger = project.open_ledger()?;
     let state = Arc::new(AppState {
         secrets,
         list_id: settings.list_id.clone(),

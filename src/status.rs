@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 
-use crate::ledger::{Failure as Row, Ledger, Status};
+use crate::ledger::{Failure as Row, MAX_UNCERTAIN, Status};
 use crate::problem::Failure;
 use crate::project::Project;
 
@@ -13,6 +13,8 @@ pub struct Report {
     pub date: String,
     pub sending: u64,
     pub sent: u64,
+    /// Sent, but no reply came: may have been delivered.
+    pub unknown: u64,
     pub deferred: u64,
     pub failed: u64,
     pub bounced: u64,
@@ -24,8 +26,14 @@ pub struct Report {
 impl Report {
     pub fn text(&self) -> String {
         let mut out = format!(
-            "issue of {}: sent {}, deferred {}, failed {}, bounced {}, sending {}\n",
-            self.date, self.sent, self.deferred, self.failed, self.bounced, self.sending
+            "issue of {}: sent {}, unknown {}, deferred {}, failed {}, bounced {}, sending {}\n",
+            self.date,
+            self.sent,
+            self.unknown,
+            self.deferred,
+            self.failed,
+            self.bounced,
+            self.sending
         );
         out.push_str(&format!(
             "test copies {}, suppressed addresses {}\n",
@@ -40,8 +48,24 @@ impl Report {
                 p.reply
             ));
         }
+        let unanswered: Vec<&Row> = self
+            .problems
+            .iter()
+            .filter(|p| p.status == Status::Unknown)
+            .collect();
+        if !unanswered.is_empty() {
+            let twice = unanswered
+                .iter()
+                .filter(|p| p.uncertain >= MAX_UNCERTAIN)
+                .count();
+            out.push_str(&format!(
+                "`unknown`: the whole message was sent but no reply came, so the reader may have it; the next `send` resends it once ({} of {} already got their one resend and are not sent again)\n",
+                twice,
+                unanswered.len()
+            ));
+        }
         if self.sending > 0 {
-            out.push_str("rows still `sending` were interrupted; the next `send` retries them\n");
+            out.push_str("rows still `sending` belong to a run in progress, or one that was interrupted: the next `send` settles them\n");
         }
         out
     }
@@ -52,14 +76,14 @@ pub fn status(project: &Project, date: NaiveDate) -> Result<Report, Failure> {
         date: date.to_string(),
         ..Report::default()
     };
-    let Some(ledger) = Ledger::open_existing_read_only(&project.path(&project.settings.ledger))?
-    else {
+    let Some(ledger) = project.read_ledger()? else {
         return Ok(report);
     };
     let counts = ledger.counts(date)?;
     let get = |s: Status| counts.get(&s).copied().unwrap_or(0);
     report.sending = get(Status::Sending);
     report.sent = get(Status::Sent);
+    report.unknown = get(Status::Unknown);
     report.deferred = get(Status::Deferred);
     report.failed = get(Status::Failed);
     report.bounced = get(Status::Bounced);

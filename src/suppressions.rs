@@ -9,7 +9,7 @@ use crate::project::Project;
 use crate::unsubscribe::{self, Secrets};
 
 fn ledger(project: &Project) -> Result<Ledger, Failure> {
-    Ok(Ledger::open(&project.path(&project.settings.ledger))?)
+    Ok(project.open_ledger()?)
 }
 
 fn address(text: &str) -> Result<String, Failure> {
@@ -49,7 +49,7 @@ pub fn unsubscribe(project: &Project, arg: &str) -> Result<Unsubscribed, Failure
 }
 
 pub fn list(project: &Project) -> Result<Vec<Suppression>, Failure> {
-    match Ledger::open_existing_read_only(&project.path(&project.settings.ledger))? {
+    match project.read_ledger()? {
         Some(l) => Ok(l.suppressions()?),
         None => Ok(Vec::new()),
     }

@@ -9,36 +9,61 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 
 use crate::settings::{SmtpSettings, Tls};
 
-/// Why one delivery attempt failed.
+/// Why one delivery attempt did not end with the server's 250.
+///
+/// The variants say what the ledger must believe: only [`SendError::Unknown`]
+/// may have delivered the message.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
-    /// A 4xx reply: try again later.
-    #[error("{0}")]
-    Transient(String),
+    /// A 4xx reply: not delivered, try again later. A 421 also closes the
+    /// connection (the server is throttling or going away).
+    #[error("{reply}")]
+    Transient { reply: String, closes: bool },
     /// A 5xx reply. `unknown_mailbox` for 550/551/553 with enhanced status 5.1.x.
     #[error("{reply}")]
     Permanent {
         reply: String,
         unknown_mailbox: bool,
     },
-    /// The connection failed or dropped: reconnect and try again.
+    /// The connection broke (or stalled) before the whole message was sent:
+    /// the server cannot have accepted it. `stale` when it broke at the very
+    /// first command on a connection that had carried earlier messages (an
+    /// idle connection the server had closed): worth one immediate retry.
+    #[error("{reason}")]
+    Dropped { reason: String, stale: bool },
+    /// The whole message was sent but no reply came (the connection dropped
+    /// or the reply timed out): the server may have accepted it.
     #[error("{0}")]
-    Connection(String),
+    Unknown(String),
+    /// No connection could be opened.
+    #[error("{0}")]
+    Connect(ConnectError),
+    /// The file sink could not write the message.
+    #[error("{0}")]
+    File(String),
 }
 
-impl SendError {
-    pub fn reply(&self) -> String {
-        self.to_string()
-    }
+/// Why a connection could not be opened.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    /// Refused, timed out, no greeting, TLS or authentication failed.
+    #[error("{0}")]
+    Unreachable(String),
+    /// A 4xx reply to the greeting, EHLO or AUTH (typically 421: too many
+    /// connections, or slow down): the server is up and asks for patience.
+    #[error("{0}")]
+    Throttled(String),
 }
 
 /// SMTP settings resolved for a run: the password read from the environment,
@@ -125,10 +150,25 @@ impl Smtp {
         format!("{}:{}", self.host, self.port)
     }
 
+    /// How long to wait for the reply to the message's final dot: servers
+    /// scan the message then, so it gets twice the command timeout.
+    fn data_timeout(&self) -> Duration {
+        self.timeout * 2
+    }
+
     /// Opens, secures and authenticates one connection.
-    pub async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
-        let fail = |what: &str, e: &dyn std::fmt::Display| {
-            SendError::Connection(format!("{what} {}: {e}", self.endpoint()))
+    pub async fn connect(&self) -> Result<AsyncSmtpConnection, ConnectError> {
+        let unreachable = |what: &str, e: &dyn std::fmt::Display| {
+            ConnectError::Unreachable(format!("{what} {}: {e}", self.endpoint()))
+        };
+        // A 4xx to the greeting or EHLO is the server asking us to wait
+        // (421 too many connections); anything else means no service here.
+        let refused = |what: &str, e: &lettre::transport::smtp::Error| {
+            if e.is_transient() {
+                ConnectError::Throttled(format!("{} answered {e}", self.endpoint()))
+            } else {
+                unreachable(what, e)
+            }
         };
         let mut conn = match self.tls {
             // Implicit TLS: lettre opens the socket itself, so it cannot get
@@ -144,47 +184,59 @@ impl Smtp {
                 ),
             )
             .await
-            .map_err(|e| fail("timed out connecting to", &e))?
-            .map_err(|e| fail("cannot connect to", &e))?,
+            .map_err(|e| unreachable("timed out connecting to", &e))?
+            .map_err(|e| refused("cannot connect to", &e))?,
             Tls::Starttls | Tls::None => {
                 let stream = tokio::time::timeout(
                     self.timeout,
                     tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
                 )
                 .await
-                .map_err(|e| fail("timed out connecting to", &e))?
-                .map_err(|e| fail("cannot connect to", &e))?;
+                .map_err(|e| unreachable("timed out connecting to", &e))?
+                .map_err(|e| unreachable("cannot connect to", &e))?;
                 // lettre writes the body and the final "." separately; without
                 // NODELAY, Nagle plus delayed ACKs cost ~40 ms per message.
                 stream
                     .set_nodelay(true)
-                    .map_err(|e| fail("cannot configure socket for", &e))?;
+                    .map_err(|e| unreachable("cannot configure socket for", &e))?;
                 let mut conn = tokio::time::timeout(
                     self.timeout,
                     AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
                 )
                 .await
-                .map_err(|e| fail("timed out greeting", &e))?
-                .map_err(|e| fail("no SMTP greeting from", &e))?;
+                .map_err(|e| unreachable("no SMTP greeting in time from", &e))?
+                .map_err(|e| refused("no SMTP greeting from", &e))?;
                 if let (Tls::Starttls, Some(params)) = (self.tls, &self.tls_parameters) {
-                    conn.starttls(params.clone(), &self.hello)
+                    tokio::time::timeout(self.timeout, conn.starttls(params.clone(), &self.hello))
                         .await
-                        .map_err(|e| fail("STARTTLS failed with", &e))?;
+                        .map_err(|e| unreachable("STARTTLS timed out with", &e))?
+                        .map_err(|e| refused("STARTTLS failed with", &e))?;
                 }
                 conn
             }
         };
         if let Some(credentials) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await
-                .map_err(|e| {
-                    // Authentication failures will not fix themselves by retrying
-                    // this message, but may after a fix: treat as connection-level.
-                    SendError::Connection(format!(
+            tokio::time::timeout(
+                self.timeout,
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials),
+            )
+            .await
+            .map_err(|e| unreachable("authentication timed out at", &e))?
+            .map_err(|e| {
+                // A wrong password will not fix itself by retrying: the run
+                // stops once every connection has failed (a 4xx still waits).
+                if e.is_transient() {
+                    ConnectError::Throttled(format!(
+                        "authentication at {} deferred: {e}",
+                        self.endpoint()
+                    ))
+                } else {
+                    ConnectError::Unreachable(format!(
                         "authentication at {} failed: {e}",
                         self.endpoint()
                     ))
-                })?;
+                }
+            })?;
         }
         Ok(conn)
     }
@@ -214,15 +266,26 @@ impl Sink {
         Connection {
             sink: self.clone(),
             smtp: None,
+            carried: 0,
+        }
+    }
+
+    /// The folder `.eml` files go to, if any.
+    pub fn folder(&self) -> Option<&Path> {
+        match self {
+            Sink::Files(dir) | Sink::DryRun(Some(dir)) => Some(dir),
+            Sink::Smtp(_) | Sink::DryRun(None) => None,
         }
     }
 }
 
-/// One worker's handle: for SMTP, a connection opened on first use and
-/// dropped after any error.
+/// One worker's handle: for SMTP, a connection opened on demand and
+/// dropped after anything that may have left it in an unknown state.
 pub struct Connection {
     sink: Sink,
     smtp: Option<AsyncSmtpConnection>,
+    /// Messages the current SMTP connection has carried.
+    carried: u64,
 }
 
 impl std::fmt::Debug for Connection {
@@ -233,25 +296,35 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// A file name for an address: safe on every filesystem we care about.
+/// A file name for an address: safe on every filesystem we care about, and
+/// one-to-one, so two addresses never share a file (`%` escapes `/`, `\\`,
+/// `%`, control characters and a leading `.`).
 pub fn file_name(address: &str) -> String {
-    let mut name: String = address
-        .chars()
-        .map(|c| {
-            if c == '/' || c == '\\' || c.is_control() {
-                '_'
-            } else {
-                c
+    let mut name = String::with_capacity(address.len() + 4);
+    for (i, c) in address.chars().enumerate() {
+        if c == '/' || c == '\\' || c == '%' || c.is_control() || (i == 0 && c == '.') {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                name.push_str(&format!("%{b:02X}"));
             }
-        })
-        .collect();
-    if name.starts_with('.') {
-        name.replace_range(0..1, "_");
+        } else {
+            name.push(c);
+        }
     }
-    format!("{name}.eml")
+    name.push_str(".eml");
+    name
 }
 
 impl Connection {
+    /// Makes sure an SMTP connection is open (nothing to do for other sinks).
+    pub async fn ensure(&mut self) -> Result<(), ConnectError> {
+        if let (Sink::Smtp(smtp), None) = (&self.sink, &self.smtp) {
+            self.smtp = Some(smtp.connect().await?);
+            self.carried = 0;
+        }
+        Ok(())
+    }
+
     /// Delivers one message; returns the server's reply (or a description).
     pub async fn deliver(
         &mut self,
@@ -263,41 +336,35 @@ impl Connection {
         match &self.sink {
             Sink::Smtp(smtp) => {
                 let smtp = smtp.clone();
-                let timeout = smtp.timeout;
-                if self.smtp.is_none() {
-                    self.smtp = Some(smtp.connect().await?);
-                }
+                self.ensure().await.map_err(SendError::Connect)?;
                 let Some(conn) = self.smtp.as_mut() else {
-                    return Err(SendError::Connection("no connection".into()));
+                    return Err(SendError::Connect(ConnectError::Unreachable(
+                        "no connection".into(),
+                    )));
                 };
-                let result = tokio::time::timeout(timeout * 2, conn.send(envelope, bytes)).await;
-                match result {
-                    Ok(Ok(response)) => {
-                        let reply = format!(
-                            "{} {}",
-                            response.code(),
-                            response.message().collect::<Vec<_>>().join(" ")
-                        );
-                        Ok(reply)
+                let reused = self.carried > 0;
+                let result = transact(conn, &smtp, envelope, bytes, reused).await;
+                match &result {
+                    Ok(_) => self.carried += 1,
+                    // The transaction was refused but the session is intact:
+                    // reset it and keep the connection (unless RSET fails).
+                    Err(
+                        SendError::Transient { closes: false, .. } | SendError::Permanent { .. },
+                    ) => {
+                        self.carried += 1;
+                        let reset = tokio::time::timeout(smtp.timeout, conn.command(Rset)).await;
+                        if !matches!(reset, Ok(Ok(_))) {
+                            self.smtp = None;
+                        }
                     }
-                    Ok(Err(e)) => {
-                        // lettre closes the connection after any error reply.
-                        self.smtp = None;
-                        Err(classify(&e))
-                    }
-                    Err(_) => {
-                        self.smtp = None;
-                        Err(SendError::Connection(format!(
-                            "timed out sending to {}",
-                            smtp.endpoint()
-                        )))
-                    }
+                    Err(_) => self.smtp = None,
                 }
+                result
             }
             Sink::Files(dir) | Sink::DryRun(Some(dir)) => {
                 let path = dir.join(date).join(file_name(address));
                 crate::atomic::write(&path, bytes)
-                    .map_err(|e| SendError::Connection(format!("{e:#}")))?;
+                    .map_err(|e| SendError::File(format!("{e:#}")))?;
                 Ok(format!("written to {}", path.display()))
             }
             Sink::DryRun(None) => Ok("dry run".into()),
@@ -306,28 +373,161 @@ impl Connection {
 
     /// Closes an SMTP connection politely.
     pub async fn close(&mut self) {
-        if let Some(mut conn) = self.smtp.take() {
-            let _ = conn.quit().await;
+        if let (Some(mut conn), Sink::Smtp(smtp)) = (self.smtp.take(), &self.sink) {
+            let _ = tokio::time::timeout(smtp.timeout, conn.quit()).await;
         }
     }
 }
 
-/// Sorts a lettre error into what the sender does next.
+/// One SMTP transaction, step by step (MAIL, RCPT, DATA, the message), so
+/// that a failure can be placed: before the final dot nothing can have been
+/// delivered; after it, only the reply can tell.
+async fn transact(
+    conn: &mut AsyncSmtpConnection,
+    smtp: &Smtp,
+    envelope: &Envelope,
+    bytes: &[u8],
+    reused: bool,
+) -> Result<String, SendError> {
+    let mut params = Vec::new();
+    if envelope
+        .to()
+        .iter()
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii())
+        || envelope
+            .from()
+            .is_some_and(|a| !AsRef::<str>::as_ref(a).is_ascii())
+    {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Permanent {
+                reply: format!(
+                    "{} does not support SMTPUTF8, which this address needs",
+                    smtp.endpoint()
+                ),
+                unknown_mailbox: false,
+            });
+        }
+        params.push(MailParameter::SmtpUtfEight);
+    }
+    if !bytes.is_ascii() {
+        params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let step = |first: bool| {
+        move |what: &str, e: &dyn std::fmt::Display| SendError::Dropped {
+            reason: format!("{what} {}: {e}", smtp.endpoint()),
+            stale: first && reused,
+        }
+    };
+    command(
+        conn,
+        smtp,
+        Mail::new(envelope.from().cloned(), params),
+        step(true),
+    )
+    .await?;
+    for to in envelope.to() {
+        command(conn, smtp, Rcpt::new(to.clone(), vec![]), step(false)).await?;
+    }
+    command(conn, smtp, Data, step(false)).await?;
+
+    // lettre writes the body, then asks the iterator for more: that is the
+    // moment the whole body has been handed to the socket. It then writes
+    // the final dot and reads the reply. A failure after the flag is set is
+    // an unknown outcome (counting a lost dot as unknown errs on the side
+    // of not losing the reader).
+    let sent = AtomicBool::new(false);
+    let parts = BodyParts {
+        body: Some(bytes),
+        sent: &sent,
+    };
+    let result = tokio::time::timeout(smtp.data_timeout(), conn.message_iter(parts)).await;
+    let complete = sent.load(Ordering::SeqCst);
+    match result {
+        Ok(Ok(response)) => Ok(reply_text(&response)),
+        Ok(Err(e)) if e.is_transient() || e.is_permanent() => Err(classify(&e)),
+        Ok(Err(e)) if complete => Err(SendError::Unknown(format!(
+            "the connection to {} broke after the whole message was sent, before the reply: {e}",
+            smtp.endpoint()
+        ))),
+        Ok(Err(e)) => Err(step(false)("the connection broke while sending to", &e)),
+        Err(_) if complete => Err(SendError::Unknown(format!(
+            "no reply from {} within {} after the whole message was sent",
+            smtp.endpoint(),
+            humantime_secs(smtp.data_timeout())
+        ))),
+        Err(_) => Err(step(false)(
+            "timed out writing the message to",
+            &humantime_secs(smtp.data_timeout()),
+        )),
+    }
+}
+
+/// The message body as lettre's `message_iter` consumes it, noting when
+/// lettre has written all of it.
+struct BodyParts<'a> {
+    body: Option<&'a [u8]>,
+    sent: &'a AtomicBool,
+}
+
+impl<'a> Iterator for BodyParts<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let part = self.body.take();
+        if part.is_none() {
+            self.sent.store(true, Ordering::SeqCst);
+        }
+        part
+    }
+}
+
+/// Sends one command with the command timeout; a negative reply is sorted
+/// by [`classify`], anything else (a broken or silent connection) is a drop.
+async fn command<C: std::fmt::Display>(
+    conn: &mut AsyncSmtpConnection,
+    smtp: &Smtp,
+    cmd: C,
+    dropped: impl Fn(&str, &dyn std::fmt::Display) -> SendError,
+) -> Result<(), SendError> {
+    match tokio::time::timeout(smtp.timeout, conn.command(cmd)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.is_transient() || e.is_permanent() => Err(classify(&e)),
+        Ok(Err(e)) => Err(dropped("the connection broke at", &e)),
+        Err(_) => Err(dropped(
+            "no reply in time from",
+            &humantime_secs(smtp.timeout),
+        )),
+    }
+}
+
+fn humantime_secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+fn reply_text(response: &lettre::transport::smtp::response::Response) -> String {
+    format!(
+        "{} {}",
+        response.code(),
+        response.message().collect::<Vec<_>>().join(" ")
+    )
+}
+
+/// Sorts a negative SMTP reply into what the sender does next.
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     let text = e.to_string();
+    let code = e.status().map(|c| c.to_string()).unwrap_or_default();
     if e.is_transient() {
-        return SendError::Transient(text);
-    }
-    if e.is_permanent() {
-        let code = e.status().map(|c| c.to_string()).unwrap_or_default();
-        let unknown_mailbox =
-            matches!(code.as_str(), "550" | "551" | "553") && enhanced_is_mailbox(&text);
-        return SendError::Permanent {
+        return SendError::Transient {
             reply: text,
-            unknown_mailbox,
+            closes: code == "421",
         };
     }
-    SendError::Connection(text)
+    let unknown_mailbox =
+        matches!(code.as_str(), "550" | "551" | "553") && enhanced_is_mailbox(&text);
+    SendError::Permanent {
+        reply: text,
+        unknown_mailbox,
+    }
 }
 
 /// Whether an SMTP reply carries an enhanced status code 5.1.x (bad
@@ -353,8 +553,24 @@ mod tests {
     }
 
     #[test]
-    fn file_names_are_safe() {
-        assert_eq!(file_name("a/b@x.org"), "a_b@x.org.eml");
-        assert_eq!(file_name(".hidden@x.org"), "_hidden@x.org.eml");
+    fn file_names_are_safe_and_never_shared() {
+        assert_eq!(file_name("a/b@x.org"), "a%2Fb@x.org.eml");
+        assert_eq!(file_name("a_b@x.org"), "a_b@x.org.eml");
+        assert_eq!(file_name(".hidden@x.org"), "%2Ehidden@x.org.eml");
+        assert_eq!(file_name("50%@x.org"), "50%25@x.org.eml");
+        assert_ne!(file_name("a%2Fb@x.org"), file_name("a/b@x.org"));
+    }
+
+    #[test]
+    fn the_body_counts_as_sent_once_lettre_asks_for_more() {
+        let flag = AtomicBool::new(false);
+        let mut parts = BodyParts {
+            body: Some(b"x"),
+            sent: &flag,
+        };
+        assert_eq!(parts.next(), Some(&b"x"[..]));
+        assert!(!flag.load(Ordering::SeqCst), "not yet: it is being written");
+        assert_eq!(parts.next(), None);
+        assert!(flag.load(Ordering::SeqCst));
     }
 }

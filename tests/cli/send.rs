@@ -104,7 +104,7 @@ fn soft_failures_are_deferred_then_delivered_and_hard_bounces_are_suppressed() {
     assert!(
         first
             .stdout
-            .contains("sent 17, deferred 1, failed 1, bounced 1"),
+            .contains("sent 17, deferred 1, unknown 0, failed 1, bounced 1"),
         "{}",
         first.stdout
     );
