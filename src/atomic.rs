@@ -23,6 +23,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!(".{}.", name.to_string_lossy()))
             .suffix(".tmp")
+            .permissions(default_permissions())
             .tempfile_in(dir)?;
         tmp.write_all(bytes)?;
         tmp.as_file().sync_all()?;
@@ -30,6 +31,13 @@ pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         Ok(())
     })();
     result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// What `File::create` would give: 0666 less the umask. (tempfile's own
+/// default, 0600, would hide archive pages from the web server.)
+pub fn default_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o666)
 }
 
 /// Like [`write`], but fails if `path` exists; used by `init`, which never
@@ -58,6 +66,18 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(create_new(&path, b"three").is_err());
+    }
+
+    #[test]
+    fn files_are_readable_like_any_created_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let written = dir.path().join("page.html");
+        write(&written, b"x").expect("write");
+        let created = dir.path().join("plain.html");
+        std::fs::write(&created, b"x").expect("write");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&written), mode(&created));
     }
 
     #[test]

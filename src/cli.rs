@@ -85,6 +85,9 @@ pub enum Command {
         /// Also retry addresses that failed permanently (5xx) in an earlier run
         #[arg(long)]
         retry_failed: bool,
+        /// Also resend to readers whose two attempts got no answer (they may get a third copy)
+        #[arg(long)]
+        retry_unknown: bool,
     },
     /// Show what the ledger holds for the issue of a day
     Status {

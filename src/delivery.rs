@@ -44,7 +44,7 @@ use lettre::address::Envelope;
 use tokio::sync::{oneshot, watch};
 
 use crate::email::Email;
-use crate::ledger::{Ledger, Outcome, Status, Write};
+use crate::ledger::{Ledger, MAX_UNCERTAIN, Outcome, Status, Write};
 use crate::message;
 use crate::problem::Failure;
 use crate::subscribers::Subscriber;
@@ -120,19 +120,33 @@ pub(crate) struct Counts {
     pub sent: u64,
     /// Attempted and not delivered: a 4xx after every retry, or a dropped connection.
     pub deferred: u64,
-    /// Sent, but no reply came: may have been delivered.
+    /// Sent, but no reply came: may have been delivered; resent once later.
     pub unknown: u64,
+    /// Like `unknown`, but it was already the one resend: not sent again.
+    pub unknown_final: u64,
     pub failed: u64,
     pub bounced: u64,
     /// Never attempted because the run stopped (they stay due).
     pub not_attempted: u64,
+    /// What the last deferral said (the server's reply or the broken
+    /// connection), so the summary can name the cause.
+    pub last_deferral: Option<String>,
     /// Why the run stopped early, if it did.
     pub stop: Option<Stop>,
+}
+
+/// One reader this run sends to.
+#[derive(Debug)]
+pub(crate) struct Recipient {
+    pub reader: Subscriber,
+    /// Earlier attempts whose outcome is unknown (see `ledger`).
+    pub uncertain: u32,
 }
 
 /// A message waiting for a worker.
 struct Job {
     reader: Subscriber,
+    uncertain: u32,
     message_id: String,
 }
 
@@ -140,7 +154,7 @@ struct Job {
 pub(crate) fn run(
     runtime: &tokio::runtime::Runtime,
     d: Delivery,
-    recipients: Vec<Subscriber>,
+    recipients: Vec<Recipient>,
 ) -> Result<Counts, Failure> {
     let progress = Progress::new(recipients.len() as u64, d.progress);
     let (writer_tx, writer) = match d.ledger {
@@ -169,7 +183,7 @@ pub(crate) fn run(
         stop_tx,
         alive: AtomicUsize::new(concurrency),
         unanswered: AtomicU32::new(0),
-        unanswered_limit: concurrency as u32 + 3,
+        unanswered_limit: concurrency as u32 + 1,
     });
     let counts = runtime.block_on(execute(shared.clone(), recipients, concurrency));
     // The writer ends once every sender is gone; join it even after an
@@ -324,7 +338,7 @@ type Queue = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Job>>>;
 /// to finish; then settles whatever a stop left claimed but unattempted.
 async fn execute(
     shared: Arc<Shared>,
-    recipients: Vec<Subscriber>,
+    recipients: Vec<Recipient>,
     concurrency: usize,
 ) -> Result<Counts, Failure> {
     let (queue_tx, queue_rx) = tokio::sync::mpsc::channel::<Job>(concurrency * 2);
@@ -344,15 +358,16 @@ async fn execute(
         if shared.stopped() {
             break;
         }
-        let chunk: Vec<Subscriber> = recipients.by_ref().take(BATCH).collect();
+        let chunk: Vec<Recipient> = recipients.by_ref().take(BATCH).collect();
         if chunk.is_empty() {
             break;
         }
         let jobs: Vec<Job> = chunk
             .into_iter()
-            .map(|reader| Job {
-                message_id: message::message_id(shared.date, &reader.key, shared.email.domain()),
-                reader,
+            .map(|r| Job {
+                message_id: message::message_id(shared.date, &r.reader.key, shared.email.domain()),
+                reader: r.reader,
+                uncertain: r.uncertain,
             })
             .collect();
         if !shared.tests {
@@ -369,15 +384,19 @@ async fn execute(
         }
         let mut jobs = jobs.into_iter();
         while let Some(job) = jobs.next() {
+            // Reserve a slot first: a job moved into `send` would be lost
+            // if the stop won the race.
             tokio::select! {
-                sent = queue_tx.send(job) => {
-                    if let Err(tokio::sync::mpsc::error::SendError(job)) = sent {
+                permit = queue_tx.reserve() => match permit {
+                    Ok(permit) => permit.send(job),
+                    Err(_) => {
                         unqueued.push(job);
                         unqueued.extend(jobs);
                         break 'dispatch;
                     }
-                }
+                },
                 _ = stopped.wait_for(|s| *s) => {
+                    unqueued.push(job);
                     unqueued.extend(jobs);
                     break 'dispatch;
                 }
@@ -550,13 +569,17 @@ impl Shared {
         queue.lock().await.try_recv().ok()
     }
 
-    fn count(&self, outcome: &Outcome, attempted: bool) {
+    fn count(&self, outcome: &Outcome, job: &Job, attempted: bool) {
         if let Ok(mut c) = self.counts.lock() {
             match outcome.status {
                 _ if !attempted => c.not_attempted += 1,
                 Status::Sent => c.sent += 1,
+                Status::Unknown if job.uncertain + 1 >= MAX_UNCERTAIN => c.unknown_final += 1,
                 Status::Unknown => c.unknown += 1,
-                Status::Deferred | Status::Sending => c.deferred += 1,
+                Status::Deferred | Status::Sending => {
+                    c.deferred += 1;
+                    c.last_deferral.clone_from(&outcome.reply);
+                }
                 Status::Failed => c.failed += 1,
                 Status::Bounced => c.bounced += 1,
             }
@@ -575,7 +598,7 @@ impl Shared {
             }
             let (outcome, flow, attempted) =
                 self.deliver(&mut conn, &mut connect_failures, &job).await;
-            self.count(&outcome, attempted);
+            self.count(&outcome, &job, attempted);
             let go_on = match flow {
                 Flow::Continue => true,
                 Flow::Retire(reason) => {

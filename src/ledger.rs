@@ -153,12 +153,14 @@ pub struct Row {
 pub const MAX_UNCERTAIN: u32 = 2;
 
 impl Row {
-    /// Whether `send` may attempt this row (again).
-    pub fn due(&self, retry_failed: bool) -> bool {
+    /// Whether `send` may attempt this row (again). `retry_failed` and
+    /// `retry_unknown` are the operator's explicit overrides.
+    pub fn due(&self, retry_failed: bool, retry_unknown: bool) -> bool {
+        let settled = self.uncertain >= MAX_UNCERTAIN && !retry_unknown;
         match self.status {
             Status::Sent | Status::Bounced => false,
-            Status::Failed => retry_failed && self.uncertain < MAX_UNCERTAIN,
-            Status::Unknown | Status::Sending | Status::Deferred => self.uncertain < MAX_UNCERTAIN,
+            Status::Failed => retry_failed && !settled,
+            Status::Unknown | Status::Sending | Status::Deferred => !settled,
         }
     }
 }
@@ -238,22 +240,29 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// What to do when the ledger cannot be written for lack of permission.
+fn permission_denied(path: &Path, detail: &dyn std::fmt::Display) -> anyhow::Error {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    anyhow::anyhow!(
+        "cannot write the ledger {}: permission denied ({detail}). The user running dailyissue needs write access to the file and to its folder {} (SQLite keeps -wal and -shm files beside it): e.g. `chown -R $(id -un) {}`",
+        path.display(),
+        dir.display(),
+        dir.display()
+    )
+}
+
 /// Rewords SQLite's "readonly database" and "unable to open" errors into
 /// what the operator can do about them.
 fn explain(e: rusqlite::Error, path: &Path) -> anyhow::Error {
     use rusqlite::ErrorCode::{CannotOpen, PermissionDenied, ReadOnly};
-    let code = e.sqlite_error_code();
-    if matches!(code, Some(ReadOnly | PermissionDenied | CannotOpen)) {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        return anyhow::anyhow!(
-            "cannot write the ledger {}: permission denied ({e}). The user running dailyissue needs write access to the file and to its folder {} (SQLite keeps -wal and -shm files beside it): e.g. `chown -R $(id -un) {}`",
-            path.display(),
-            dir.display(),
-            dir.display()
-        );
+    if matches!(
+        e.sqlite_error_code(),
+        Some(ReadOnly | PermissionDenied | CannotOpen)
+    ) {
+        return permission_denied(path, &e);
     }
     anyhow::Error::new(e).context(format!("ledger {}", path.display()))
 }
@@ -288,6 +297,7 @@ fn create(path: &Path, list_id: &str) -> anyhow::Result<()> {
         .unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
         .prefix(".dailyissue-ledger.")
+        .permissions(crate::atomic::default_permissions())
         .tempfile_in(dir)
         .with_context(|| format!("cannot create the ledger in {}", dir.display()))?;
     {
@@ -335,12 +345,9 @@ impl Ledger {
             .open(path)
             && e.kind() == std::io::ErrorKind::PermissionDenied
         {
-            return Err(explain(
-                rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
-                    Some(e.to_string()),
-                ),
+            return Err(permission_denied(
                 path,
+                &"the file is read-only for this user",
             ));
         }
         verify_file(path)?;
@@ -478,6 +485,7 @@ impl Ledger {
             .unwrap_or(Path::new("."));
         let tmp = tempfile::Builder::new()
             .prefix(".dailyissue-backup.")
+            .permissions(crate::atomic::default_permissions())
             .tempfile_in(dir)
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;
         {
@@ -928,14 +936,16 @@ mod tests {
     #[test]
     fn rows_are_due_until_two_uncertain_attempts() {
         let row = |status, uncertain| Row { status, uncertain };
-        assert!(row(Status::Deferred, 0).due(false));
-        assert!(row(Status::Unknown, 1).due(false));
-        assert!(!row(Status::Unknown, 2).due(false));
-        assert!(!row(Status::Deferred, 2).due(false));
-        assert!(!row(Status::Sent, 0).due(true));
-        assert!(!row(Status::Failed, 0).due(false));
-        assert!(row(Status::Failed, 0).due(true));
-        assert!(!row(Status::Bounced, 0).due(true));
+        assert!(row(Status::Deferred, 0).due(false, false));
+        assert!(row(Status::Unknown, 1).due(false, false));
+        assert!(!row(Status::Unknown, 2).due(false, false));
+        assert!(row(Status::Unknown, 2).due(false, true), "--retry-unknown");
+        assert!(row(Status::Unknown, 2).due(false, true), "--retry-unknown");
+        assert!(!row(Status::Deferred, 2).due(false, false));
+        assert!(!row(Status::Sent, 0).due(true, true));
+        assert!(!row(Status::Failed, 0).due(false, false));
+        assert!(row(Status::Failed, 0).due(true, false));
+        assert!(!row(Status::Bounced, 0).due(true, true));
     }
 
     #[test]

@@ -30,7 +30,13 @@ pub fn lock(ledger_path: &Path) -> Result<RunLock, Failure> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the lock file {}; the user running dailyissue needs write access to it and to the ledger beside it (e.g. `chown -R $(id -un) {}`)",
+                path.display(),
+                path.parent().unwrap_or(Path::new(".")).display()
+            )
+        })?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::CommandFactory;
 
 use crate::archive::{self, ArchiveOptions};
@@ -35,12 +35,28 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// The clock, read once per command. `DAILYISSUE_NOW` (RFC 3339) stands in
+/// for it in tests and rehearsals ("what would the 06:00 run do?").
+fn now() -> Result<DateTime<Utc>, Failure> {
+    match std::env::var("DAILYISSUE_NOW") {
+        Ok(text) if !text.is_empty() => DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                Failure::Usage(format!(
+                    "DAILYISSUE_NOW = {text:?} is not an RFC 3339 time such as 2027-03-01T06:00:00Z ({e}); unset it to use the clock"
+                ))
+            }),
+        _ => Ok(Utc::now()),
+    }
+}
+
 /// Runs one command; the number is the exit code of a run that finished
 /// (0, or 75 when recipients are left for a later run).
 fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let start = cli.directory.clone().unwrap_or_else(|| ".".into());
     let project = || Project::discover(&start);
-    let today = |p: &Project, date: Option<NaiveDate>| date.unwrap_or_else(|| p.today(Utc::now()));
+    let now = now()?;
+    let today = |p: &Project, date: Option<NaiveDate>| date.unwrap_or_else(|| p.today(now));
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Init { dir } => {
@@ -108,7 +124,6 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             open,
         } => {
             let project = project()?;
-            let now = Utc::now();
             let opts = PreviewOptions {
                 date: date.unwrap_or_else(|| project.today(now)),
                 now,
@@ -141,9 +156,9 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             json,
             force,
             retry_failed,
+            retry_unknown,
         } => {
             let project = project()?;
-            let now = Utc::now();
             let opts = SendOptions {
                 date: date.unwrap_or_else(|| project.today(now)),
                 implicit_date: date.is_none(),
@@ -154,6 +169,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 limit,
                 force,
                 retry_failed,
+                retry_unknown,
                 progress: !json,
             };
             let (summary, warnings) = send::send(&project, &opts)?;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::delivery::{self, Delivery};
+use crate::delivery::{self, Delivery, Recipient};
 use crate::edition::{self, EditionOptions, SecretUse};
 use crate::ledger::{Freeze, Ledger, MAX_UNCERTAIN, Row, Status};
 use crate::lock::lock;
@@ -39,6 +39,8 @@ pub struct SendOptions {
     pub limit: Option<u64>,
     pub force: bool,
     pub retry_failed: bool,
+    /// Also resend to readers whose two attempts went unanswered.
+    pub retry_unknown: bool,
     pub progress: bool,
 }
 
@@ -67,6 +69,8 @@ pub struct Summary {
     pub attempted: u64,
     pub sent: u64,
     pub deferred: u64,
+    /// Why the last deferred message was deferred (a reply or a broken connection).
+    pub deferred_because: Option<String>,
     /// Sent, but no reply came: resent once on a later run.
     pub unknown: u64,
     pub failed: u64,
@@ -142,6 +146,9 @@ impl Summary {
                 String::new()
             }
         ));
+        if let (true, Some(why)) = (self.deferred > 0, &self.deferred_because) {
+            out.push_str(&format!("  deferred because: {why}\n"));
+        }
         if self.recovered > 0 {
             out.push_str(&format!(
                 "  settled {} row{} of an interrupted earlier run\n",
@@ -251,7 +258,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     }
 
     // Who gets this run's copies.
-    let recipients: Vec<Subscriber> = if opts.to.is_empty() {
+    let recipients: Vec<Recipient> = if opts.to.is_empty() {
         let (rows, suppressed) = match &ledger {
             Some(l) => (l.statuses(opts.date)?, l.suppressed()?),
             None => dry_run_view(&ledger_path, &settings.list_id, opts.date)?,
@@ -269,8 +276,16 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
                 continue;
             }
             match rows.get(&r.key) {
-                None => due.push(r),
-                Some(row) if row.due(opts.retry_failed) => due.push(r),
+                None => due.push(Recipient {
+                    reader: r,
+                    uncertain: 0,
+                }),
+                Some(row) if row.due(opts.retry_failed, opts.retry_unknown) => {
+                    due.push(Recipient {
+                        uncertain: row.uncertain,
+                        reader: r,
+                    })
+                }
                 Some(row) => match row.status {
                     Status::Sent => summary.already_sent += 1,
                     Status::Bounced => summary.suppressed += 1,
@@ -281,7 +296,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         }
         if summary.unknown_twice > 0 {
             warnings.push(format!(
-                "{} reader{} got no answer twice and {} not resent (see `dailyissue status`); at most two copies ever go to one reader",
+                "{} reader{} got no answer twice and {} not resent (see `dailyissue status`; `--retry-unknown` sends one more copy)",
                 summary.unknown_twice,
                 if summary.unknown_twice == 1 { "" } else { "s" },
                 if summary.unknown_twice == 1 { "is" } else { "are" },
@@ -290,6 +305,12 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         due
     } else {
         test_readers(&edition, &opts.to)?
+            .into_iter()
+            .map(|reader| Recipient {
+                reader,
+                uncertain: 0,
+            })
+            .collect()
     };
 
     // How many this run may send.
@@ -327,7 +348,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     // Templates fail here, before any row changes, not halfway through.
     edition
         .email
-        .prepare_for(&recipients)
+        .prepare_for(recipients.iter().map(|r| &r.reader))
         .map_err(Failure::one)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -385,7 +406,9 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     summary.attempted = total - counts.not_attempted;
     summary.sent = counts.sent;
     summary.deferred = counts.deferred;
+    summary.deferred_because = counts.last_deferral;
     summary.unknown = counts.unknown;
+    summary.unknown_twice += counts.unknown_final;
     summary.failed = counts.failed;
     summary.bounced = counts.bounced;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();

@@ -1,53 +1,10 @@
 //! `send` against a real SMTP server in-process (tests/cli/smtp.rs), driving
 //! the real binary.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use crate::smtp::{Options, Server};
 use crate::support::*;
-
-const SECRET: (&str, &str) = ("DAILYISSUE_UNSUBSCRIBE_SECRET", "test-secret-0123456789");
-const DATE: &str = "2027-03-01";
-
-/// Replaces the sample list with `n` generated readers.
-fn write_list(dir: &Path, n: usize) -> Vec<String> {
-    let mut csv = String::from("email,name,status,signup_source\n");
-    let mut all = Vec::new();
-    for i in 0..n {
-        let addr = format!("reader{i:05}@example.net");
-        csv.push_str(&format!("{addr},Reader {i},active,test\n"));
-        all.push(addr);
-    }
-    std::fs::write(dir.join("subscribers.example.csv"), csv).expect("write list");
-    all
-}
-
-fn add_smtp(dir: &Path, port: u16, extra: &str) {
-    let mut settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
-    settings.push_str(&format!(
-        "\n[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nconcurrency = 4\nretries = 1\nretry_base = \"10ms\"\ntimeout = \"10s\"\n{extra}"
-    ));
-    std::fs::write(dir.join("dailyissue.toml"), settings).expect("write settings");
-}
-
-fn send(dir: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["send", "--date", DATE];
-    args.extend_from_slice(extra);
-    run_env(dir, &args, &[SECRET])
-}
-
-/// Messages received per recipient address.
-fn per_address(server: &Server) -> BTreeMap<String, Vec<crate::smtp::Received>> {
-    let mut map: BTreeMap<String, Vec<_>> = BTreeMap::new();
-    for m in server.received() {
-        for to in &m.to {
-            map.entry(to.to_lowercase()).or_default().push(m.clone());
-        }
-    }
-    map
-}
 
 #[test]
 fn five_hundred_readers_get_exactly_one_copy_and_a_rerun_sends_nothing() {

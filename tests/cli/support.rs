@@ -1,5 +1,6 @@
 //! A small builder around the real binary, and project fixtures.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -122,4 +123,84 @@ pub fn sample_project() -> (tempfile::TempDir, PathBuf) {
         std::fs::copy(root.join(file), dir.join(file)).expect("copy");
     }
     (tmp, dir)
+}
+
+// Helpers for sending through the in-process SMTP server (tests/cli/smtp.rs).
+
+pub const SECRET: (&str, &str) = ("DAILYISSUE_UNSUBSCRIBE_SECRET", "test-secret-0123456789");
+pub const DATE: &str = "2027-03-01";
+
+/// Replaces the sample list with `n` generated readers.
+pub fn write_list(dir: &Path, n: usize) -> Vec<String> {
+    let mut csv = String::from("email,name,status,signup_source\n");
+    let mut all = Vec::new();
+    for i in 0..n {
+        let addr = format!("reader{i:05}@example.net");
+        csv.push_str(&format!("{addr},Reader {i},active,test\n"));
+        all.push(addr);
+    }
+    std::fs::write(dir.join("subscribers.example.csv"), csv).expect("write list");
+    all
+}
+
+/// Adds an `[smtp]` table for a plain server on 127.0.0.1:`port` with
+/// quick test timings; `extra` lines (`key = value`) replace the defaults.
+pub fn add_smtp(dir: &Path, port: u16, extra: &str) {
+    let defaults = [
+        ("host", "\"127.0.0.1\"".to_string()),
+        ("port", port.to_string()),
+        ("tls", "\"none\"".to_string()),
+        ("concurrency", "4".to_string()),
+        ("retries", "1".to_string()),
+        ("retry_base", "\"10ms\"".to_string()),
+        ("timeout", "\"10s\"".to_string()),
+    ];
+    let overridden = |key: &str| {
+        extra
+            .lines()
+            .any(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
+    };
+    let mut table = String::from("\n[smtp]\n");
+    for (key, value) in defaults {
+        if !overridden(key) {
+            table.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    table.push_str(extra);
+    table.push('\n');
+    let mut settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
+    settings.push_str(&table);
+    std::fs::write(dir.join("dailyissue.toml"), settings).expect("write settings");
+}
+
+/// How many copies each address received.
+pub fn copies(server: &crate::smtp::Server) -> BTreeMap<String, usize> {
+    per_address(server)
+        .into_iter()
+        .map(|(a, m)| (a, m.len()))
+        .collect()
+}
+
+/// Parses one JSON document from a command's stdout.
+#[track_caller]
+pub fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", run.stdout, run.stderr))
+}
+
+pub fn send(dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["send", "--date", DATE];
+    args.extend_from_slice(extra);
+    run_env(dir, &args, &[SECRET])
+}
+
+/// Messages received per recipient address.
+pub fn per_address(server: &crate::smtp::Server) -> BTreeMap<String, Vec<crate::smtp::Received>> {
+    let mut map: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for m in server.received() {
+        for to in &m.to {
+            map.entry(to.to_lowercase()).or_default().push(m.clone());
+        }
+    }
+    map
 }
