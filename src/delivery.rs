@@ -87,6 +87,8 @@ pub(crate) enum Stop {
     Unanswered { count: u32, last: String },
     /// The outbox folder could not be written.
     File(String),
+    /// Ctrl-C or SIGTERM: the messages on the wire were finished first.
+    Interrupted,
 }
 
 impl std::fmt::Display for Stop {
@@ -102,6 +104,7 @@ impl std::fmt::Display for Stop {
                 "{count} messages in a row got no reply after they were sent ({last}); stopped rather than risk duplicates"
             ),
             Stop::File(e) => write!(f, "the outbox cannot be written ({e})"),
+            Stop::Interrupted => write!(f, "interrupted (Ctrl-C or SIGTERM)"),
         }
     }
 }
@@ -338,6 +341,39 @@ type Queue = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Job>>>;
 /// to finish; then settles whatever a stop left claimed but unattempted.
 async fn execute(
     shared: Arc<Shared>,
+    recipients: Vec<Recipient>,
+    concurrency: usize,
+) -> Result<Counts, Failure> {
+    let signals = tokio::spawn(stop_on_signal(shared.clone()));
+    let counts = dispatch(&shared, recipients, concurrency).await;
+    signals.abort();
+    let _ = signals.await;
+    counts
+}
+
+/// The first Ctrl-C or SIGTERM stops the run gently: no new message is
+/// started, the ones on the wire finish and are recorded. A second one
+/// quits at once (the next run settles what was in flight).
+async fn stop_on_signal(shared: Arc<Shared>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut signalled = async || match &mut term {
+        Some(term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        },
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    signalled().await;
+    eprintln!("stopping: finishing the messages on the wire (a second Ctrl-C quits at once)");
+    shared.halt(Some(Stop::Interrupted));
+    signalled().await;
+    std::process::exit(130);
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
     recipients: Vec<Recipient>,
     concurrency: usize,
 ) -> Result<Counts, Failure> {

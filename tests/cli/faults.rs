@@ -281,6 +281,33 @@ fn a_relay_restart_mid_run_loses_nobody() {
     assert_eq!(status(&r.dir, DATE)["sent"], 400);
 }
 
+#[test]
+fn ctrl_c_finishes_the_messages_on_the_wire_and_leaves_no_doubt() {
+    let r = relay(400, "");
+    r.server.set_data_delay(Duration::from_millis(3));
+    let child = spawn_piped(&r.dir, &["send", "--date", DATE, "--json"], &[SECRET]);
+    wait_for("some deliveries", || r.server.received().len() >= 50);
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("send");
+    assert_eq!(out.status.code(), Some(75), "left for a later run");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("a summary even when interrupted");
+    assert_eq!(summary["stopped"], "interrupted (Ctrl-C or SIGTERM)");
+    let st = status(&r.dir, DATE);
+    assert_eq!(
+        (st["sending"].as_u64(), st["unknown"].as_u64()),
+        (Some(0), Some(0)),
+        "every message on the wire was finished and recorded: {st}"
+    );
+    r.server.set_data_delay(Duration::ZERO);
+    send(&r.dir, &[]).success();
+    assert!(r.copies_are_one(), "no duplicate after a gentle stop");
+}
+
 /// The README's bound, under every fault at once plus `kill -9` between
 /// and during runs: no reader ever gets more than two copies, and once the
 /// relay heals, reruns reach everyone the ledger does not list as
@@ -341,4 +368,111 @@ fn no_reader_gets_more_than_two_copies_whatever_happens() {
             "{a} lost without trace"
         );
     }
+}
+
+/// One fault of the matrix: how to break the relay, and when to break it.
+struct Scenario {
+    name: &'static str,
+    setup: fn(&Proxy, &[String]),
+    /// Called once while the first run is going (after ~1,000 deliveries).
+    during: Option<fn(&Proxy)>,
+}
+
+/// The reliability matrix behind RELIABILITY.md: a list sent through each
+/// fault, rerun until a run exits 0. Slow (minutes in release), so it is
+/// ignored by `cargo test`; `scripts/fault-matrix` runs it.
+#[test]
+#[ignore = "minutes long: run with scripts/fault-matrix"]
+fn fault_matrix() {
+    let readers: usize = std::env::var("FAULT_MATRIX_READERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5000);
+    let scenarios = [
+        Scenario {
+            name: "no fault",
+            setup: |_, _| {},
+            during: None,
+        },
+        Scenario {
+            name: "drop before DATA, 1%",
+            setup: |p, _| p.set_random(Fault::DropAtRcpt, 10),
+            during: None,
+        },
+        Scenario {
+            name: "drop after DATA, 1%",
+            setup: |p, _| p.set_random(Fault::DropAfterData, 10),
+            during: None,
+        },
+        Scenario {
+            name: "10 consecutive poisoned readers (2 runs)",
+            setup: |p, all| {
+                for a in &all[50..60] {
+                    p.set_fault(a, Fault::DropAtRcpt, 2);
+                }
+            },
+            during: None,
+        },
+        Scenario {
+            name: "421 throttling (greeting ×5, RCPT 2%)",
+            setup: |p, _| {
+                p.greet_421(5);
+                p.set_random(Fault::Throttle, 20);
+            },
+            during: None,
+        },
+        Scenario {
+            name: "stall past the timeout, 1%",
+            setup: |p, _| p.set_random(Fault::StallAfterData(Duration::from_millis(2500)), 10),
+            during: None,
+        },
+        Scenario {
+            name: "server restarted mid-run (0.5 s down)",
+            setup: |_, _| {},
+            during: Some(|p| p.restart(Duration::from_millis(500))),
+        },
+    ];
+    let mut table = String::from(
+        "| fault | readers | delivered | lost | max copies | readers with 2 copies | runs (exit codes) | seconds |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for sc in &scenarios {
+        let started = std::time::Instant::now();
+        let r = relay(
+            readers,
+            "concurrency = 8\nretries = 2\nretry_base = \"50ms\"\ntimeout = \"1s\"",
+        );
+        r.proxy.seed(7);
+        (sc.setup)(&r.proxy, &r.readers);
+        let mut codes = Vec::new();
+        if let Some(during) = sc.during {
+            let child = spawn(&r.dir, &["send", "--date", DATE], &[SECRET]);
+            wait_for("1,000 deliveries", || {
+                r.server.received().len() >= 1000.min(readers / 2)
+            });
+            during(&r.proxy);
+            let out = child.wait_with_output().expect("send");
+            codes.push(out.status.code().unwrap_or(-1));
+        }
+        while codes.last() != Some(&0) && codes.len() < 10 {
+            codes.push(send(&r.dir, &[]).code);
+        }
+        let got = copies(&r.server);
+        let delivered = r.readers.iter().filter(|a| got.contains_key(*a)).count();
+        let max = got.values().copied().max().unwrap_or(0);
+        let twice = got.values().filter(|&&n| n >= 2).count();
+        let codes: Vec<String> = codes.iter().map(i32::to_string).collect();
+        let line = format!(
+            "| {} | {readers} | {delivered} | {} | {max} | {twice} | {} ({}) | {:.1} |\n",
+            sc.name,
+            readers - delivered,
+            codes.len(),
+            codes.join(", "),
+            started.elapsed().as_secs_f64()
+        );
+        eprint!("{line}");
+        table.push_str(&line);
+        assert_eq!(delivered, readers, "{}: nobody lost", sc.name);
+        assert!(max <= 2, "{}: at most two copies", sc.name);
+    }
+    println!("\n{table}");
 }

@@ -69,6 +69,20 @@ pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::C
     cmd.spawn().expect("spawn dailyissue")
 }
 
+/// Like [`spawn`], with stdout and stderr kept for `wait_with_output`.
+pub fn spawn_piped(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn dailyissue")
+}
+
 /// Polls `done` until it holds; a bound on liveness (a hung child must not
 /// hang the suite), not a timing assertion.
 #[track_caller]
