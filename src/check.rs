@@ -45,7 +45,7 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
     // edition is built from these same parts.
     let pool = project.pool().map_err(|p| problems.extend(p)).ok();
     let templates = project.templates().map_err(|p| problems.extend(p)).ok();
-    let list = project.subscribers().map_err(|p| problems.push(p)).ok();
+    let list = project.subscribers().map_err(|p| problems.extend(p)).ok();
     if let Some(list) = &list {
         report.lines.push(format!(
             "subscribers: {} in {}, {} active",

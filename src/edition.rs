@@ -75,7 +75,7 @@ pub fn load(project: &Project, opts: EditionOptions) -> Result<Edition, Failure>
     let pool = project.pool().map_err(|p| problems.extend(p)).ok();
     let templates = project.templates().map_err(|p| problems.extend(p)).ok();
     let issues = project.issues().map_err(|p| problems.extend(p)).ok();
-    let list = project.subscribers().map_err(|p| problems.push(p)).ok();
+    let list = project.subscribers().map_err(|p| problems.extend(p)).ok();
     let (Some(pool), Some(templates), Some(mut issues), Some(list)) =
         (pool, templates, issues, list)
     else {

@@ -72,7 +72,7 @@ impl Project {
         Templates::load(&self.root)
     }
 
-    pub fn subscribers(&self) -> Result<List, Problem> {
+    pub fn subscribers(&self) -> Result<List, Vec<Problem>> {
         List::from_file(
             &self.settings.subscribers,
             &self.path(&self.settings.subscribers),

@@ -7,6 +7,7 @@ mod archive;
 mod check;
 mod deliver;
 mod init;
+mod input;
 mod plan;
 mod render;
 mod send;
