@@ -153,7 +153,8 @@ fn check_issue(
         }
     };
     report.warnings.extend(edition.warnings.iter().cloned());
-    let preflight = edition::preflight(&edition);
+    let mut preflight = edition::preflight(&edition);
+    edition::preflight_readers(&edition, &mut preflight);
     let readers = preflight.readers;
     let preflight_largest = preflight.largest_html;
     let ok = preflight.problems.is_empty();

@@ -116,3 +116,127 @@ fn rows_of_the_wrong_shape_stop_check_and_send() {
         assert!(outbox(&dir).is_empty());
     }
 }
+
+// --- 5. check and send agree ---------------------------------------------
+
+/// Makes the day's term body about 5 MB.
+fn huge_body(dir: &Path) {
+    let path = dir.join("content/terms/hallucination.md");
+    let mut text = std::fs::read_to_string(&path).expect("term");
+    let paragraph = "A very long paragraph that nobody should ever mail. ".repeat(20);
+    for _ in 0..5000 {
+        text.push_str(&paragraph);
+        text.push_str("\n\n");
+    }
+    assert!(text.len() > 5_000_000);
+    std::fs::write(&path, text).expect("write term");
+}
+
+#[test]
+fn an_oversized_issue_stops_send_as_it_fails_check() {
+    let (_tmp, dir) = sample_project();
+    huge_body(&dir);
+    let expected = "the HTML of the issue of 2027-03-01 is";
+    let check = run(&dir, &["check", "--date", DATE]).code(2);
+    assert!(check.stderr.contains(expected), "{}", check.stderr);
+    for extra in [&[][..], &["--dry-run"], &["--to", "me@example.org"]] {
+        let sent = send(&dir, extra).code(2);
+        assert!(sent.stderr.contains(expected), "{extra:?}: {}", sent.stderr);
+        assert!(outbox(&dir).is_empty(), "{extra:?}: nothing is sent");
+    }
+    assert!(!dir.join(".dailyissue/state.db").exists(), "no ledger rows");
+}
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(run.stdout.trim()).expect("json summary")
+}
+
+#[test]
+fn a_huge_name_is_blamed_on_its_row_and_send_skips_and_counts_it() {
+    let (_tmp, dir) = sample_project();
+    let name = "N".repeat(10 * 1024 * 1024);
+    write_list(
+        &dir,
+        &format!(
+            "email,name,status,signup_source\n{}huge@example.org,{name},active,test\n{}",
+            rows(2),
+            rows(5).replace("reader", "later")
+        ),
+    );
+    let check = run(&dir, &["check", "--date", DATE]).code(2);
+    assert_eq!(
+        check.stderr,
+        format!(
+            "{LIST}:4: the `name` field is 10240 KB long; a field may hold at most 1000 bytes (it is copied into every message): shorten it or delete the row\n1 problem found\n"
+        )
+    );
+    let sent = send(&dir, &["--json"]).success();
+    let summary = json(&sent);
+    assert_eq!(summary["sent"], 7, "{}", sent.stdout);
+    assert_eq!(summary["invalid_rows"], 1, "{}", sent.stdout);
+    assert!(
+        sent.stderr.contains(&format!(
+            "note: skipped: {LIST}:4: the `name` field is 10240 KB long"
+        )),
+        "{}",
+        sent.stderr
+    );
+    assert_eq!(outbox(&dir).len(), 7);
+    assert!(
+        outbox(&dir)
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("huge@"))
+    );
+}
+
+#[test]
+fn address_literals_fail_check_and_are_skipped_by_send() {
+    let (_tmp, dir) = sample_project();
+    write_list(
+        &dir,
+        &format!(
+            "email,name,status,signup_source\n{}lit@[127.0.0.1],Lit,active,test\n",
+            rows(2)
+        ),
+    );
+    let expected = format!("{LIST}:4: `lit@[127.0.0.1]` is an address literal");
+    let check = run(&dir, &["check", "--date", DATE]).code(2);
+    assert!(check.stderr.contains(&expected), "{}", check.stderr);
+    let sent = send(&dir, &["--json"]).success();
+    assert_eq!(json(&sent)["invalid_rows"], 1);
+    assert_eq!(json(&sent)["sent"], 2);
+    assert!(sent.stderr.contains(&expected), "{}", sent.stderr);
+    send(&dir, &["--to", "me@[127.0.0.1]"]).code(2);
+}
+
+#[test]
+fn a_copy_pushed_over_the_limit_by_its_row_is_blamed_on_that_row() {
+    let (_tmp, dir) = sample_project();
+    // The HTML template repeats a column; one row fills it to the brim.
+    let html = std::fs::read_to_string(dir.join("templates/email.html")).expect("html");
+    let html = html.replacen(
+        "</body>",
+        "{% for i in range(150) %}{{ subscriber.signup_source }}{% endfor %}</body>",
+        1,
+    );
+    std::fs::write(dir.join("templates/email.html"), html).expect("write");
+    let full = "s".repeat(990);
+    write_list(
+        &dir,
+        &format!(
+            "email,name,status,signup_source\n{}big@example.org,Big,active,{full}\n",
+            rows(2)
+        ),
+    );
+    let check = run(&dir, &["check", "--date", DATE]).code(2);
+    assert!(
+        check
+            .stderr
+            .starts_with(&format!("{LIST}:4: the copy for big@example.org is 1"))
+            && check
+                .stderr
+                .contains("because of this row's values; shorten them\n1 problem found\n"),
+        "{}",
+        check.stderr
+    );
+}
