@@ -73,6 +73,21 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
                 s.dir.display(),
             ));
         }
+        for item in pool.items() {
+            for (line, url) in crate::markdown::unsafe_links(&item.body) {
+                report.warnings.push(
+                    Problem::at(
+                        &item.path,
+                        item.body_line + line - 1,
+                        format!(
+                            "the link to `{}` is shown as plain text: only https, http and mailto links (images: https, http) reach readers; use an https link",
+                            crate::subscribers::clean_line(&url)
+                        ),
+                    )
+                    .to_string(),
+                );
+            }
+        }
         for stored in issues.records.values() {
             problems.extend(
                 stored

@@ -240,3 +240,56 @@ fn a_copy_pushed_over_the_limit_by_its_row_is_blamed_on_that_row() {
         check.stderr
     );
 }
+
+// --- 6. Unsafe links never reach readers ----------------------------------
+
+#[test]
+fn unsafe_links_are_text_in_mail_and_archive_with_a_warning_from_check() {
+    let (_tmp, dir) = sample_project();
+    let path = dir.join("content/terms/hallucination.md");
+    let text = std::fs::read_to_string(&path).expect("term");
+    let body_start = text.match_indices("+++\n").nth(1).expect("front matter").0;
+    let line = text[..body_start].lines().count() + 2;
+    let text = format!(
+        "{}+++\nSee [this trick](javascript://%0Aalert(1)) and ![pic](data:image/png;base64,AAAA).\n{}",
+        &text[..body_start],
+        &text[body_start + 4..]
+    );
+    std::fs::write(&path, text).expect("write");
+
+    let check = run(&dir, &["check", "--date", DATE]).success();
+    assert!(
+        check.stderr.contains(&format!(
+            "warning: content/terms/hallucination.md:{line}: the link to `javascript://%0Aalert(1)` is shown as plain text"
+        )) && check.stderr.contains(&format!(
+            "warning: content/terms/hallucination.md:{line}: the link to `data:image/png;base64,AAAA` is shown as plain text"
+        )),
+        "{}",
+        check.stderr
+    );
+    send(&dir, &[]).success();
+    let mails = outbox(&dir);
+    assert!(!mails.is_empty());
+    for mail in mails {
+        let raw = std::fs::read_to_string(&mail)
+            .expect("eml")
+            .replace("=\r\n", "");
+        assert!(raw.contains("See this trick and pic."), "rendered as text");
+        assert!(
+            !raw.contains("javascript:") && !raw.contains("data:image"),
+            "{raw}"
+        );
+    }
+    run(&dir, &["archive", "--all"]).success();
+    for page in [
+        "public/issues/2027-03-01/index.html",
+        "public/glossary/hallucination/index.html",
+    ] {
+        let html = std::fs::read_to_string(dir.join(page)).expect("page");
+        assert!(html.contains("See this trick and pic."), "{page}");
+        assert!(
+            !html.contains("javascript:") && !html.contains("data:image"),
+            "{page}"
+        );
+    }
+}
