@@ -318,7 +318,11 @@ pub fn parse_item(
         match fields.get(key) {
             None => None,
             Some(v) => match toml_date(v) {
-                Some(d) => Some(d),
+                Some(d) if crate::settings::date_in_range(d) => Some(d),
+                Some(_) => {
+                    wrong(key, "a date from 1000-01-01 to 9999-12-31", "2027-03-01");
+                    None
+                }
                 None => {
                     let example = "2027-03-01 (a TOML date, without quotes)";
                     wrong(key, "a date", example);

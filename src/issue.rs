@@ -90,6 +90,13 @@ impl IssueRecord {
                 "`date` must be a date such as 2027-03-01 (no quotes, no time)",
             )]);
         };
+        if !crate::settings::date_in_range(date) {
+            return Err(vec![Problem::at(
+                path,
+                key_line(text, "date").unwrap_or(1),
+                "`date` must be from 1000-01-01 to 9999-12-31",
+            )]);
+        }
         let expected = file_name(date);
         if path
             .file_name()
@@ -103,6 +110,33 @@ impl IssueRecord {
                 ),
             )]);
         }
+        let mut problems = Vec::new();
+        if raw.number == 0 {
+            problems.push(Problem::at(
+                path,
+                key_line(text, "number").unwrap_or(1),
+                "`number` must be 1 or more: issues are numbered from 1",
+            ));
+        }
+        if let Some(subject) = &raw.subject {
+            let line = key_line(text, "subject").unwrap_or(1);
+            if subject.trim().is_empty() {
+                problems.push(Problem::at(
+                    path,
+                    line,
+                    "`subject` must not be empty; write one, or delete the line to use the `subject` template of the settings",
+                ));
+            } else if subject.chars().any(char::is_control) {
+                problems.push(Problem::at(
+                    path,
+                    line,
+                    "`subject` must be one line without control characters: a mail subject is one line",
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(IssueRecord {
             number: raw.number,
             date,
@@ -114,12 +148,16 @@ impl IssueRecord {
     /// The record's file text. Stable: the same record always gives the same bytes.
     pub fn to_toml(&self, newsletter: &str) -> String {
         let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+        // The name goes into a comment: one line, or the rest would be TOML.
         let mut out = format!(
-            "# {newsletter}, issue {}. Written by `dailyissue plan`.\n\
+            "# {}, issue {}. Written by `dailyissue plan`.\n\
              # Edit the picks (file names without .md) or the subject before the issue\n\
              # is sent; once delivery starts, the record is frozen.\n\
              number = {}\ndate = {}\n",
-            self.number, self.number, self.date
+            crate::subscribers::clean_line(newsletter),
+            self.number,
+            self.number,
+            self.date
         );
         if let Some(subject) = &self.subject {
             out.push_str(&format!("subject = {}\n", quote(subject)));
@@ -304,6 +342,46 @@ mod tests {
             errs[0]
                 .to_string()
                 .contains(":5: the record says date = 2027-03-01"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn a_name_with_a_line_break_still_gives_a_readable_record() {
+        let text = record().to_toml("Beginners\nin AI");
+        let parsed = IssueRecord::parse(&text, Path::new("issues/2027-03-01.toml")).expect("valid");
+        assert_eq!(parsed, record());
+    }
+
+    #[test]
+    fn numbers_subjects_and_dates_are_checked_with_their_lines() {
+        let path = Path::new("issues/2027-03-01.toml");
+        for (text, expected) in [
+            (
+                "number = 0\ndate = 2027-03-01\n[picks]\n",
+                ":1: `number` must be 1 or more",
+            ),
+            (
+                "number = 1\ndate = 2027-03-01\nsubject = \"\"\n[picks]\n",
+                ":3: `subject` must not be empty",
+            ),
+            (
+                "number = 1\ndate = 2027-03-01\nsubject = \"a\\r\\nBcc: x\"\n[picks]\n",
+                ":3: `subject` must be one line",
+            ),
+        ] {
+            let errs = IssueRecord::parse(text, path).expect_err(text);
+            assert!(errs[0].to_string().contains(expected), "{text}: {errs:?}");
+        }
+        let errs = IssueRecord::parse(
+            "number = 1\ndate = 0999-03-01\n[picks]\n",
+            Path::new("issues/0999-03-01.toml"),
+        )
+        .expect_err("year 999");
+        assert!(
+            errs[0]
+                .to_string()
+                .contains(":2: `date` must be from 1000-01-01"),
             "{errs:?}"
         );
     }

@@ -34,6 +34,16 @@ pub struct PlannedDay {
 
 /// Plans `opts.days` days from `opts.start`, writing the new records.
 pub fn plan(project: &Project, opts: PlanOptions) -> Result<Vec<PlannedDay>, Failure> {
+    let last = opts
+        .start
+        .checked_add_days(chrono::Days::new(u64::from(opts.days.saturating_sub(1))))
+        .filter(|d| crate::settings::date_in_range(*d));
+    if last.is_none() {
+        return Err(Failure::Usage(format!(
+            "--date {} --days {} would plan past 9999-12-31, the last date a record can have; plan fewer days",
+            opts.start, opts.days
+        )));
+    }
     let pool = project.pool().map_err(Failure::Input)?;
     let mut issues = project.issues().map_err(Failure::Input)?;
     let mut days = Vec::new();

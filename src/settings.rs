@@ -123,7 +123,7 @@ struct Raw {
     reply_to: Option<Spanned<String>>,
     postal_address: Spanned<String>,
     #[serde(default = "default_subject")]
-    subject: String,
+    subject: Spanned<String>,
     #[serde(default = "default_preheader")]
     preheader: String,
     #[serde(default = "default_subscribers")]
@@ -143,7 +143,7 @@ struct Raw {
     #[serde(default = "yes")]
     repeats: bool,
     list_id: Option<Spanned<String>>,
-    feedback_id: Option<String>,
+    feedback_id: Option<Spanned<String>>,
     #[serde(default)]
     section: Vec<Spanned<RawSection>>,
     smtp: Option<Spanned<RawSmtp>>,
@@ -163,23 +163,21 @@ struct RawSection {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSmtp {
-    host: String,
-    port: Option<u16>,
+    host: Spanned<String>,
+    port: Option<Spanned<u16>>,
     #[serde(default = "default_tls")]
     tls: Tls,
-    username: Option<String>,
-    password_env: Option<String>,
+    username: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
     #[serde(default = "default_concurrency")]
     concurrency: usize,
     #[serde(default)]
     rate_per_second: f64,
-    #[serde(default = "default_timeout")]
-    timeout: String,
-    helo: Option<String>,
+    timeout: Option<Spanned<String>>,
+    helo: Option<Spanned<String>>,
     #[serde(default = "default_retries")]
-    retries: u32,
-    #[serde(default = "default_retry_base")]
-    retry_base: String,
+    retries: Spanned<u32>,
+    retry_base: Option<Spanned<String>>,
     ca_file: Option<PathBuf>,
 }
 
@@ -187,24 +185,27 @@ struct RawSmtp {
 #[serde(deny_unknown_fields)]
 struct RawUnsubscribe {
     url: Option<Spanned<String>>,
-    mailto: Option<String>,
+    mailto: Option<Spanned<String>>,
     #[serde(default = "default_secret_env")]
-    secret_env: String,
-    previous_secret_env: Option<String>,
+    secret_env: Spanned<String>,
+    previous_secret_env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDkim {
-    domain: String,
-    selector: String,
+    domain: Spanned<String>,
+    selector: Spanned<String>,
     private_key_file: PathBuf,
     #[serde(default = "default_dkim_algorithm")]
     algorithm: DkimAlgorithm,
 }
 
-fn default_subject() -> String {
-    "{{ term.title }}, {{ tool.title }}, and one tip".into()
+fn default_subject() -> Spanned<String> {
+    Spanned::new(
+        0..0,
+        "{{ term.title }}, {{ tool.title }}, and one tip".into(),
+    )
 }
 fn default_preheader() -> String {
     "{{ term.summary }}".into()
@@ -233,23 +234,33 @@ fn default_tls() -> Tls {
 fn default_concurrency() -> usize {
     8
 }
-fn default_timeout() -> String {
-    "30s".into()
-}
-fn default_retries() -> u32 {
-    3
-}
-fn default_retry_base() -> String {
-    "2s".into()
+fn default_retries() -> Spanned<u32> {
+    Spanned::new(0..0, 3)
 }
 fn default_send_time() -> Spanned<String> {
     Spanned::new(0..0, "06:00".into())
 }
-fn default_secret_env() -> String {
-    "DAILYISSUE_UNSUBSCRIBE_SECRET".into()
+fn default_secret_env() -> Spanned<String> {
+    Spanned::new(0..0, "DAILYISSUE_UNSUBSCRIBE_SECRET".into())
 }
 fn default_dkim_algorithm() -> DkimAlgorithm {
     DkimAlgorithm::RsaSha256
+}
+
+/// The first and last day any date may name (CLI, front matter, records):
+/// four-digit years, so that `issues/DATE.toml` stays a file every later
+/// command can read back.
+pub const FIRST_DATE: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(1000, 1, 1) {
+    Some(d) => d,
+    None => chrono::NaiveDate::MIN,
+};
+pub const LAST_DATE: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(9999, 12, 31) {
+    Some(d) => d,
+    None => chrono::NaiveDate::MAX,
+};
+
+pub fn date_in_range(date: chrono::NaiveDate) -> bool {
+    (FIRST_DATE..=LAST_DATE).contains(&date)
 }
 
 /// The sections used when the settings declare none: one term, one tool, one tip.
@@ -280,6 +291,12 @@ impl Settings {
     }
 
     /// Parses settings text; `path` only labels the problems.
+    ///
+    /// Everything that would fail later is refused here, with its line:
+    /// values that reach a mail header are one line without control
+    /// characters, hosts are host names, URLs are absolute http(s) URLs,
+    /// durations and ports are usable, and section names do not shadow the
+    /// templates' own names.
     pub fn parse(text: &str, path: &Path) -> Result<Settings, Vec<Problem>> {
         let raw: Raw = match toml::from_str(text) {
             Ok(raw) => raw,
@@ -324,17 +341,27 @@ impl Settings {
         let reply_to = raw.reply_to.as_ref().map(|r| mailbox(r, "reply_to"));
 
         let url = raw.url.get_ref().trim_end_matches('/').to_string();
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+        if let Some(why) = url_problem(&url, false) {
+            let why = if url.starts_with("https://") || url.starts_with("http://") {
+                format!(": {why}")
+            } else {
+                String::new()
+            };
             bad(
                 raw.url.span(),
                 format!(
-                    "`url` must be an absolute http(s) URL such as \"https://example.com\", not `{}`",
-                    raw.url.get_ref()
+                    "`url` must be an absolute http(s) URL such as \"https://example.com\", not `{}`{why}",
+                    raw.url.get_ref().escape_debug()
                 ),
             );
         }
         if raw.name.get_ref().trim().is_empty() {
             bad(raw.name.span(), "`name` must not be empty".into());
+        } else if has_control(raw.name.get_ref()) {
+            bad(
+                raw.name.span(),
+                "`name` must be one line without control characters: it appears in headers and in every issue record".into(),
+            );
         }
         if raw.postal_address.get_ref().trim().is_empty() {
             bad(
@@ -342,9 +369,38 @@ impl Settings {
                 "`postal_address` must not be empty: bulk mail must carry a postal address (CAN-SPAM)"
                     .into(),
             );
+        } else if raw
+            .postal_address
+            .get_ref()
+            .chars()
+            .any(|c| c.is_control() && c != '\n')
+        {
+            bad(
+                raw.postal_address.span(),
+                "`postal_address` must not contain control characters other than line breaks"
+                    .into(),
+            );
+        }
+        if raw.subject.get_ref().trim().is_empty() {
+            bad(
+                raw.subject.span(),
+                "`subject` must not be empty: it is the template of every issue's subject, e.g. \"{{ term.title }}, and more\"".into(),
+            );
         }
         let max_lateness = match parse_duration(raw.max_lateness.get_ref()) {
-            Some(d) => chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(6)),
+            Some(d) if d <= MAX_LATENESS => {
+                chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(6))
+            }
+            Some(_) => {
+                bad(
+                    raw.max_lateness.span(),
+                    format!(
+                        "`max_lateness` = \"{}\" is more than 7 days; use at most \"7d\", or \"0\" for no limit",
+                        raw.max_lateness.get_ref()
+                    ),
+                );
+                chrono::Duration::hours(6)
+            }
             None => {
                 bad(
                     raw.max_lateness.span(),
@@ -380,6 +436,17 @@ impl Settings {
                     span.clone(),
                     format!(
                         "section name `{}` must start with a lowercase letter and use only a-z, 0-9 and _ (it becomes a template variable)",
+                        s.name.escape_debug()
+                    ),
+                );
+            } else if RESERVED.contains(&s.name.as_str()) {
+                bad(
+                    span.clone(),
+                    format!(
+                        "section name `{}` is taken: templates already have a `{}` of their own (reserved: {}); choose another name, e.g. `{}_item`",
+                        s.name,
+                        s.name,
+                        RESERVED.join(", "),
                         s.name
                     ),
                 );
@@ -407,18 +474,114 @@ impl Settings {
             sections = default_sections();
         }
 
-        let smtp = raw.smtp.as_ref().map(|spanned| {
-            let s = spanned.get_ref();
-            let timeout = parse_duration(&s.timeout).unwrap_or_else(|| {
+        let env_name = |bad: &mut dyn FnMut(std::ops::Range<usize>, String),
+                        field: &Spanned<String>,
+                        key: &str| {
+            if !is_env_name(field.get_ref()) {
                 bad(
-                    spanned.span(),
+                    field.span(),
                     format!(
-                        "[smtp] timeout = \"{}\" is not a duration; write e.g. \"30s\"",
-                        s.timeout
+                        "{key} must name an environment variable (letters, digits and _, not starting with a digit), not `{}`",
+                        field.get_ref().escape_debug()
                     ),
                 );
-                std::time::Duration::from_secs(30)
-            });
+            }
+            field.get_ref().clone()
+        };
+        let smtp = raw.smtp.as_ref().map(|spanned| {
+            let s = spanned.get_ref();
+            let password_env = s
+                .password_env
+                .as_ref()
+                .map(|p| env_name(&mut bad, p, "[smtp] password_env"));
+            let duration = |bad: &mut dyn FnMut(std::ops::Range<usize>, String),
+                            field: &Option<Spanned<String>>,
+                            key: &str,
+                            default: u64,
+                            max: std::time::Duration| {
+                let Some(field) = field else {
+                    return std::time::Duration::from_secs(default);
+                };
+                match parse_duration(field.get_ref()) {
+                    Some(d) if d.is_zero() => {
+                        bad(
+                            field.span(),
+                            format!("[smtp] {key} must be more than 0; the default is \"{default}s\""),
+                        );
+                        std::time::Duration::from_secs(default)
+                    }
+                    Some(d) if d > max => {
+                        bad(
+                            field.span(),
+                            format!(
+                                "[smtp] {key} = \"{}\" is longer than {}s; the default is \"{default}s\"",
+                                field.get_ref(),
+                                max.as_secs()
+                            ),
+                        );
+                        std::time::Duration::from_secs(default)
+                    }
+                    Some(d) => d,
+                    None => {
+                        bad(
+                            field.span(),
+                            format!(
+                                "[smtp] {key} = \"{}\" is not a duration; write e.g. \"{default}s\"",
+                                field.get_ref()
+                            ),
+                        );
+                        std::time::Duration::from_secs(default)
+                    }
+                }
+            };
+            let timeout = duration(&mut bad, &s.timeout, "timeout", 30, std::time::Duration::from_secs(3600));
+            let retry_base = duration(&mut bad, &s.retry_base, "retry_base", 2, std::time::Duration::from_secs(3600));
+            let host = s.host.get_ref();
+            if !is_host(host) {
+                bad(
+                    s.host.span(),
+                    format!(
+                        "[smtp] host `{}` is not a host name or IP address (ASCII letters, digits, - and dots; use the punycode form of an international name)",
+                        host.escape_debug()
+                    ),
+                );
+            }
+            if let Some(port) = &s.port
+                && *port.get_ref() == 0
+            {
+                bad(
+                    port.span(),
+                    "[smtp] port must be between 1 and 65535: 587 for starttls, 465 for tls".into(),
+                );
+            }
+            if let Some(helo) = &s.helo
+                && !is_host(helo.get_ref())
+            {
+                bad(
+                    helo.span(),
+                    format!(
+                        "[smtp] helo `{}` must be this machine's host name (ASCII letters, digits, - and dots)",
+                        helo.get_ref().escape_debug()
+                    ),
+                );
+            }
+            if let Some(user) = &s.username
+                && (user.get_ref().is_empty() || has_control(user.get_ref()))
+            {
+                bad(
+                    user.span(),
+                    "[smtp] username must be one line without control characters".into(),
+                );
+            }
+            if *s.retries.get_ref() > MAX_RETRIES {
+                bad(
+                    s.retries.span(),
+                    format!(
+                        "[smtp] retries = {} is more than {MAX_RETRIES}; the delay doubles each time, so a few retries already span minutes (what is left goes out on the next run)",
+                        s.retries.get_ref()
+                    ),
+                );
+            }
             if s.concurrency == 0 {
                 bad(
                     spanned.span(),
@@ -431,12 +594,12 @@ impl Settings {
                     "[smtp] rate_per_second must be 0 (no limit) or a positive number".into(),
                 );
             }
-            if s.tls == Tls::None && !is_loopback(&s.host) {
+            if s.tls == Tls::None && !is_loopback(host) {
                 bad(
                     spanned.span(),
                     format!(
                         "[smtp] tls = \"none\" is only allowed for a loopback host, not `{}`: use \"starttls\" or \"tls\"",
-                        s.host
+                        host.escape_debug()
                     ),
                 );
             }
@@ -447,27 +610,21 @@ impl Settings {
                 );
             }
             SmtpSettings {
-                host: s.host.clone(),
-                port: s.port.unwrap_or(match s.tls {
+                host: host.clone(),
+                port: s.port.as_ref().map(|p| *p.get_ref()).unwrap_or(match s.tls {
                     Tls::Starttls => 587,
                     Tls::Implicit => 465,
                     Tls::None => 25,
                 }),
                 tls: s.tls,
-                username: s.username.clone(),
-                password_env: s.password_env.clone(),
+                username: s.username.as_ref().map(|u| u.get_ref().clone()),
+                password_env,
                 concurrency: s.concurrency.max(1),
                 rate_per_second: s.rate_per_second,
                 timeout,
-                helo: s.helo.clone(),
-                retries: s.retries,
-                retry_base: parse_duration(&s.retry_base).unwrap_or_else(|| {
-                    bad(
-                        spanned.span(),
-                        format!("[smtp] retry_base = \"{}\" is not a duration; write e.g. \"2s\"", s.retry_base),
-                    );
-                    std::time::Duration::from_secs(2)
-                }),
+                helo: s.helo.as_ref().map(|h| h.get_ref().clone()),
+                retries: *s.retries.get_ref(),
+                retry_base,
                 ca_file: s.ca_file.clone(),
             }
         });
@@ -476,35 +633,54 @@ impl Settings {
             Some(u) => {
                 let url = match &u.url {
                     Some(url) => {
-                        if !url.get_ref().contains("{token}") {
+                        let tokens = url.get_ref().matches("{token}").count();
+                        if tokens != 1 {
                             bad(
                                 url.span(),
-                                "[unsubscribe] url must contain `{token}`, e.g. \"https://example.com/u/{token}\"".into(),
+                                format!(
+                                    "[unsubscribe] url must contain `{{token}}` exactly once (found {tokens}), e.g. \"https://example.com/u/{{token}}\""
+                                ),
                             );
                         }
-                        if !url.get_ref().starts_with("https://")
-                            && !url.get_ref().starts_with("http://")
+                        if let Some(why) =
+                            url_problem(&url.get_ref().replace("{token}", "TOKEN"), true)
                         {
                             bad(
                                 url.span(),
-                                "[unsubscribe] url must be an absolute https URL".into(),
+                                format!(
+                                    "[unsubscribe] url must be an absolute https URL such as \"https://example.com/u/{{token}}\": {why}"
+                                ),
                             );
                         }
                         url.get_ref().clone()
                     }
                     None => format!("{url}/u/{{token}}"),
                 };
+                if let Some(mailto) = &u.mailto
+                    && crate::subscribers::parse_address(mailto.get_ref()).is_err()
+                {
+                    bad(
+                        mailto.span(),
+                        format!(
+                            "[unsubscribe] mailto must be a bare address such as \"unsubscribe@example.com\" (the token is added as the subject), not `{}`",
+                            mailto.get_ref().escape_debug()
+                        ),
+                    );
+                }
                 UnsubscribeSettings {
                     url,
-                    mailto: u.mailto.clone(),
-                    secret_env: u.secret_env.clone(),
-                    previous_secret_env: u.previous_secret_env.clone(),
+                    mailto: u.mailto.as_ref().map(|m| m.get_ref().clone()),
+                    secret_env: env_name(&mut bad, &u.secret_env, "[unsubscribe] secret_env"),
+                    previous_secret_env: u
+                        .previous_secret_env
+                        .as_ref()
+                        .map(|p| env_name(&mut bad, p, "[unsubscribe] previous_secret_env")),
                 }
             }
             None => UnsubscribeSettings {
                 url: format!("{url}/u/{{token}}"),
                 mailto: None,
-                secret_env: default_secret_env(),
+                secret_env: default_secret_env().into_inner(),
                 previous_secret_env: None,
             },
         };
@@ -519,10 +695,10 @@ impl Settings {
             .to_string();
         let list_id = match &raw.list_id {
             Some(l) => {
-                if l.get_ref().contains(['<', '>', '\r', '\n', ' ']) {
+                if !is_host(l.get_ref()) || !l.get_ref().contains('.') {
                     bad(
                         l.span(),
-                        "`list_id` must be a dotted name such as \"daily.example.com\" without <>, spaces or line breaks".into(),
+                        "`list_id` must be a dotted name such as \"daily.example.com\" (ASCII letters, digits, - and dots) without <>, spaces or line breaks".into(),
                     );
                 }
                 l.get_ref().clone()
@@ -537,12 +713,33 @@ impl Settings {
                 format!("{label}.{host}")
             }
         };
+        if let Some(f) = &raw.feedback_id
+            && (f.get_ref().is_empty() || !f.get_ref().chars().all(|c| c.is_ascii_graphic()))
+        {
+            bad(
+                f.span(),
+                "`feedback_id` must be printable ASCII without spaces, such as \"issue:daily:example\" (it becomes the Feedback-ID header)".into(),
+            );
+        }
 
-        let dkim = raw.dkim.as_ref().map(|d| DkimSettings {
-            domain: d.domain.clone(),
-            selector: d.selector.clone(),
-            private_key_file: d.private_key_file.clone(),
-            algorithm: d.algorithm,
+        let dkim = raw.dkim.as_ref().map(|d| {
+            for (field, key) in [(&d.domain, "domain"), (&d.selector, "selector")] {
+                if !is_host(field.get_ref()) {
+                    bad(
+                        field.span(),
+                        format!(
+                            "[dkim] {key} `{}` must be a DNS name (ASCII letters, digits, - and dots)",
+                            field.get_ref().escape_debug()
+                        ),
+                    );
+                }
+            }
+            DkimSettings {
+                domain: d.domain.get_ref().clone(),
+                selector: d.selector.get_ref().clone(),
+                private_key_file: d.private_key_file.clone(),
+                algorithm: d.algorithm,
+            }
         });
 
         if !problems.is_empty() {
@@ -560,7 +757,7 @@ impl Settings {
             from,
             reply_to: reply_to.flatten(),
             postal_address: raw.postal_address.into_inner(),
-            subject: raw.subject,
+            subject: raw.subject.into_inner(),
             preheader: raw.preheader,
             subscribers: raw.subscribers,
             ledger: raw.ledger,
@@ -571,7 +768,7 @@ impl Settings {
             daily_cap: raw.daily_cap,
             repeats: raw.repeats,
             list_id,
-            feedback_id: raw.feedback_id,
+            feedback_id: raw.feedback_id.map(Spanned::into_inner),
             sections,
             smtp,
             unsubscribe,
@@ -629,6 +826,99 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// Names the templates' contexts already use (the email's, the archive
+/// pages', minijinja's own): a section with one of these names would shadow
+/// it or be shadowed.
+const RESERVED: &[&str] = &[
+    "issue",
+    "newsletter",
+    "subscriber",
+    "sections",
+    "unsubscribe_url",
+    "previous",
+    "next",
+    "root",
+    "nav",
+    "canonical",
+    "loop",
+    "self",
+    "super",
+    "range",
+    "dict",
+    "namespace",
+    "debug",
+    "true",
+    "false",
+    "none",
+];
+
+/// `max_lateness` beyond this is a mistake (and date arithmetic would
+/// overflow long before `i64` milliseconds do); 0 means no limit.
+const MAX_LATENESS: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// The delay doubles per retry, so more than this is never meant.
+const MAX_RETRIES: u32 = 10;
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// A DNS name (ASCII labels of letters, digits, `-` and `_`, 1–63 long,
+/// joined by dots) or an IP address: what may follow `HELO`, name an SMTP
+/// server, a DKIM domain or selector, or a `List-Id`.
+pub fn is_host(s: &str) -> bool {
+    if s.trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .is_ok()
+    {
+        return true;
+    }
+    !s.is_empty()
+        && s.len() <= 253
+        && s.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Why `url` cannot be a base or unsubscribe URL, if it cannot: it must
+/// parse as an absolute http(s) URL with a host, as written (no spaces,
+/// control characters, quotes or angle brackets, which would break a link
+/// or the `List-Unsubscribe` header); a base URL (`query_ok` false) has no
+/// query or fragment, since paths are appended to it.
+fn url_problem(url: &str, query_ok: bool) -> Option<&'static str> {
+    if url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Some("it contains spaces, line breaks or control characters");
+    }
+    if url.contains(['<', '>', '"', '\\', '`']) {
+        return Some("it contains <, >, \", \\ or `");
+    }
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Some("it does not start with https://");
+    }
+    match url::Url::parse(url) {
+        Err(_) => Some("it does not parse as a URL"),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("it has no host"),
+        Ok(u) if !query_ok && (u.query().is_some() || u.fragment().is_some()) => {
+            Some("it has a ? query or # fragment, but paths are appended to it")
+        }
+        Ok(_) => None,
+    }
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -781,6 +1071,177 @@ postal_address = "1 Main St, Springfield"
             errs[0].contains("only allowed for a loopback host"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn values_that_would_break_later_are_refused_with_their_line() {
+        // (what replaces or follows MINIMAL, the line, the message starts with)
+        let cases: &[(&str, usize, &str)] = &[
+            ("name = \"Beginners\\nin AI\"", 2, "`name` must be one line"),
+            ("name = \"Bell\\u0007\"", 2, "`name` must be one line"),
+            ("subject = \" \"", 7, "`subject` must not be empty"),
+            (
+                "postal_address = \"1 Main St\\u001b[2J\"",
+                6,
+                "`postal_address` must not contain control",
+            ),
+            (
+                "url = \"https://exa mple.com\"",
+                3,
+                "`url` must be an absolute http(s) URL",
+            ),
+            (
+                "url = \"https://example.com/?a=1\"",
+                3,
+                "`url` must be an absolute http(s) URL",
+            ),
+            (
+                "list_id = \"daily example\"",
+                7,
+                "`list_id` must be a dotted name",
+            ),
+            (
+                "feedback_id = \"a\\r\\nBcc: x\"",
+                7,
+                "`feedback_id` must be printable ASCII",
+            ),
+            (
+                "max_lateness = \"100000000d\"",
+                7,
+                "`max_lateness` = \"100000000d\" is more than 7 days",
+            ),
+            (
+                "[[section]]\nname = \"issue\"",
+                7,
+                "section name `issue` is taken",
+            ),
+            (
+                "[[section]]\nname = \"subscriber\"",
+                7,
+                "section name `subscriber` is taken",
+            ),
+            (
+                "[[section]]\nname = \"unsubscribe_url\"",
+                7,
+                "section name `unsubscribe_url` is taken",
+            ),
+            (
+                "[smtp]\nhost = \"smtp.example.com\"\nport = 0",
+                9,
+                "[smtp] port must be between 1 and 65535",
+            ),
+            (
+                "[smtp]\nhost = \"smtp.example.com\"\ntimeout = \"0s\"",
+                9,
+                "[smtp] timeout must be more than 0",
+            ),
+            (
+                "[smtp]\nhost = \"smtp.example.com\"\nretry_base = \"0\"",
+                9,
+                "[smtp] retry_base must be more than 0",
+            ),
+            (
+                "[smtp]\nhost = \"smtp.example.com\"\nretries = 1000",
+                9,
+                "[smtp] retries = 1000 is more than 10",
+            ),
+            (
+                "[smtp]\nhost = \"smtp.example.com\\r\\n\"",
+                8,
+                "[smtp] host `smtp.example.com\\r\\n` is not a host name",
+            ),
+            (
+                "[smtp]\nhost = \"smtp.example.com\"\nhelo = \"me\\nRCPT\"",
+                9,
+                "[smtp] helo `me\\nRCPT` must be",
+            ),
+            (
+                "[smtp]\nhost = \"x.org\"\nusername = \"u\\n\"\npassword_env = \"P\"",
+                9,
+                "[smtp] username must be one line",
+            ),
+            (
+                "[smtp]\nhost = \"x.org\"\nusername = \"u\"\npassword_env = \"A=B\"",
+                10,
+                "[smtp] password_env must name an environment variable",
+            ),
+            (
+                "[unsubscribe]\nurl = \"https://example.com/u/{token}\\r\\nBcc: x\"",
+                8,
+                "[unsubscribe] url must be an absolute https URL",
+            ),
+            (
+                "[unsubscribe]\nurl = \"https://example.com/u/{token}/{token}\"",
+                8,
+                "[unsubscribe] url must contain `{token}` exactly once (found 2)",
+            ),
+            (
+                "[unsubscribe]\nurl = \"https://example.com/u/\"",
+                8,
+                "[unsubscribe] url must contain `{token}` exactly once (found 0)",
+            ),
+            (
+                "[unsubscribe]\nurl = \"https://example.com/u/{token}>, <https://evil.example\"",
+                8,
+                "[unsubscribe] url must be an absolute https URL",
+            ),
+            (
+                "[unsubscribe]\nmailto = \"u@example.com\\r\\nBcc: x@evil.example\"",
+                8,
+                "[unsubscribe] mailto must be a bare address",
+            ),
+            (
+                "[unsubscribe]\nmailto = \"u@example.com?subject=x\"",
+                8,
+                "[unsubscribe] mailto must be a bare address",
+            ),
+            (
+                "[unsubscribe]\nmailto = \"mailto:u@example.com\"",
+                8,
+                "[unsubscribe] mailto must be a bare address",
+            ),
+            (
+                "[unsubscribe]\nsecret_env = \"\"",
+                8,
+                "[unsubscribe] secret_env must name an environment variable",
+            ),
+            (
+                "[dkim]\ndomain = \"example.com\\n\"\nselector = \"daily\"\nprivate_key_file = \"k.pem\"",
+                8,
+                "[dkim] domain `example.com\\n` must be a DNS name",
+            ),
+            (
+                "[dkim]\ndomain = \"example.com\"\nselector = \"da ily\"\nprivate_key_file = \"k.pem\"",
+                9,
+                "[dkim] selector `da ily` must be a DNS name",
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (extra, line, start) in cases {
+            let key = extra.split(" = ").next().unwrap_or("");
+            // A top-level key replaces MINIMAL's line of that key, if any.
+            let text = if !extra.starts_with('[') && MINIMAL.contains(&format!("\n{key} = ")) {
+                MINIMAL
+                    .lines()
+                    .map(|l| {
+                        if l.starts_with(&format!("{key} = ")) {
+                            extra
+                        } else {
+                            l
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            } else {
+                format!("{MINIMAL}{extra}\n")
+            };
+            let errs = errors(&text);
+            let want = format!("dailyissue.toml:{line}: {start}");
+            if errs.len() != 1 || !errs[0].starts_with(&want) {
+                failures.push(format!("{extra}\n  want {want}\n  got  {errs:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]

@@ -359,7 +359,15 @@ pub fn parse_address(raw: &str) -> Result<Address, String> {
             "`{raw}` is an address literal; a newsletter is sent to domain names only (an IP would bypass DNS and MX): fix it or delete the row"
         ));
     }
-    if !domain.contains('.') || raw.len() > 254 {
+    // lettre's domain check lets through characters such as `?` and `/`.
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    };
+    if !domain.contains('.') || !domain.split('.').all(label_ok) || raw.len() > 254 {
         return Err(invalid());
     }
     Ok(address)
@@ -521,6 +529,9 @@ mod tests {
             ("a@10.0.0.1", false),
             ("a@localhost", false),
             ("a@example..org", false),
+            ("a@example.org?subject=x", false),
+            ("a@exa/mple.org", false),
+            ("a@bücher.example", true),
             ("", false),
         ] {
             assert_eq!(parse_address(raw).is_ok(), ok, "{raw}");

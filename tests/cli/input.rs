@@ -293,3 +293,105 @@ fn unsafe_links_are_text_in_mail_and_archive_with_a_warning_from_check() {
         );
     }
 }
+
+// --- 7. Settings and dates that would brick the project later ------------
+
+fn append_settings(dir: &Path, extra: &str) {
+    let path = dir.join("dailyissue.toml");
+    let text = std::fs::read_to_string(&path).expect("settings");
+    std::fs::write(&path, format!("{text}\n{extra}\n")).expect("write settings");
+}
+
+fn replace_setting(dir: &Path, line_start: &str, with: &str) {
+    let path = dir.join("dailyissue.toml");
+    let text = std::fs::read_to_string(&path).expect("settings");
+    let text: Vec<&str> = text
+        .lines()
+        .map(|l| if l.starts_with(line_start) { with } else { l })
+        .collect();
+    std::fs::write(&path, text.join("\n")).expect("write settings");
+}
+
+#[test]
+fn a_name_with_a_line_break_is_refused_before_any_record_is_written() {
+    let (_tmp, dir) = sample_project();
+    replace_setting(&dir, "name = ", "name = \"Beginners\\nin AI\"");
+    for args in [
+        &["check", "--date", DATE][..],
+        &["send", "--date", DATE],
+        &["plan", "--date", DATE],
+    ] {
+        let out = run(&dir, args).code(2);
+        assert!(
+            out.stderr
+                .starts_with("dailyissue.toml:3: `name` must be one line"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(!dir.join("issues").exists(), "no record written");
+}
+
+#[test]
+fn dates_past_9999_are_refused_and_nothing_is_written() {
+    let (_tmp, dir) = sample_project();
+    let out = run(&dir, &["plan", "--date", "9999-12-31", "--days", "2"]).code(2);
+    assert!(out.stderr.contains("past 9999-12-31"), "{}", out.stderr);
+    assert!(!dir.join("issues").exists(), "no record written");
+    for args in [
+        &["send", "--date", "+10000-01-01"][..],
+        &["check", "--date", "0999-12-31"],
+        &["preview", "--date", "10000-01-01"],
+    ] {
+        let out = run(&dir, args).code(2);
+        assert!(
+            out.stderr.contains("YYYY-MM-DD") || out.stderr.contains("1000-01-01 to 9999-12-31"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    run(&dir, &["plan", "--date", "9999-12-31", "--days", "1"]).success();
+    run(&dir, &["check", "--date", "9999-12-31"]).success();
+}
+
+#[test]
+fn an_unusable_smtp_setting_is_bad_input_not_a_temporary_failure() {
+    for extra in ["port = 0", "timeout = \"0s\""] {
+        let (_tmp, dir) = sample_project();
+        append_settings(
+            &dir,
+            &format!("[smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\n{extra}"),
+        );
+        let out = run_env(
+            &dir,
+            &["send", "--date", DATE],
+            &[("DAILYISSUE_UNSUBSCRIBE_SECRET", "test-secret-0123456789")],
+        )
+        .code(2);
+        assert!(
+            out.stderr.starts_with("dailyissue.toml:"),
+            "{extra}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn front_matter_dates_need_four_digit_years() {
+    let (_tmp, dir) = sample_project();
+    let path = dir.join("content/terms/hallucination.md");
+    let text = std::fs::read_to_string(&path).expect("term");
+    std::fs::write(
+        &path,
+        text.replace("last_reviewed = 2026-11-01", "last_reviewed = 0026-11-01"),
+    )
+    .expect("write");
+    let out = run(&dir, &["check", "--date", DATE]).code(2);
+    assert!(
+        out.stderr.starts_with(
+            "content/terms/hallucination.md:9: `last_reviewed` must be a date from 1000-01-01 to 9999-12-31"
+        ),
+        "{}",
+        out.stderr
+    );
+}
