@@ -56,6 +56,9 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
         problems.extend(list.problems.iter().cloned());
     }
     let issues = project.issues().map_err(|p| problems.extend(p)).ok();
+    if let Some(issues) = &issues {
+        problems.extend(issues.number_problems());
+    }
 
     if let (Some(pool), Some(issues)) = (&pool, &issues) {
         for s in &pool.sections {

@@ -292,12 +292,51 @@ impl Issues {
     }
 
     /// The number the issue of `date` gets when it is first planned: one more
-    /// than the latest record before it, or 1.
-    pub fn next_number(&self, date: NaiveDate) -> u32 {
-        self.records
-            .range(..date)
-            .next_back()
-            .map_or(1, |(_, s)| s.record.number + 1)
+    /// than the latest record before it, or 1. `None` past `u32::MAX`.
+    pub fn next_number(&self, date: NaiveDate) -> Option<u32> {
+        match self.records.range(..date).next_back() {
+            Some((_, s)) => s.record.number.checked_add(1),
+            None => Some(1),
+        }
+    }
+
+    /// Records whose number does not grow with the date: a number already
+    /// taken, or one not above every number of an earlier record. Readers
+    /// see "No. 1" twice otherwise.
+    pub fn number_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut taken: BTreeMap<u32, &Stored> = BTreeMap::new();
+        // The highest number so far, and its record.
+        let mut highest: Option<&Stored> = None;
+        for stored in self.records.values() {
+            let n = stored.record.number;
+            let line = key_line(&stored.text, "number").unwrap_or(1);
+            if let Some(first) = taken.get(&n) {
+                problems.push(Problem::at(
+                    &stored.path,
+                    line,
+                    format!(
+                        "no. {n} is also the number of {}; every issue needs its own number, growing with the date: renumber this record (or the other) unless it has gone out",
+                        first.path.display()
+                    ),
+                ));
+            } else if let Some(high) = highest.filter(|h| h.record.number > n) {
+                problems.push(Problem::at(
+                    &stored.path,
+                    line,
+                    format!(
+                        "no. {n} comes after no. {} of {}, an earlier issue; numbers grow with the date: renumber this record (or the earlier one) unless it has gone out",
+                        high.record.number,
+                        high.path.display()
+                    ),
+                ));
+            }
+            taken.entry(n).or_insert(stored);
+            if highest.is_none_or(|h| n > h.record.number) {
+                highest = Some(stored);
+            }
+        }
+        problems
     }
 
     pub fn get(&self, date: NaiveDate) -> Option<&Stored> {
@@ -384,6 +423,62 @@ mod tests {
                 .contains(":2: `date` must be from 1000-01-01"),
             "{errs:?}"
         );
+    }
+
+    fn issues(numbers: &[(&str, u32)]) -> Issues {
+        let mut issues = Issues::default();
+        for (date, number) in numbers {
+            let record = IssueRecord {
+                number: *number,
+                date: date.parse().expect("date"),
+                ..record()
+            };
+            issues.records.insert(
+                record.date,
+                Stored {
+                    path: path(record.date),
+                    text: record.to_toml("x"),
+                    record,
+                },
+            );
+        }
+        issues
+    }
+
+    #[test]
+    fn numbers_must_grow_with_the_date() {
+        let ok = issues(&[("2027-03-01", 1), ("2027-03-02", 2), ("2027-03-05", 7)]);
+        assert!(ok.number_problems().is_empty());
+        let bad = issues(&[
+            ("2027-03-01", 1),
+            ("2027-03-02", 5),
+            ("2027-03-03", 1),
+            ("2027-03-04", 4),
+        ]);
+        let msgs: Vec<String> = bad
+            .number_problems()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with(
+                "issues/2027-03-03.toml:4: no. 1 is also the number of issues/2027-03-01.toml"
+            ),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].starts_with(
+                "issues/2027-03-04.toml:4: no. 4 comes after no. 5 of issues/2027-03-02.toml"
+            ),
+            "{msgs:?}"
+        );
+        assert_eq!(
+            bad.next_number("2027-03-10".parse().expect("date")),
+            Some(5)
+        );
+        let full = issues(&[("2027-03-01", u32::MAX)]);
+        assert_eq!(full.next_number("2027-03-02".parse().expect("date")), None);
     }
 
     #[test]

@@ -395,3 +395,33 @@ fn front_matter_dates_need_four_digit_years() {
         out.stderr
     );
 }
+
+// --- 8. Issue numbers never repeat ---------------------------------------
+
+#[test]
+fn a_record_before_later_ones_is_refused_rather_than_numbered_twice() {
+    let (_tmp, dir) = sample_project();
+    // Sending a future date first makes it no. 1 ...
+    run(&dir, &["send", "--date", "2027-03-05"]).success();
+    let before = outbox(&dir).len();
+    // ... so the earlier date cannot become another no. 1.
+    for args in [
+        &["plan", "--date", "2027-03-01", "--days", "1"][..],
+        &["preview", "--date", "2027-03-01"],
+        &["send", "--date", "2027-03-01"],
+        &["check", "--date", "2027-03-01"],
+    ] {
+        let out = run(&dir, args).code(2);
+        assert!(
+            out.stderr.starts_with(
+                "issues/2027-03-05.toml:4: a new record for 2027-03-01 would be no. 1, but this later issue is no. 1: numbers grow with the date"
+            ),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(!dir.join("issues/2027-03-01.toml").exists());
+    assert_eq!(outbox(&dir).len(), before, "nothing more sent");
+    // Days after the last record are fine.
+    run(&dir, &["plan", "--date", "2027-03-06", "--days", "2"]).success();
+}
