@@ -5,7 +5,8 @@
 //! each with its line. It does no I/O; [`Settings::from_file`] reads the file
 //! and adds the path. Unknown keys are errors so that a typo never silently
 //! falls back to a default. The rules for single values (host names, URLs,
-//! durations, dates, reserved names) live in `values`.
+//! durations, dates, reserved names) live in `values`; the rule that no
+//! two paths collide lives in `layout`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use toml::Spanned;
 
 use crate::problem::{Problem, line_of};
 
+mod layout;
 #[cfg(test)]
 mod tests;
 mod values;
@@ -137,13 +139,13 @@ struct Raw {
     #[serde(default = "default_preheader")]
     preheader: String,
     #[serde(default = "default_subscribers")]
-    subscribers: PathBuf,
+    subscribers: Spanned<PathBuf>,
     #[serde(default = "default_ledger")]
-    ledger: PathBuf,
+    ledger: Spanned<PathBuf>,
     #[serde(default = "default_outbox")]
-    outbox: PathBuf,
+    outbox: Spanned<PathBuf>,
     #[serde(default = "default_archive_dir")]
-    archive_dir: PathBuf,
+    archive_dir: Spanned<PathBuf>,
     #[serde(default = "default_send_time")]
     send_time: Spanned<String>,
     #[serde(default = "default_max_lateness")]
@@ -188,7 +190,7 @@ struct RawSmtp {
     #[serde(default = "default_retries")]
     retries: Spanned<u32>,
     retry_base: Option<Spanned<String>>,
-    ca_file: Option<PathBuf>,
+    ca_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Deserialize)]
@@ -206,7 +208,7 @@ struct RawUnsubscribe {
 struct RawDkim {
     domain: Spanned<String>,
     selector: Spanned<String>,
-    private_key_file: PathBuf,
+    private_key_file: Spanned<PathBuf>,
     #[serde(default = "default_dkim_algorithm")]
     algorithm: DkimAlgorithm,
 }
@@ -220,17 +222,17 @@ fn default_subject() -> Spanned<String> {
 fn default_preheader() -> String {
     "{{ term.summary }}".into()
 }
-fn default_subscribers() -> PathBuf {
-    "subscribers.csv".into()
+fn default_subscribers() -> Spanned<PathBuf> {
+    Spanned::new(0..0, "subscribers.csv".into())
 }
-fn default_ledger() -> PathBuf {
-    ".dailyissue/state.db".into()
+fn default_ledger() -> Spanned<PathBuf> {
+    Spanned::new(0..0, ".dailyissue/state.db".into())
 }
-fn default_outbox() -> PathBuf {
-    "outbox".into()
+fn default_outbox() -> Spanned<PathBuf> {
+    Spanned::new(0..0, "outbox".into())
 }
-fn default_archive_dir() -> PathBuf {
-    "public".into()
+fn default_archive_dir() -> Spanned<PathBuf> {
+    Spanned::new(0..0, "public".into())
 }
 fn default_max_lateness() -> Spanned<String> {
     Spanned::new(0..0, "6h".into())
@@ -289,8 +291,8 @@ impl Settings {
     /// Everything that would fail later is refused here, with its line:
     /// values that reach a mail header are one line without control
     /// characters, hosts are host names, URLs are absolute http(s) URLs,
-    /// durations and ports are usable, and section names do not shadow the
-    /// templates' own names.
+    /// durations and ports are usable, section names do not shadow the
+    /// templates' own names, and no two paths collide (`layout`).
     pub fn parse(text: &str, path: &Path) -> Result<Settings, Vec<Problem>> {
         let raw: Raw = match toml::from_str(text) {
             Ok(raw) => raw,
@@ -619,7 +621,7 @@ impl Settings {
                 helo: s.helo.as_ref().map(|h| h.get_ref().clone()),
                 retries: *s.retries.get_ref(),
                 retry_base,
-                ca_file: s.ca_file.clone(),
+                ca_file: s.ca_file.as_ref().map(|c| c.get_ref().clone()),
             }
         });
 
@@ -731,10 +733,54 @@ impl Settings {
             DkimSettings {
                 domain: d.domain.get_ref().clone(),
                 selector: d.selector.get_ref().clone(),
-                private_key_file: d.private_key_file.clone(),
+                private_key_file: d.private_key_file.get_ref().clone(),
                 algorithm: d.algorithm,
             }
         });
+
+        let mut named = layout::fixed();
+        named.extend(layout::ledger_files(
+            raw.ledger.get_ref(),
+            raw.ledger.span(),
+        ));
+        let named_path = |key: &str, p: &Spanned<PathBuf>, kind| {
+            layout::Named::new(key, p.get_ref(), kind, p.span())
+        };
+        named.push(named_path(
+            "`subscribers`",
+            &raw.subscribers,
+            layout::Kind::File,
+        ));
+        named.push(named_path("`outbox`", &raw.outbox, layout::Kind::Output));
+        named.push(named_path(
+            "`archive_dir`",
+            &raw.archive_dir,
+            layout::Kind::Output,
+        ));
+        if let Some(d) = &raw.dkim {
+            named.push(named_path(
+                "[dkim] private_key_file",
+                &d.private_key_file,
+                layout::Kind::File,
+            ));
+        }
+        if let Some(ca) = raw.smtp.as_ref().and_then(|s| s.get_ref().ca_file.as_ref()) {
+            named.push(named_path("[smtp] ca_file", ca, layout::Kind::File));
+        }
+        for (section, raw_section) in sections
+            .iter()
+            .zip(raw.section.iter().map(Some).chain(std::iter::repeat(None)))
+        {
+            named.push(layout::Named::new(
+                &format!("the folder of section `{}`", section.name),
+                &section.dir,
+                layout::Kind::Input,
+                raw_section.map_or(0..0, |s| s.span()),
+            ));
+        }
+        for (span, message) in layout::collisions(&named) {
+            bad(span.unwrap_or(0..0), message);
+        }
 
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.line);
@@ -753,10 +799,10 @@ impl Settings {
             postal_address: raw.postal_address.into_inner(),
             subject: raw.subject.into_inner(),
             preheader: raw.preheader,
-            subscribers: raw.subscribers,
-            ledger: raw.ledger,
-            outbox: raw.outbox,
-            archive_dir: raw.archive_dir,
+            subscribers: raw.subscribers.into_inner(),
+            ledger: raw.ledger.into_inner(),
+            outbox: raw.outbox.into_inner(),
+            archive_dir: raw.archive_dir.into_inner(),
             send_time,
             max_lateness,
             daily_cap: raw.daily_cap,

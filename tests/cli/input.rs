@@ -425,3 +425,77 @@ fn a_record_before_later_ones_is_refused_rather_than_numbered_twice() {
     // Days after the last record are fine.
     run(&dir, &["plan", "--date", "2027-03-06", "--days", "2"]).success();
 }
+
+// --- 9. Paths that collide --------------------------------------------------
+
+#[test]
+fn a_ledger_at_its_own_lock_path_is_refused_before_anything_is_written() {
+    let (_tmp, dir) = sample_project();
+    replace_setting(&dir, "ledger = ", "ledger = \".dailyissue/state.lock\"");
+    for args in [
+        &["check", "--date", DATE][..],
+        &["send", "--date", DATE],
+        &["status"],
+    ] {
+        let out = run(&dir, args).code(2);
+        assert!(
+            out.stderr.starts_with(
+                "dailyissue.toml:12: `ledger` (\".dailyissue/state.lock\") collides with the ledger's lock file: taking the run's lock would empty the ledger"
+            ),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(!dir.join(".dailyissue").exists());
+    assert!(outbox(&dir).is_empty());
+}
+
+#[test]
+fn a_list_inside_the_outbox_or_the_archive_is_refused() {
+    for (key, value, blamed) in [
+        (
+            "subscribers = ",
+            "subscribers = \"outbox/list.csv\"",
+            "`subscribers` (\"outbox/list.csv\") collides with `outbox`",
+        ),
+        (
+            "subscribers = ",
+            "subscribers = \"public/list.csv\"",
+            "`subscribers` (\"public/list.csv\") collides with `archive_dir`",
+        ),
+        (
+            "ledger = ",
+            "ledger = \"templates/state.db\"",
+            "`ledger` (\"templates/state.db\") collides with templates/",
+        ),
+    ] {
+        let (_tmp, dir) = sample_project();
+        replace_setting(&dir, key, value);
+        let out = run(&dir, &["check", "--date", DATE]).code(2);
+        assert!(out.stderr.contains(blamed), "{value}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn an_archive_dir_holding_the_project_stops_check_archive_and_serve() {
+    let (_tmp, dir) = sample_project();
+    replace_setting(
+        &dir,
+        "ledger = ",
+        "ledger = \".dailyissue/state.db\"\narchive_dir = \".\"",
+    );
+    for args in [
+        &["check", "--date", DATE][..],
+        &["archive", "--all"],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let out = run(&dir, args).code(2);
+        assert!(
+            out.stderr.starts_with(
+                "dailyissue.toml:13: `archive_dir` (\".\") collides with the settings file"
+            ),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
