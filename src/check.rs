@@ -9,6 +9,7 @@ use crate::issue::Issues;
 use crate::pick;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
+use crate::settings::FILE_NAME;
 use crate::subscribers::List;
 use crate::templates::Templates;
 
@@ -40,6 +41,19 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+
+    // The archive folder is checked lexically when the settings are parsed;
+    // an absolute `archive_dir` can only be related to the project here.
+    let archive_dir = project.path(&settings.archive_dir);
+    if let Err(Failure::Usage(message)) = crate::archive::refuse_private(project, &archive_dir) {
+        let text = std::fs::read_to_string(project.path(std::path::Path::new(FILE_NAME)))
+            .unwrap_or_default();
+        problems.push(Problem::new(
+            FILE_NAME,
+            crate::problem::key_line(&text, "archive_dir"),
+            message,
+        ));
+    }
 
     // Everything is loaded once, every problem collected, then the day's
     // edition is built from these same parts.

@@ -200,6 +200,34 @@ fn collide(a: &Named, pa: &Path, b: &Named, pb: &Path) -> Option<bool> {
     })
 }
 
+/// What of the project's private data a folder about to be published
+/// (the web archive) would hold: the settings file, the subscriber list,
+/// the ledger and the files beside it, the outbox (personal mail), the DKIM
+/// key. Compared lexically after joining everything to `root`; empty when
+/// the folder is safe to publish.
+pub(crate) fn private_inside(settings: &super::Settings, root: &Path, dir: &Path) -> Vec<String> {
+    let dir = lexical(&root.join(dir));
+    let mut private = vec![
+        (
+            format!("the settings file {FILE_NAME}"),
+            PathBuf::from(FILE_NAME),
+        ),
+        ("the subscriber list".into(), settings.subscribers.clone()),
+        ("the outbox".into(), settings.outbox.clone()),
+    ];
+    for n in ledger_files(&settings.ledger, 0..0) {
+        private.push((n.label.replace('`', ""), n.path));
+    }
+    if let Some(d) = &settings.dkim {
+        private.push(("the DKIM private key".into(), d.private_key_file.clone()));
+    }
+    private
+        .into_iter()
+        .filter(|(_, path)| lexical(&root.join(path)).starts_with(&dir))
+        .map(|(label, path)| format!("{label} ({})", path.display()))
+        .collect()
+}
+
 /// `path` relative to the project root with `.` dropped and `..` applied,
 /// without touching the filesystem. The root itself is the empty path,
 /// which every relative path is inside.

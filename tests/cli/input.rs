@@ -476,6 +476,51 @@ fn a_list_inside_the_outbox_or_the_archive_is_refused() {
     }
 }
 
+// --- 12. What serve and archive may publish ---------------------------------
+
+#[test]
+fn archive_and_serve_refuse_a_folder_holding_private_data() {
+    let (_tmp, dir) = sample_project();
+    run(&dir, &["plan", "--date", DATE, "--days", "1"]).success();
+    for out in [".", ".dailyissue", "outbox/.."] {
+        let res = run(&dir, &["archive", "--all", "--out", out]).code(2);
+        assert!(
+            res.stderr.contains("the web archive is published whole"),
+            "{out}: {}",
+            res.stderr
+        );
+    }
+    assert!(!dir.join("index.html").exists(), "nothing written");
+    // An absolute archive_dir that is the project itself.
+    let abs = dir.canonicalize().expect("abs");
+    replace_setting(
+        &dir,
+        "ledger = ",
+        &format!(
+            "ledger = \".dailyissue/state.db\"\narchive_dir = \"{}\"",
+            abs.display()
+        ),
+    );
+    let check = run(&dir, &["check", "--date", DATE]).code(2);
+    assert!(
+        check.stderr.starts_with("dailyissue.toml:13: ")
+            && check
+                .stderr
+                .contains("holds the settings file dailyissue.toml"),
+        "{}",
+        check.stderr
+    );
+    run(&dir, &["archive", "--all"]).code(2);
+    let serve = run(&dir, &["serve", "--listen", "127.0.0.1:0"]).code(2);
+    assert!(
+        serve
+            .stderr
+            .contains("the subscriber list (subscribers.example.csv)"),
+        "{}",
+        serve.stderr
+    );
+}
+
 #[test]
 fn an_archive_dir_holding_the_project_stops_check_archive_and_serve() {
     let (_tmp, dir) = sample_project();
@@ -496,6 +541,84 @@ fn an_archive_dir_holding_the_project_stops_check_archive_and_serve() {
             ),
             "{args:?}: {}",
             out.stderr
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+#[test]
+fn serve_hands_out_no_dotfiles_and_only_answers_get_and_head() {
+    let (_tmp, dir) = sample_project();
+    run(&dir, &["plan", "--date", DATE, "--days", "1"]).success();
+    run(&dir, &["archive", "--all"]).success();
+    std::fs::write(dir.join("public/.env"), "SECRET=1").expect("dotfile");
+    std::fs::create_dir_all(dir.join("public/.git")).expect("dot-folder");
+    std::fs::write(dir.join("public/.git/config"), "[core]").expect("dotfile");
+    let port = free_port();
+    let _served = Served(spawn(
+        &dir,
+        &["serve", "--listen", &format!("127.0.0.1:{port}")],
+        &[],
+    ));
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for("serve to answer /healthz", || {
+        agent()
+            .get(format!("{base}/healthz"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    let get = |path: &str| {
+        agent()
+            .get(format!("{base}{path}"))
+            .call()
+            .expect("GET")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(get("/"), 200);
+    assert_eq!(get("/style.css"), 200);
+    for hidden in [
+        "/.env",
+        "/.git/config",
+        "/.dailyissue-archive",
+        "/issues/../.env",
+    ] {
+        assert_eq!(get(hidden), 404, "{hidden}");
+    }
+    let head = agent().head(format!("{base}/")).call().expect("HEAD");
+    assert_eq!(head.status(), 200);
+    for method in ["POST", "PUT", "DELETE"] {
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{base}/"))
+            .body(())
+            .expect("request");
+        let res = agent().run(req).expect(method);
+        assert_eq!(res.status(), 405, "{method}");
+        assert_eq!(
+            res.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some("GET, HEAD"),
+            "{method}"
         );
     }
 }
