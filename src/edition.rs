@@ -172,8 +172,6 @@ pub struct Preflight {
     pub warnings: Vec<String>,
     /// Active readers on the list.
     pub readers: usize,
-    /// Renderings the issue-level part needed: one per personalisation shape.
-    pub shapes: usize,
     pub largest_html: usize,
     /// Checks the issue itself failed, so that the per-reader part blames a
     /// row only for what that row's values cause.
@@ -321,7 +319,6 @@ pub fn preflight(edition: &Edition) -> Preflight {
         );
         shapes.push(&sample);
     }
-    report.shapes = shapes.len();
     // The first reader's HTML, kept for the link check below.
     let mut first_html: Option<String> = None;
     let mut render_errors = HashSet::new();

@@ -2,9 +2,10 @@
 //! that `preview` and `send` use when a day has no record yet.
 //!
 //! Records that exist are never touched (an editor's change survives byte
-//! for byte). Numbers grow with the date: a new record that would repeat or
-//! undercut the number of a later one is refused. New records are computed for the whole range first and written
-//! only when every day could be picked, each atomically.
+//! for byte). New records are computed for the whole range first and written
+//! only when every day could be picked, each atomically. Numbers grow with
+//! the date: a new record that would repeat or undercut the number of a
+//! later one is refused.
 
 use std::collections::BTreeMap;
 

@@ -110,6 +110,16 @@ fn values_that_would_break_later_are_refused_with_their_line() {
         ("name = \"Bell\\u0007\"", 2, "`name` must be one line"),
         ("subject = \" \"", 7, "`subject` must not be empty"),
         (
+            "from = \"Daily\\r\\nBcc: x <daily@example.com>\"",
+            5,
+            "`from` is not a valid mailbox",
+        ),
+        (
+            "reply_to = \"\\\"Re\\nply\\\" <r@example.com>\"",
+            7,
+            "`reply_to` is not a valid mailbox",
+        ),
+        (
             "postal_address = \"1 Main St\\u001b[2J\"",
             6,
             "`postal_address` must not contain control",
