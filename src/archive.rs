@@ -69,6 +69,7 @@ pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport
     let out = project
         .root
         .join(opts.out.as_ref().unwrap_or(&settings.archive_dir));
+    refuse_private(project, &out)?;
     let mut report = ArchiveReport {
         out: out.clone(),
         ..ArchiveReport::default()
@@ -136,6 +137,22 @@ pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport
     report.terms = site.terms.len();
     write(&out, &files, &mut report)?;
     Ok(report)
+}
+
+/// Refuses to publish a folder that holds the project's private data (the
+/// settings, the list, the ledger, the outbox, the DKIM key): `archive`
+/// writes there and `serve` hands out everything in it.
+pub fn refuse_private(project: &Project, dir: &Path) -> Result<(), Failure> {
+    let private = crate::settings::private_inside(&project.settings, &project.root, dir);
+    if private.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::Usage(format!(
+        "{} holds {}; the web archive is published whole, so build it in a folder of its own, such as public/ (`archive_dir` in {}, or --out DIR)",
+        dir.display(),
+        private.join(", "),
+        crate::settings::FILE_NAME
+    )))
 }
 
 fn date_long(date: NaiveDate) -> String {

@@ -9,6 +9,7 @@ use crate::issue::Issues;
 use crate::pick;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
+use crate::settings::FILE_NAME;
 use crate::subscribers::List;
 use crate::templates::Templates;
 
@@ -41,11 +42,24 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
             .join(", ")
     ));
 
+    // The archive folder is checked lexically when the settings are parsed;
+    // an absolute `archive_dir` can only be related to the project here.
+    let archive_dir = project.path(&settings.archive_dir);
+    if let Err(Failure::Usage(message)) = crate::archive::refuse_private(project, &archive_dir) {
+        let text = std::fs::read_to_string(project.path(std::path::Path::new(FILE_NAME)))
+            .unwrap_or_default();
+        problems.push(Problem::new(
+            FILE_NAME,
+            crate::problem::key_line(&text, "archive_dir"),
+            message,
+        ));
+    }
+
     // Everything is loaded once, every problem collected, then the day's
     // edition is built from these same parts.
     let pool = project.pool().map_err(|p| problems.extend(p)).ok();
     let templates = project.templates().map_err(|p| problems.extend(p)).ok();
-    let list = project.subscribers().map_err(|p| problems.push(p)).ok();
+    let list = project.subscribers().map_err(|p| problems.extend(p)).ok();
     if let Some(list) = &list {
         report.lines.push(format!(
             "subscribers: {} in {}, {} active",
@@ -56,6 +70,9 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
         problems.extend(list.problems.iter().cloned());
     }
     let issues = project.issues().map_err(|p| problems.extend(p)).ok();
+    if let Some(issues) = &issues {
+        problems.extend(issues.number_problems());
+    }
 
     if let (Some(pool), Some(issues)) = (&pool, &issues) {
         for s in &pool.sections {
@@ -72,6 +89,21 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
                 if s.items.len() - drafts == 1 { "" } else { "s" },
                 s.dir.display(),
             ));
+        }
+        for item in pool.items() {
+            for (line, url) in crate::markdown::unsafe_links(&item.body) {
+                report.warnings.push(
+                    Problem::at(
+                        &item.path,
+                        item.body_line + line - 1,
+                        format!(
+                            "the link to `{}` is shown as plain text: only https, http and mailto links (images: https, http) reach readers; use an https link",
+                            crate::subscribers::clean_line(&url)
+                        ),
+                    )
+                    .to_string(),
+                );
+            }
         }
         for stored in issues.records.values() {
             problems.extend(
@@ -153,7 +185,8 @@ fn check_issue(
         }
     };
     report.warnings.extend(edition.warnings.iter().cloned());
-    let preflight = edition::preflight(&edition);
+    let mut preflight = edition::preflight(&edition);
+    edition::preflight_readers(&edition, &mut preflight);
     let readers = preflight.readers;
     let preflight_largest = preflight.largest_html;
     let ok = preflight.problems.is_empty();

@@ -29,13 +29,13 @@ pub enum Command {
     /// Validate settings, content, templates, subscribers and the issue of a day
     Check {
         /// Check the issue of this day (YYYY-MM-DD); default: today in the newsletter's time zone
-        #[arg(long, value_name = "YYYY-MM-DD")]
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
         date: Option<NaiveDate>,
     },
     /// Write issue records for the coming days; existing records are kept as they are
     Plan {
         /// First day to plan (YYYY-MM-DD); default: today in the newsletter's time zone
-        #[arg(long, value_name = "YYYY-MM-DD")]
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
         date: Option<NaiveDate>,
         /// Number of consecutive days to plan
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
@@ -44,7 +44,7 @@ pub enum Command {
     /// Render the issue of a day as one reader gets it; sends nothing
     Preview {
         /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
-        #[arg(long, value_name = "YYYY-MM-DD")]
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
         date: Option<NaiveDate>,
         /// Render for this address (default: the first active subscriber)
         #[arg(long = "as", value_name = "ADDR")]
@@ -62,7 +62,7 @@ pub enum Command {
     /// Deliver the issue of a day to every active subscriber who has not got it yet
     Send {
         /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
-        #[arg(long, value_name = "YYYY-MM-DD")]
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
         date: Option<NaiveDate>,
         /// Render everything but deliver nothing and write no delivery state
         #[arg(long)]
@@ -92,7 +92,7 @@ pub enum Command {
     /// Show what the ledger holds for the issue of a day
     Status {
         /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
-        #[arg(long, value_name = "YYYY-MM-DD")]
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
         date: Option<NaiveDate>,
         /// Print as one JSON object
         #[arg(long)]
@@ -178,4 +178,37 @@ pub enum LedgerAction {
         /// Where to write the copy (replaced if it exists)
         file: PathBuf,
     },
+}
+
+/// A `--date`: YYYY-MM-DD with a four-digit year (1000–9999), so that every
+/// record it leads to is a file later commands can read back.
+fn date(text: &str) -> Result<NaiveDate, String> {
+    let date: NaiveDate = text
+        .parse()
+        .map_err(|e| format!("{e}; write the date as YYYY-MM-DD, e.g. 2027-03-01"))?;
+    if crate::settings::date_in_range(date) {
+        Ok(date)
+    } else {
+        Err("dates run from 1000-01-01 to 9999-12-31".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_have_four_digit_years() {
+        assert!(date("2027-03-01").is_ok());
+        assert!(date("9999-12-31").is_ok());
+        for bad in [
+            "+10000-01-01",
+            "0999-12-31",
+            "-0001-01-01",
+            "2027-02-30",
+            "tomorrow",
+        ] {
+            assert!(date(bad).is_err(), "{bad}");
+        }
+    }
 }

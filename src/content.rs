@@ -318,7 +318,11 @@ pub fn parse_item(
         match fields.get(key) {
             None => None,
             Some(v) => match toml_date(v) {
-                Some(d) => Some(d),
+                Some(d) if crate::settings::date_in_range(d) => Some(d),
+                Some(_) => {
+                    wrong(key, "a date from 1000-01-01 to 9999-12-31", "2027-03-01");
+                    None
+                }
                 None => {
                     let example = "2027-03-01 (a TOML date, without quotes)";
                     wrong(key, "a date", example);
@@ -406,10 +410,15 @@ fn toml_date(v: &toml::Value) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
 }
 
-fn is_web_url(s: &str) -> bool {
+/// An absolute http(s) URL with a host, as written (no spaces or control
+/// characters): what an item's `url` and its sources' `url` must be, since
+/// templates put them in links as they are.
+pub fn is_web_url(s: &str) -> bool {
     (s.starts_with("https://") || s.starts_with("http://"))
-        && s.len() > "https://".len()
-        && !s.contains(char::is_whitespace)
+        && !s.contains(|c: char| c.is_whitespace() || c.is_control())
+        && url::Url::parse(s).is_ok_and(|u| {
+            matches!(u.scheme(), "https" | "http") && u.host_str().is_some_and(|h| !h.is_empty())
+        })
 }
 
 pub fn is_slug(s: &str) -> bool {
@@ -516,6 +525,21 @@ mod tests {
         )
         .expect_err("invalid");
         assert!(errs[0].contains(":4: `sources` must be"), "{errs:?}");
+    }
+
+    #[test]
+    fn item_urls_are_absolute_http_with_a_host() {
+        for (url, ok) in [
+            ("https://chatgpt.com", true),
+            ("http://example.org/a?b=1#c", true),
+            ("https://", false),
+            ("https://exa mple.org", false),
+            ("https://example.org/\u{1b}[2J", false),
+            ("javascript://%0Aalert(1)", false),
+            ("ftp://example.org", false),
+        ] {
+            assert_eq!(is_web_url(url), ok, "{url}");
+        }
     }
 
     #[test]

@@ -3,18 +3,18 @@
 //! as `plan` would), the list and the unsubscribe secret. `preview`, `check`
 //! and `send` all start here, so they render exactly the same message.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::atomic;
 use crate::content::Pool;
-use crate::email::{Email, Inputs};
+use crate::email::{Email, Inputs, Rendered};
 use crate::issue::{Issues, Stored};
 use crate::plan;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
-use crate::subscribers::List;
+use crate::subscribers::{List, Subscriber};
 use crate::templates::Templates;
 use crate::unsubscribe::Secrets;
 
@@ -75,7 +75,7 @@ pub fn load(project: &Project, opts: EditionOptions) -> Result<Edition, Failure>
     let pool = project.pool().map_err(|p| problems.extend(p)).ok();
     let templates = project.templates().map_err(|p| problems.extend(p)).ok();
     let issues = project.issues().map_err(|p| problems.extend(p)).ok();
-    let list = project.subscribers().map_err(|p| problems.push(p)).ok();
+    let list = project.subscribers().map_err(|p| problems.extend(p)).ok();
     let (Some(pool), Some(templates), Some(mut issues), Some(list)) =
         (pool, templates, issues, list)
     else {
@@ -165,128 +165,185 @@ pub fn prepare(
     })
 }
 
-/// What `check` found rendering the edition for every reader.
+/// What the preflight found.
 #[derive(Debug, Default)]
 pub struct Preflight {
     pub problems: Vec<Problem>,
     pub warnings: Vec<String>,
+    /// Active readers on the list.
     pub readers: usize,
     pub largest_html: usize,
+    /// Checks the issue itself failed, so that the per-reader part blames a
+    /// row only for what that row's values cause.
+    failed: BTreeSet<Check>,
+}
+
+impl Preflight {
+    /// The verdict for `send`: what makes the issue undeliverable stops the
+    /// run (exit 2, nothing sent) exactly as it fails `check`.
+    pub fn into_result(self) -> Result<Preflight, Failure> {
+        if self.problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(Failure::input(self.problems))
+        }
+    }
 }
 
 /// Gmail clips messages whose HTML is larger than about 102 KB.
 pub const MAX_HTML: usize = 100 * 1024;
 
-/// Renders the edition for every active reader and checks what mailbox
-/// providers and the law look for: size, unsubscribe link in both parts,
-/// postal address, list headers; warns on subject and preheader lengths and
-/// plain-http links.
-pub fn preflight(edition: &Edition) -> Preflight {
-    let mut report = Preflight::default();
-    let email = &edition.email;
+/// One check on one reader's copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Check {
+    Size,
+    UnsubscribeHtml,
+    UnsubscribeText,
+    PostalHtml,
+    PostalText,
+}
+
+/// The checks a reader's copy fails: size, the unsubscribe link in both
+/// parts, the postal address in both parts.
+fn failed_checks(email: &Email, reader: &Subscriber, copy: &Rendered) -> Vec<Check> {
     let settings = email.settings();
-    let html_origin = email.templates().origin("email.html");
-    let text_origin = email.templates().origin("email.txt");
     let mut postal_html = String::new();
     crate::email::html_escape(&settings.postal_address, &mut postal_html);
-    let mut seen = std::collections::HashSet::new();
-    let mut once = |report: &mut Preflight, key: &str, p: Problem| {
-        if seen.insert(key.to_string()) {
-            report.problems.push(p);
-        }
-    };
-    // An empty list still gets its issue checked, as the sample reader.
-    let sample = crate::email::sample_reader(edition.list.columns.len());
-    let active: Vec<&crate::subscribers::Subscriber> = edition.list.active().collect();
-    report.readers = active.len();
-    if active.is_empty() {
-        report.warnings.push(
-            "the subscriber list has no active subscribers; checked the issue as a sample reader"
-                .into(),
-        );
-    }
-    let readers = if active.is_empty() {
-        vec![&sample]
-    } else {
-        active
-    };
-    let first = readers.first().copied();
-    // The first reader's HTML, kept for the link check below.
-    let mut first_html: Option<String> = None;
-    for (i, reader) in readers.into_iter().enumerate() {
-        let r = match email.render(reader) {
-            Ok(r) => r,
-            Err(p) => {
-                let key = p.to_string();
-                once(&mut report, &key, p);
-                continue;
-            }
-        };
-        report.largest_html = report.largest_html.max(r.html.len());
-        if i == 0 {
-            first_html = Some(r.html.clone());
-        }
-        let url = email.unsubscribe_url(reader);
-        let mut url_html = String::new();
-        crate::email::html_escape(&url, &mut url_html);
-        if !r.html.contains(&url_html) {
-            once(
-                &mut report,
-                "unsub-html",
-                Problem::new(
-                    &html_origin,
-                    None,
-                    "the HTML part has no unsubscribe link: add <a href=\"{{ unsubscribe_url }}\">Unsubscribe</a> to the footer",
-                ),
-            );
-        }
-        if !r.text.contains(&url) {
-            once(
-                &mut report,
-                "unsub-text",
-                Problem::new(
-                    &text_origin,
-                    None,
-                    "the text part has no unsubscribe link: add {{ unsubscribe_url }} to the footer",
-                ),
-            );
-        }
-        if !r.html.contains(&postal_html) {
-            once(
-                &mut report,
-                "postal-html",
-                Problem::new(
-                    &html_origin,
-                    None,
-                    "the HTML part does not show the postal address (required for bulk mail): add {{ newsletter.postal_address }} to the footer",
-                ),
-            );
-        }
-        if !r.text.contains(&settings.postal_address) {
-            once(
-                &mut report,
-                "postal-text",
-                Problem::new(
-                    &text_origin,
-                    None,
-                    "the text part does not show the postal address (required for bulk mail): add {{ newsletter.postal_address }} to the footer",
-                ),
-            );
-        }
-    }
-    if report.largest_html > MAX_HTML {
-        report.problems.push(Problem::new(
-            &html_origin,
+    let url = email.unsubscribe_url(reader);
+    let mut url_html = String::new();
+    crate::email::html_escape(&url, &mut url_html);
+    [
+        (Check::Size, copy.html.len() <= MAX_HTML),
+        (Check::UnsubscribeHtml, copy.html.contains(&url_html)),
+        (Check::UnsubscribeText, copy.text.contains(&url)),
+        (Check::PostalHtml, copy.html.contains(&postal_html)),
+        (
+            Check::PostalText,
+            copy.text.contains(&settings.postal_address),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(check, ok)| (!ok).then_some(check))
+    .collect()
+}
+
+/// A failed check as a problem of the issue, blamed on the template.
+fn issue_problem(email: &Email, check: Check, largest_html: usize) -> Problem {
+    let html = email.templates().origin("email.html");
+    let text = email.templates().origin("email.txt");
+    match check {
+        Check::Size => Problem::new(
+            html,
             None,
             format!(
                 "the HTML of the issue of {} is {} KB; Gmail clips messages over about 102 KB, hiding the footer and unsubscribe link. Shorten the content or the template",
                 email.date,
-                report.largest_html / 1024
+                largest_html / 1024
             ),
-        ));
+        ),
+        Check::UnsubscribeHtml => Problem::new(
+            html,
+            None,
+            "the HTML part has no unsubscribe link: add <a href=\"{{ unsubscribe_url }}\">Unsubscribe</a> to the footer",
+        ),
+        Check::UnsubscribeText => Problem::new(
+            text,
+            None,
+            "the text part has no unsubscribe link: add {{ unsubscribe_url }} to the footer",
+        ),
+        Check::PostalHtml => Problem::new(
+            html,
+            None,
+            "the HTML part does not show the postal address (required for bulk mail): add {{ newsletter.postal_address }} to the footer",
+        ),
+        Check::PostalText => Problem::new(
+            text,
+            None,
+            "the text part does not show the postal address (required for bulk mail): add {{ newsletter.postal_address }} to the footer",
+        ),
     }
-    let sample = first.cloned().unwrap_or_else(|| sample.clone());
-    match crate::message::build(email, &sample) {
+}
+
+/// A failed check as a problem of one row: the issue passes it, this
+/// reader's values make it fail.
+fn row_problem(email: &Email, reader: &Subscriber, check: Check, copy: &Rendered) -> Problem {
+    let what = match check {
+        Check::Size => format!(
+            "is {} KB, over the 100 KB at which Gmail clips messages, because of this row's values; shorten them",
+            copy.html.len() / 1024
+        ),
+        Check::UnsubscribeHtml => {
+            "has no unsubscribe link in its HTML part: the template drops it for this row's values"
+                .into()
+        }
+        Check::UnsubscribeText => {
+            "has no unsubscribe link in its text part: the template drops it for this row's values"
+                .into()
+        }
+        Check::PostalHtml | Check::PostalText => {
+            "does not show the postal address: the template drops it for this row's values".into()
+        }
+    };
+    Problem::at(
+        &email.settings().subscribers,
+        reader.line as usize,
+        format!("the copy for {} {what}", reader.email),
+    )
+}
+
+/// The issue-level preflight, run by both `check` and `send`: what mailbox
+/// providers and the law look for that makes the issue itself
+/// undeliverable — size, the unsubscribe link in both parts, the postal
+/// address, the list headers, the DKIM signature. It renders one reader per
+/// personalisation *shape* (which personal values are empty), so its cost
+/// does not grow with the list; warns on subject and preheader lengths and
+/// plain-http links.
+pub fn preflight(edition: &Edition) -> Preflight {
+    let mut report = Preflight::default();
+    let email = &edition.email;
+    // One reader per shape; an empty list still gets its issue checked, as
+    // the sample reader.
+    let sample = crate::email::sample_reader(edition.list.columns.len());
+    let mut keys = HashSet::new();
+    let mut shapes: Vec<&Subscriber> = Vec::new();
+    for reader in edition.list.active() {
+        report.readers += 1;
+        if keys.insert(email.shape_key(reader)) {
+            shapes.push(reader);
+        }
+    }
+    if shapes.is_empty() {
+        report.warnings.push(
+            "the subscriber list has no active subscribers; checked the issue as a sample reader"
+                .into(),
+        );
+        shapes.push(&sample);
+    }
+    // The first reader's HTML, kept for the link check below.
+    let mut first_html: Option<String> = None;
+    let mut render_errors = HashSet::new();
+    for reader in &shapes {
+        match email.render(reader) {
+            Ok(copy) => {
+                report.largest_html = report.largest_html.max(copy.html.len());
+                report.failed.extend(failed_checks(email, reader, &copy));
+                if first_html.is_none() {
+                    first_html = Some(copy.html);
+                }
+            }
+            Err(p) => {
+                if render_errors.insert(p.to_string()) {
+                    report.problems.push(p);
+                }
+            }
+        }
+    }
+    for check in report.failed.clone() {
+        report
+            .problems
+            .push(issue_problem(email, check, report.largest_html));
+    }
+    match crate::message::build(email, shapes[0]) {
         Ok(message) => {
             let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
             let head = raw
@@ -311,7 +368,11 @@ pub fn preflight(edition: &Edition) -> Preflight {
                 ));
             }
         }
-        Err(p) => report.problems.push(p),
+        Err(p) => {
+            if render_errors.insert(p.to_string()) {
+                report.problems.push(p);
+            }
+        }
     }
     let subject_len = email.subject.chars().count();
     if subject_len > 78 {
@@ -342,4 +403,37 @@ pub fn preflight(edition: &Edition) -> Preflight {
         }
     }
     report
+}
+
+/// The per-reader preflight, `check` only: renders the issue for every
+/// active reader and reports, as a problem of that CSV row, what only the
+/// row's values cause (checks the issue itself passed). `send` skips no one
+/// for these: the issue-level part has already vouched for every shape, and
+/// the loader's field limit bounds what a row can add.
+pub fn preflight_readers(edition: &Edition, report: &mut Preflight) {
+    let email = &edition.email;
+    let known: HashSet<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    for reader in edition.list.active() {
+        let copy = match email.render(reader) {
+            Ok(copy) => copy,
+            Err(p) => {
+                if !known.contains(&p.to_string()) {
+                    report.problems.push(Problem::at(
+                        &email.settings().subscribers,
+                        reader.line as usize,
+                        format!("this row's values break the template: {p}"),
+                    ));
+                }
+                continue;
+            }
+        };
+        report.largest_html = report.largest_html.max(copy.html.len());
+        for check in failed_checks(email, reader, &copy) {
+            if !report.failed.contains(&check) {
+                report
+                    .problems
+                    .push(row_problem(email, reader, check, &copy));
+            }
+        }
+    }
 }

@@ -269,6 +269,22 @@ impl Email {
         v
     }
 
+    /// Which personal values are empty for `reader`: the key of its shape,
+    /// without computing the unsubscribe token. Cheap enough to run over a
+    /// list of a million readers.
+    pub fn shape_key(&self, reader: &Subscriber) -> Vec<bool> {
+        let blank = |s: &str| s.chars().all(|c| c.is_control() || c.is_whitespace());
+        let mut key = Vec::with_capacity(FIXED + self.columns.len());
+        key.push(false);
+        key.push(reader.name.is_empty());
+        key.push(reader.name.split_whitespace().next().is_none());
+        key.push(false);
+        for i in 0..self.columns.len() {
+            key.push(blank(reader.fields.get(i).map_or("", String::as_str)));
+        }
+        key
+    }
+
     pub fn token(&self, reader: &Subscriber) -> String {
         unsubscribe::token(&self.secrets, &self.settings.list_id, &reader.key)
     }

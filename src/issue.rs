@@ -90,6 +90,13 @@ impl IssueRecord {
                 "`date` must be a date such as 2027-03-01 (no quotes, no time)",
             )]);
         };
+        if !crate::settings::date_in_range(date) {
+            return Err(vec![Problem::at(
+                path,
+                key_line(text, "date").unwrap_or(1),
+                "`date` must be from 1000-01-01 to 9999-12-31",
+            )]);
+        }
         let expected = file_name(date);
         if path
             .file_name()
@@ -103,6 +110,33 @@ impl IssueRecord {
                 ),
             )]);
         }
+        let mut problems = Vec::new();
+        if raw.number == 0 {
+            problems.push(Problem::at(
+                path,
+                key_line(text, "number").unwrap_or(1),
+                "`number` must be 1 or more: issues are numbered from 1",
+            ));
+        }
+        if let Some(subject) = &raw.subject {
+            let line = key_line(text, "subject").unwrap_or(1);
+            if subject.trim().is_empty() {
+                problems.push(Problem::at(
+                    path,
+                    line,
+                    "`subject` must not be empty; write one, or delete the line to use the `subject` template of the settings",
+                ));
+            } else if subject.chars().any(char::is_control) {
+                problems.push(Problem::at(
+                    path,
+                    line,
+                    "`subject` must be one line without control characters: a mail subject is one line",
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(IssueRecord {
             number: raw.number,
             date,
@@ -114,12 +148,16 @@ impl IssueRecord {
     /// The record's file text. Stable: the same record always gives the same bytes.
     pub fn to_toml(&self, newsletter: &str) -> String {
         let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+        // The name goes into a comment: one line, or the rest would be TOML.
         let mut out = format!(
-            "# {newsletter}, issue {}. Written by `dailyissue plan`.\n\
+            "# {}, issue {}. Written by `dailyissue plan`.\n\
              # Edit the picks (file names without .md) or the subject before the issue\n\
              # is sent; once delivery starts, the record is frozen.\n\
              number = {}\ndate = {}\n",
-            self.number, self.number, self.date
+            crate::subscribers::clean_line(newsletter),
+            self.number,
+            self.number,
+            self.date
         );
         if let Some(subject) = &self.subject {
             out.push_str(&format!("subject = {}\n", quote(subject)));
@@ -254,12 +292,51 @@ impl Issues {
     }
 
     /// The number the issue of `date` gets when it is first planned: one more
-    /// than the latest record before it, or 1.
-    pub fn next_number(&self, date: NaiveDate) -> u32 {
-        self.records
-            .range(..date)
-            .next_back()
-            .map_or(1, |(_, s)| s.record.number + 1)
+    /// than the latest record before it, or 1. `None` past `u32::MAX`.
+    pub fn next_number(&self, date: NaiveDate) -> Option<u32> {
+        match self.records.range(..date).next_back() {
+            Some((_, s)) => s.record.number.checked_add(1),
+            None => Some(1),
+        }
+    }
+
+    /// Records whose number does not grow with the date: a number already
+    /// taken, or one not above every number of an earlier record. Readers
+    /// see "No. 1" twice otherwise.
+    pub fn number_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut taken: BTreeMap<u32, &Stored> = BTreeMap::new();
+        // The highest number so far, and its record.
+        let mut highest: Option<&Stored> = None;
+        for stored in self.records.values() {
+            let n = stored.record.number;
+            let line = key_line(&stored.text, "number").unwrap_or(1);
+            if let Some(first) = taken.get(&n) {
+                problems.push(Problem::at(
+                    &stored.path,
+                    line,
+                    format!(
+                        "no. {n} is also the number of {}; every issue needs its own number, growing with the date: renumber this record (or the other) unless it has gone out",
+                        first.path.display()
+                    ),
+                ));
+            } else if let Some(high) = highest.filter(|h| h.record.number > n) {
+                problems.push(Problem::at(
+                    &stored.path,
+                    line,
+                    format!(
+                        "no. {n} comes after no. {} of {}, an earlier issue; numbers grow with the date: renumber this record (or the earlier one) unless it has gone out",
+                        high.record.number,
+                        high.path.display()
+                    ),
+                ));
+            }
+            taken.entry(n).or_insert(stored);
+            if highest.is_none_or(|h| n > h.record.number) {
+                highest = Some(stored);
+            }
+        }
+        problems
     }
 
     pub fn get(&self, date: NaiveDate) -> Option<&Stored> {
@@ -306,6 +383,102 @@ mod tests {
                 .contains(":5: the record says date = 2027-03-01"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn a_name_with_a_line_break_still_gives_a_readable_record() {
+        let text = record().to_toml("Beginners\nin AI");
+        let parsed = IssueRecord::parse(&text, Path::new("issues/2027-03-01.toml")).expect("valid");
+        assert_eq!(parsed, record());
+    }
+
+    #[test]
+    fn numbers_subjects_and_dates_are_checked_with_their_lines() {
+        let path = Path::new("issues/2027-03-01.toml");
+        for (text, expected) in [
+            (
+                "number = 0\ndate = 2027-03-01\n[picks]\n",
+                ":1: `number` must be 1 or more",
+            ),
+            (
+                "number = 1\ndate = 2027-03-01\nsubject = \"\"\n[picks]\n",
+                ":3: `subject` must not be empty",
+            ),
+            (
+                "number = 1\ndate = 2027-03-01\nsubject = \"a\\r\\nBcc: x\"\n[picks]\n",
+                ":3: `subject` must be one line",
+            ),
+        ] {
+            let errs = IssueRecord::parse(text, path).expect_err(text);
+            assert!(errs[0].to_string().contains(expected), "{text}: {errs:?}");
+        }
+        let errs = IssueRecord::parse(
+            "number = 1\ndate = 0999-03-01\n[picks]\n",
+            Path::new("issues/0999-03-01.toml"),
+        )
+        .expect_err("year 999");
+        assert!(
+            errs[0]
+                .to_string()
+                .contains(":2: `date` must be from 1000-01-01"),
+            "{errs:?}"
+        );
+    }
+
+    fn issues(numbers: &[(&str, u32)]) -> Issues {
+        let mut issues = Issues::default();
+        for (date, number) in numbers {
+            let record = IssueRecord {
+                number: *number,
+                date: date.parse().expect("date"),
+                ..record()
+            };
+            issues.records.insert(
+                record.date,
+                Stored {
+                    path: path(record.date),
+                    text: record.to_toml("x"),
+                    record,
+                },
+            );
+        }
+        issues
+    }
+
+    #[test]
+    fn numbers_must_grow_with_the_date() {
+        let ok = issues(&[("2027-03-01", 1), ("2027-03-02", 2), ("2027-03-05", 7)]);
+        assert!(ok.number_problems().is_empty());
+        let bad = issues(&[
+            ("2027-03-01", 1),
+            ("2027-03-02", 5),
+            ("2027-03-03", 1),
+            ("2027-03-04", 4),
+        ]);
+        let msgs: Vec<String> = bad
+            .number_problems()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with(
+                "issues/2027-03-03.toml:4: no. 1 is also the number of issues/2027-03-01.toml"
+            ),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].starts_with(
+                "issues/2027-03-04.toml:4: no. 4 comes after no. 5 of issues/2027-03-02.toml"
+            ),
+            "{msgs:?}"
+        );
+        assert_eq!(
+            bad.next_number("2027-03-10".parse().expect("date")),
+            Some(5)
+        );
+        let full = issues(&[("2027-03-01", u32::MAX)]);
+        assert_eq!(full.next_number("2027-03-02".parse().expect("date")), None);
     }
 
     #[test]

@@ -5,8 +5,16 @@
 //! at [`WIDTH`] columns, headings underlined, lists indented with hanging
 //! indent, code kept verbatim, and links turned into numbered references
 //! listed after the text, as good plain-text newsletters do.
+//!
+//! Invariant: only `https`, `http` and `mailto` links (images: `http(s)`
+//! only), relative links made absolute, and in-page fragments leave this
+//! module, in both renderings (the email and the web archive use them). Any
+//! other target (`javascript:`, `data:`, `file:`, …) is dropped and its link
+//! text shown as plain text; [`unsafe_links`] finds them for `check`.
 
-use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, LinkType, Options, Parser, Tag, TagEnd};
+
+use crate::problem::line_of;
 
 /// Plain-text wrap width.
 pub const WIDTH: usize = 76;
@@ -18,47 +26,65 @@ fn parser(markdown: &str) -> Parser<'_> {
     )
 }
 
-/// Renders HTML; links and images that are not absolute are resolved against `base`.
+/// Renders HTML; links and images that are not absolute are resolved
+/// against `base`, and unsafe ones are shown as their text.
 pub fn to_html(markdown: &str, base: &str) -> String {
-    let events = parser(markdown).map(|event| match event {
+    // Per open link or image: whether its tags were dropped.
+    let mut dropped: Vec<bool> = Vec::new();
+    let events = parser(markdown).filter_map(|event| match event {
         Event::Start(Tag::Link {
             link_type,
             dest_url,
             title,
             id,
-        }) => Event::Start(Tag::Link {
-            link_type,
-            dest_url: absolute(&dest_url, base).into(),
-            title,
-            id,
-        }),
+        }) => {
+            let target = link_target(link_type, &dest_url, base, false);
+            dropped.push(target.is_none());
+            target.map(|url| {
+                Event::Start(Tag::Link {
+                    link_type,
+                    dest_url: url.into(),
+                    title,
+                    id,
+                })
+            })
+        }
         Event::Start(Tag::Image {
             link_type,
             dest_url,
             title,
             id,
-        }) => Event::Start(Tag::Image {
-            link_type,
-            dest_url: absolute(&dest_url, base).into(),
-            title,
-            id,
-        }),
+        }) => {
+            let target = link_target(link_type, &dest_url, base, true);
+            dropped.push(target.is_none());
+            target.map(|url| {
+                Event::Start(Tag::Image {
+                    link_type,
+                    dest_url: url.into(),
+                    title,
+                    id,
+                })
+            })
+        }
+        Event::End(TagEnd::Link | TagEnd::Image) => {
+            (!dropped.pop().unwrap_or(false)).then_some(event)
+        }
         // The email's own headings are h1/h2; body headings sit below them.
         Event::Start(Tag::Heading {
             level,
             id,
             classes,
             attrs,
-        }) => Event::Start(Tag::Heading {
+        }) => Some(Event::Start(Tag::Heading {
             level: demote(level),
             id,
             classes,
             attrs,
-        }),
-        Event::End(TagEnd::Heading(level)) => Event::End(TagEnd::Heading(demote(level))),
+        })),
+        Event::End(TagEnd::Heading(level)) => Some(Event::End(TagEnd::Heading(demote(level)))),
         // Raw HTML in content is shown as text: content is not trusted to be email-safe.
-        Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
-        other => other,
+        Event::Html(html) | Event::InlineHtml(html) => Some(Event::Text(html)),
+        other => Some(other),
     });
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut out, events);
@@ -74,18 +100,58 @@ fn demote(level: HeadingLevel) -> HeadingLevel {
     }
 }
 
-/// Makes `url` absolute: kept when it has a scheme or is a fragment,
-/// otherwise joined to `base`.
-pub fn absolute(url: &str, base: &str) -> String {
-    if url.contains("://") || url.starts_with("mailto:") || url.starts_with('#') {
-        url.to_string()
-    } else {
-        format!(
+/// Where a link (or image) may point once it leaves the renderer: an
+/// `https`, `http` or (links only) `mailto` URL as written, an in-page
+/// fragment, or a relative link joined to `base`. `None` for every other
+/// scheme. The scheme is read by the URL standard's parser, which drops tabs
+/// and line breaks and ignores case as browsers do (`Java\tScript:`).
+/// Autolinked addresses (`<ada@example.org>`) stay addresses.
+fn link_target(link_type: LinkType, dest: &str, base: &str, image: bool) -> Option<String> {
+    if link_type == LinkType::Email && !image {
+        return Some(dest.to_string());
+    }
+    match url::Url::parse(dest) {
+        Ok(url) => match url.scheme() {
+            "https" | "http" => Some(dest.trim().to_string()),
+            "mailto" if !image => Some(dest.trim().to_string()),
+            _ => None,
+        },
+        Err(url::ParseError::RelativeUrlWithoutBase) if dest.starts_with('#') => {
+            Some(dest.to_string())
+        }
+        Err(url::ParseError::RelativeUrlWithoutBase) => Some(format!(
             "{}/{}",
             base.trim_end_matches('/'),
-            url.trim_start_matches('/')
-        )
+            dest.trim_start_matches('/')
+        )),
+        Err(_) => None,
     }
+}
+
+/// Links and images that the renderers show as plain text, each with the
+/// 1-based line (within `markdown`) where it starts, for `check`'s warnings.
+pub fn unsafe_links(markdown: &str) -> Vec<(usize, String)> {
+    parser(markdown)
+        .into_offset_iter()
+        .filter_map(|(event, range)| {
+            let (link_type, dest, image) = match event {
+                Event::Start(Tag::Link {
+                    link_type,
+                    dest_url,
+                    ..
+                }) => (link_type, dest_url, false),
+                Event::Start(Tag::Image {
+                    link_type,
+                    dest_url,
+                    ..
+                }) => (link_type, dest_url, true),
+                _ => return None,
+            };
+            link_target(link_type, &dest, "https://example.com", image)
+                .is_none()
+                .then(|| (line_of(markdown, range.start), dest.to_string()))
+        })
+        .collect()
 }
 
 /// Renders wrapped plain text with numbered link references.
@@ -110,8 +176,8 @@ struct TextRenderer {
     heading: Option<HeadingLevel>,
     in_code: bool,
     links: Vec<String>,
-    link_stack: Vec<String>,
-    image_alt: bool,
+    /// Per open link or image: its target, `None` when shown as text only.
+    link_stack: Vec<Option<String>>,
 }
 
 impl TextRenderer {
@@ -207,11 +273,23 @@ impl TextRenderer {
                 }
                 Tag::Emphasis => self.line.push('_'),
                 Tag::Strong => self.line.push('*'),
-                Tag::Link { dest_url, .. } => self.link_stack.push(absolute(&dest_url, base)),
-                Tag::Image { dest_url, .. } => {
-                    self.image_alt = true;
-                    self.link_stack.push(absolute(&dest_url, base));
-                    self.line.push_str("[image: ");
+                Tag::Link {
+                    link_type,
+                    dest_url,
+                    ..
+                } => self
+                    .link_stack
+                    .push(link_target(link_type, &dest_url, base, false)),
+                Tag::Image {
+                    link_type,
+                    dest_url,
+                    ..
+                } => {
+                    let target = link_target(link_type, &dest_url, base, true);
+                    if target.is_some() {
+                        self.line.push_str("[image: ");
+                    }
+                    self.link_stack.push(target);
                 }
                 _ => {}
             },
@@ -236,7 +314,7 @@ impl TextRenderer {
                 TagEnd::Emphasis => self.line.push('_'),
                 TagEnd::Strong => self.line.push('*'),
                 TagEnd::Link => {
-                    if let Some(url) = self.link_stack.pop() {
+                    if let Some(Some(url)) = self.link_stack.pop() {
                         let text_is_url = self.line.trim_end().ends_with(url.as_str());
                         if !text_is_url {
                             let n = self.reference(url);
@@ -245,8 +323,7 @@ impl TextRenderer {
                     }
                 }
                 TagEnd::Image => {
-                    self.image_alt = false;
-                    if let Some(url) = self.link_stack.pop() {
+                    if let Some(Some(url)) = self.link_stack.pop() {
                         let n = self.reference(url);
                         self.line.push_str(&format!("] [{n}]"));
                     }
@@ -354,6 +431,78 @@ mod tests {
         assert!(html.contains("href=\"https://x.org\""));
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(!html.contains("<script>"));
+    }
+
+    #[test]
+    fn only_http_and_mailto_links_leave_the_renderer() {
+        for md in [
+            "[x](javascript://%0Aalert(1))",
+            "[x](JavaScript:alert(1))",
+            "[x](<java\tscript:alert(1)>)",
+            "[x](&#106;avascript:alert(1))",
+            "[x](javascript&colon;alert(1))",
+            "[x](data:text/html;base64,PHNjcmlwdD4=)",
+            "[x](vbscript:msgbox)",
+            "[x](file:///etc/passwd)",
+            "[x](ftp://example.org/x)",
+            "<javascript:alert(1)>",
+            "[x][r]\n\n[r]: javascript:alert(1)",
+        ] {
+            let html = to_html(md, BASE);
+            assert!(!html.contains("<a"), "{md}: {html}");
+            assert!(
+                !html.contains("href") && !html.contains("src"),
+                "{md}: {html}"
+            );
+            let text = to_text(md, BASE);
+            assert!(!text.contains("[1]"), "{md}: {text}");
+            assert_eq!(unsafe_links(md).len(), 1, "{md}");
+        }
+        let html = to_html("[x](javascript://%0Aalert(1)) and more", BASE);
+        assert_eq!(html, "<p>x and more</p>\n");
+        let ok = "[a](https://x.org) [b](http://x.org) [c](mailto:a@x.org) [d](/guide) [e](#top) <ada@example.org>";
+        let html = to_html(ok, BASE);
+        for href in [
+            "https://x.org",
+            "http://x.org",
+            "mailto:a@x.org",
+            "https://daily.example.com/guide",
+            "#top",
+            "mailto:ada@example.org",
+        ] {
+            assert!(html.contains(&format!("href=\"{href}\"")), "{href}: {html}");
+        }
+        assert!(unsafe_links(ok).is_empty());
+    }
+
+    #[test]
+    fn images_must_be_http() {
+        let md = "![a cat](https://x.org/cat.png)\n\n![mail](mailto:a@x.org)\n\n![js](javascript:alert(1))\n";
+        let html = to_html(md, BASE);
+        assert!(
+            html.contains("<img src=\"https://x.org/cat.png\" alt=\"a cat\""),
+            "{html}"
+        );
+        assert!(
+            !html.contains("mailto") && !html.contains("javascript"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<p>mail</p>") && html.contains("<p>js</p>"),
+            "{html}"
+        );
+        let text = to_text(md, BASE);
+        assert_eq!(
+            text,
+            "[image: a cat] [1]\n\nmail\n\njs\n\n[1] https://x.org/cat.png\n"
+        );
+        assert_eq!(
+            unsafe_links(md),
+            [
+                (3, "mailto:a@x.org".to_string()),
+                (5, "javascript:alert(1)".to_string())
+            ]
+        );
     }
 
     #[test]

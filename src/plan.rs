@@ -3,7 +3,9 @@
 //!
 //! Records that exist are never touched (an editor's change survives byte
 //! for byte). New records are computed for the whole range first and written
-//! only when every day could be picked, each atomically.
+//! only when every day could be picked, each atomically. Numbers grow with
+//! the date: a new record that would repeat or undercut the number of a
+//! later one is refused.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,7 @@ use crate::atomic;
 use crate::content::Pool;
 use crate::issue::{self, IssueRecord, Issues, Stored};
 use crate::pick::{self, Reason};
-use crate::problem::{Failure, Problem};
+use crate::problem::{Failure, Problem, key_line};
 use crate::project::Project;
 use crate::render;
 
@@ -34,6 +36,16 @@ pub struct PlannedDay {
 
 /// Plans `opts.days` days from `opts.start`, writing the new records.
 pub fn plan(project: &Project, opts: PlanOptions) -> Result<Vec<PlannedDay>, Failure> {
+    let last = opts
+        .start
+        .checked_add_days(chrono::Days::new(u64::from(opts.days.saturating_sub(1))))
+        .filter(|d| crate::settings::date_in_range(*d));
+    if last.is_none() {
+        return Err(Failure::Usage(format!(
+            "--date {} --days {} would plan past 9999-12-31, the last date a record can have; plan fewer days",
+            opts.start, opts.days
+        )));
+    }
     let pool = project.pool().map_err(Failure::Input)?;
     let mut issues = project.issues().map_err(Failure::Input)?;
     let mut days = Vec::new();
@@ -88,7 +100,26 @@ pub fn ensure(
         }
         picks.insert(section, choice.slug);
     }
-    let number = issues.next_number(day);
+    let number = issues.next_number(day).ok_or_else(|| {
+        Failure::Usage(format!(
+            "the issue of {day} would be numbered past {}; renumber the records in issues/",
+            u32::MAX
+        ))
+    })?;
+    // Numbers grow with the date: a record before later ones must not
+    // repeat or undercut their numbers ("No. 1" twice).
+    if let Some((_, later)) = issues.records.range(day..).next()
+        && later.record.number <= number
+    {
+        return Err(Failure::one(Problem::at(
+            &later.path,
+            key_line(&later.text, "number").unwrap_or(1),
+            format!(
+                "a new record for {day} would be no. {number}, but this later issue is no. {}: numbers grow with the date. Plan and send issues in date order; to add {day} anyway, renumber the later records that have not gone out (or delete them and plan again from {day})",
+                later.record.number
+            ),
+        )));
+    }
     let ctx = render::headline_context(settings, pool, &picks, number, day);
     let subject =
         render::headline("subject", &settings.subject, &ctx, day).map_err(Failure::one)?;

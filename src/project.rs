@@ -87,7 +87,7 @@ impl Project {
         Ledger::open_existing_read_only(&self.ledger_path(), &self.settings.list_id)
     }
 
-    pub fn subscribers(&self) -> Result<List, Problem> {
+    pub fn subscribers(&self) -> Result<List, Vec<Problem>> {
         List::from_file(
             &self.settings.subscribers,
             &self.path(&self.settings.subscribers),

@@ -85,14 +85,25 @@ pub fn headline(
     date: NaiveDate,
 ) -> Result<String, Problem> {
     let env = new_environment();
-    env.render_str(template, ctx)
+    let line = env
+        .render_str(template, ctx)
         .map(|s| crate::subscribers::clean_line(&s))
         .map_err(|e| {
             let mut p = problem(Path::new(FILE_NAME), &e);
             p.line = None;
             p.message = format!("`{key}` template, issue of {date}: {}", p.message);
             p
-        })
+        })?;
+    if key == "subject" && line.is_empty() {
+        return Err(Problem::new(
+            FILE_NAME,
+            None,
+            format!(
+                "`subject` template, issue of {date}: the subject comes out empty; make the template print something for every issue"
+            ),
+        ));
+    }
+    Ok(line)
 }
 
 #[cfg(test)]
@@ -113,6 +124,12 @@ mod tests {
         assert_eq!(
             headline("subject", "{{ term.title }}!", &ctx, date).expect("ok"),
             "A B!"
+        );
+        let err =
+            headline("subject", "{{ term.nothing | default('') }}", &ctx, date).expect_err("empty");
+        assert!(
+            err.to_string().contains("the subject comes out empty"),
+            "{err}"
         );
         let err = headline("subject", "{{ tool.title }}", &ctx, date).expect_err("undefined");
         assert!(

@@ -213,6 +213,8 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
             write_record: !opts.dry_run,
         },
     )?;
+    // What makes the issue itself undeliverable stops the run, as it fails `check`.
+    edition::preflight(&edition).into_result()?;
     let mut warnings = edition.notes();
     let mut summary = Summary {
         date: opts.date.to_string(),

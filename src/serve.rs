@@ -7,7 +7,11 @@
 //! - an invalid or tampered token answers 400 with a neutral page and
 //!   writes nothing;
 //! - `GET /healthz`: 200;
-//! - anything else: a file from the archive folder, when it exists.
+//! - anything else: a file from the archive folder, when it exists, for
+//!   GET and HEAD only (other methods get 405 with `Allow`), never a
+//!   dotfile or anything under a dot-folder; a folder that holds the
+//!   project's settings, list, ledger, outbox or DKIM key is refused at
+//!   start (hand-written for now; tower-http's `ServeDir` is to replace it).
 //!
 //! Writes go to the same ledger as `send`, through one connection that
 //! waits on SQLite's lock (busy timeout) rather than failing, so an
@@ -19,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
@@ -56,16 +60,18 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
             settings.unsubscribe.secret_env
         );
     }
+    let archive = opts
+        .root
+        .clone()
+        .unwrap_or_else(|| project.path(&settings.archive_dir));
+    crate::archive::refuse_private(project, &archive)?;
     let ledger = project.open_ledger()?;
     let state = Arc::new(AppState {
         secrets,
         list_id: settings.list_id.clone(),
         name: settings.name.clone(),
         ledger: Mutex::new(ledger),
-        archive: opts
-            .root
-            .clone()
-            .unwrap_or_else(|| project.path(&settings.archive_dir)),
+        archive,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -231,8 +237,17 @@ async fn unsubscribe(
     }
 }
 
-/// Serves the web archive: `/x/` → `x/index.html`; no path may leave the folder.
-async fn static_file(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+/// Serves the web archive: `/x/` → `x/index.html`; GET and HEAD only; no
+/// path may leave the folder or name a dotfile.
+async fn static_file(State(state): State<Arc<AppState>>, method: Method, uri: Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, HEAD")],
+            "method not allowed\n",
+        )
+            .into_response();
+    }
     let Some(path) = archive_path(&state.archive, uri.path()) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
@@ -244,7 +259,12 @@ async fn static_file(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
 
 fn archive_path(root: &Path, url_path: &str) -> Option<PathBuf> {
     let rel = Path::new(url_path.trim_start_matches('/'));
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+    // Only plain names, and no dotfiles (`.dailyissue/`, `.git/`, the
+    // archive's own manifest): they are never part of the site.
+    if rel.components().any(|c| match c {
+        Component::Normal(name) => name.to_string_lossy().starts_with('.'),
+        _ => true,
+    }) {
         return None;
     }
     let mut path = root.join(rel);
@@ -287,5 +307,8 @@ mod tests {
         assert_eq!(archive_path(root, "/feed.xml"), Some(root.join("feed.xml")));
         assert_eq!(archive_path(root, "/../etc/passwd"), None);
         assert_eq!(archive_path(root, "/a/../../b"), None);
+        assert_eq!(archive_path(root, "/.dailyissue/state.db"), None);
+        assert_eq!(archive_path(root, "/issues/.hidden"), None);
+        assert_eq!(archive_path(root, "/.dailyissue-archive"), None);
     }
 }

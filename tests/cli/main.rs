@@ -8,6 +8,7 @@ mod check;
 mod deliver;
 mod faults;
 mod init;
+mod input;
 mod ledger;
 mod plan;
 mod proxy;

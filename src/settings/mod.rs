@@ -4,7 +4,9 @@
 //! (time zone, mailboxes, durations, sections) or into every problem found,
 //! each with its line. It does no I/O; [`Settings::from_file`] reads the file
 //! and adds the path. Unknown keys are errors so that a typo never silently
-//! falls back to a default.
+//! falls back to a default. The rules for single values (host names, URLs,
+//! durations, dates, reserved names) live in `values`; the rule that no
+//! two paths collide lives in `layout`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,17 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::problem::{Problem, line_of};
+
+mod layout;
+#[cfg(test)]
+mod tests;
+mod values;
+
+pub(crate) use layout::private_inside;
+use values::{
+    MAX_LATENESS, MAX_RETRIES, RESERVED, has_control, is_env_name, is_identifier, url_problem,
+};
+pub use values::{date_in_range, is_host, is_loopback, parse_duration};
 
 pub const FILE_NAME: &str = "dailyissue.toml";
 
@@ -123,17 +136,17 @@ struct Raw {
     reply_to: Option<Spanned<String>>,
     postal_address: Spanned<String>,
     #[serde(default = "default_subject")]
-    subject: String,
+    subject: Spanned<String>,
     #[serde(default = "default_preheader")]
     preheader: String,
     #[serde(default = "default_subscribers")]
-    subscribers: PathBuf,
+    subscribers: Spanned<PathBuf>,
     #[serde(default = "default_ledger")]
-    ledger: PathBuf,
+    ledger: Spanned<PathBuf>,
     #[serde(default = "default_outbox")]
-    outbox: PathBuf,
+    outbox: Spanned<PathBuf>,
     #[serde(default = "default_archive_dir")]
-    archive_dir: PathBuf,
+    archive_dir: Spanned<PathBuf>,
     #[serde(default = "default_send_time")]
     send_time: Spanned<String>,
     #[serde(default = "default_max_lateness")]
@@ -143,7 +156,7 @@ struct Raw {
     #[serde(default = "yes")]
     repeats: bool,
     list_id: Option<Spanned<String>>,
-    feedback_id: Option<String>,
+    feedback_id: Option<Spanned<String>>,
     #[serde(default)]
     section: Vec<Spanned<RawSection>>,
     smtp: Option<Spanned<RawSmtp>>,
@@ -163,63 +176,64 @@ struct RawSection {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSmtp {
-    host: String,
-    port: Option<u16>,
+    host: Spanned<String>,
+    port: Option<Spanned<u16>>,
     #[serde(default = "default_tls")]
     tls: Tls,
-    username: Option<String>,
-    password_env: Option<String>,
+    username: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
     #[serde(default = "default_concurrency")]
     concurrency: usize,
     #[serde(default)]
     rate_per_second: f64,
-    #[serde(default = "default_timeout")]
-    timeout: String,
-    helo: Option<String>,
+    timeout: Option<Spanned<String>>,
+    helo: Option<Spanned<String>>,
     #[serde(default = "default_retries")]
-    retries: u32,
-    #[serde(default = "default_retry_base")]
-    retry_base: String,
-    ca_file: Option<PathBuf>,
+    retries: Spanned<u32>,
+    retry_base: Option<Spanned<String>>,
+    ca_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUnsubscribe {
     url: Option<Spanned<String>>,
-    mailto: Option<String>,
+    mailto: Option<Spanned<String>>,
     #[serde(default = "default_secret_env")]
-    secret_env: String,
-    previous_secret_env: Option<String>,
+    secret_env: Spanned<String>,
+    previous_secret_env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDkim {
-    domain: String,
-    selector: String,
-    private_key_file: PathBuf,
+    domain: Spanned<String>,
+    selector: Spanned<String>,
+    private_key_file: Spanned<PathBuf>,
     #[serde(default = "default_dkim_algorithm")]
     algorithm: DkimAlgorithm,
 }
 
-fn default_subject() -> String {
-    "{{ term.title }}, {{ tool.title }}, and one tip".into()
+fn default_subject() -> Spanned<String> {
+    Spanned::new(
+        0..0,
+        "{{ term.title }}, {{ tool.title }}, and one tip".into(),
+    )
 }
 fn default_preheader() -> String {
     "{{ term.summary }}".into()
 }
-fn default_subscribers() -> PathBuf {
-    "subscribers.csv".into()
+fn default_subscribers() -> Spanned<PathBuf> {
+    Spanned::new(0..0, "subscribers.csv".into())
 }
-fn default_ledger() -> PathBuf {
-    ".dailyissue/state.db".into()
+fn default_ledger() -> Spanned<PathBuf> {
+    Spanned::new(0..0, ".dailyissue/state.db".into())
 }
-fn default_outbox() -> PathBuf {
-    "outbox".into()
+fn default_outbox() -> Spanned<PathBuf> {
+    Spanned::new(0..0, "outbox".into())
 }
-fn default_archive_dir() -> PathBuf {
-    "public".into()
+fn default_archive_dir() -> Spanned<PathBuf> {
+    Spanned::new(0..0, "public".into())
 }
 fn default_max_lateness() -> Spanned<String> {
     Spanned::new(0..0, "6h".into())
@@ -233,20 +247,14 @@ fn default_tls() -> Tls {
 fn default_concurrency() -> usize {
     8
 }
-fn default_timeout() -> String {
-    "30s".into()
-}
-fn default_retries() -> u32 {
-    3
-}
-fn default_retry_base() -> String {
-    "2s".into()
+fn default_retries() -> Spanned<u32> {
+    Spanned::new(0..0, 3)
 }
 fn default_send_time() -> Spanned<String> {
     Spanned::new(0..0, "06:00".into())
 }
-fn default_secret_env() -> String {
-    "DAILYISSUE_UNSUBSCRIBE_SECRET".into()
+fn default_secret_env() -> Spanned<String> {
+    Spanned::new(0..0, "DAILYISSUE_UNSUBSCRIBE_SECRET".into())
 }
 fn default_dkim_algorithm() -> DkimAlgorithm {
     DkimAlgorithm::RsaSha256
@@ -280,6 +288,12 @@ impl Settings {
     }
 
     /// Parses settings text; `path` only labels the problems.
+    ///
+    /// Everything that would fail later is refused here, with its line:
+    /// values that reach a mail header are one line without control
+    /// characters, hosts are host names, URLs are absolute http(s) URLs,
+    /// durations and ports are usable, section names do not shadow the
+    /// templates' own names, and no two paths collide (`layout`).
     pub fn parse(text: &str, path: &Path) -> Result<Settings, Vec<Problem>> {
         let raw: Raw = match toml::from_str(text) {
             Ok(raw) => raw,
@@ -324,17 +338,27 @@ impl Settings {
         let reply_to = raw.reply_to.as_ref().map(|r| mailbox(r, "reply_to"));
 
         let url = raw.url.get_ref().trim_end_matches('/').to_string();
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+        if let Some(why) = url_problem(&url, false) {
+            let why = if url.starts_with("https://") || url.starts_with("http://") {
+                format!(": {why}")
+            } else {
+                String::new()
+            };
             bad(
                 raw.url.span(),
                 format!(
-                    "`url` must be an absolute http(s) URL such as \"https://example.com\", not `{}`",
-                    raw.url.get_ref()
+                    "`url` must be an absolute http(s) URL such as \"https://example.com\", not `{}`{why}",
+                    raw.url.get_ref().escape_debug()
                 ),
             );
         }
         if raw.name.get_ref().trim().is_empty() {
             bad(raw.name.span(), "`name` must not be empty".into());
+        } else if has_control(raw.name.get_ref()) {
+            bad(
+                raw.name.span(),
+                "`name` must be one line without control characters: it appears in headers and in every issue record".into(),
+            );
         }
         if raw.postal_address.get_ref().trim().is_empty() {
             bad(
@@ -342,9 +366,38 @@ impl Settings {
                 "`postal_address` must not be empty: bulk mail must carry a postal address (CAN-SPAM)"
                     .into(),
             );
+        } else if raw
+            .postal_address
+            .get_ref()
+            .chars()
+            .any(|c| c.is_control() && c != '\n')
+        {
+            bad(
+                raw.postal_address.span(),
+                "`postal_address` must not contain control characters other than line breaks"
+                    .into(),
+            );
+        }
+        if raw.subject.get_ref().trim().is_empty() {
+            bad(
+                raw.subject.span(),
+                "`subject` must not be empty: it is the template of every issue's subject, e.g. \"{{ term.title }}, and more\"".into(),
+            );
         }
         let max_lateness = match parse_duration(raw.max_lateness.get_ref()) {
-            Some(d) => chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(6)),
+            Some(d) if d <= MAX_LATENESS => {
+                chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(6))
+            }
+            Some(_) => {
+                bad(
+                    raw.max_lateness.span(),
+                    format!(
+                        "`max_lateness` = \"{}\" is more than 7 days; use at most \"7d\", or \"0\" for no limit",
+                        raw.max_lateness.get_ref()
+                    ),
+                );
+                chrono::Duration::hours(6)
+            }
             None => {
                 bad(
                     raw.max_lateness.span(),
@@ -380,6 +433,17 @@ impl Settings {
                     span.clone(),
                     format!(
                         "section name `{}` must start with a lowercase letter and use only a-z, 0-9 and _ (it becomes a template variable)",
+                        s.name.escape_debug()
+                    ),
+                );
+            } else if RESERVED.contains(&s.name.as_str()) {
+                bad(
+                    span.clone(),
+                    format!(
+                        "section name `{}` is taken: templates already have a `{}` of their own (reserved: {}); choose another name, e.g. `{}_item`",
+                        s.name,
+                        s.name,
+                        RESERVED.join(", "),
                         s.name
                     ),
                 );
@@ -407,18 +471,114 @@ impl Settings {
             sections = default_sections();
         }
 
-        let smtp = raw.smtp.as_ref().map(|spanned| {
-            let s = spanned.get_ref();
-            let timeout = parse_duration(&s.timeout).unwrap_or_else(|| {
+        let env_name = |bad: &mut dyn FnMut(std::ops::Range<usize>, String),
+                        field: &Spanned<String>,
+                        key: &str| {
+            if !is_env_name(field.get_ref()) {
                 bad(
-                    spanned.span(),
+                    field.span(),
                     format!(
-                        "[smtp] timeout = \"{}\" is not a duration; write e.g. \"30s\"",
-                        s.timeout
+                        "{key} must name an environment variable (letters, digits and _, not starting with a digit), not `{}`",
+                        field.get_ref().escape_debug()
                     ),
                 );
-                std::time::Duration::from_secs(30)
-            });
+            }
+            field.get_ref().clone()
+        };
+        let smtp = raw.smtp.as_ref().map(|spanned| {
+            let s = spanned.get_ref();
+            let password_env = s
+                .password_env
+                .as_ref()
+                .map(|p| env_name(&mut bad, p, "[smtp] password_env"));
+            let duration = |bad: &mut dyn FnMut(std::ops::Range<usize>, String),
+                            field: &Option<Spanned<String>>,
+                            key: &str,
+                            default: u64,
+                            max: std::time::Duration| {
+                let Some(field) = field else {
+                    return std::time::Duration::from_secs(default);
+                };
+                match parse_duration(field.get_ref()) {
+                    Some(d) if d.is_zero() => {
+                        bad(
+                            field.span(),
+                            format!("[smtp] {key} must be more than 0; the default is \"{default}s\""),
+                        );
+                        std::time::Duration::from_secs(default)
+                    }
+                    Some(d) if d > max => {
+                        bad(
+                            field.span(),
+                            format!(
+                                "[smtp] {key} = \"{}\" is longer than {}s; the default is \"{default}s\"",
+                                field.get_ref(),
+                                max.as_secs()
+                            ),
+                        );
+                        std::time::Duration::from_secs(default)
+                    }
+                    Some(d) => d,
+                    None => {
+                        bad(
+                            field.span(),
+                            format!(
+                                "[smtp] {key} = \"{}\" is not a duration; write e.g. \"{default}s\"",
+                                field.get_ref()
+                            ),
+                        );
+                        std::time::Duration::from_secs(default)
+                    }
+                }
+            };
+            let timeout = duration(&mut bad, &s.timeout, "timeout", 30, std::time::Duration::from_secs(3600));
+            let retry_base = duration(&mut bad, &s.retry_base, "retry_base", 2, std::time::Duration::from_secs(3600));
+            let host = s.host.get_ref();
+            if !is_host(host) {
+                bad(
+                    s.host.span(),
+                    format!(
+                        "[smtp] host `{}` is not a host name or IP address (ASCII letters, digits, - and dots; use the punycode form of an international name)",
+                        host.escape_debug()
+                    ),
+                );
+            }
+            if let Some(port) = &s.port
+                && *port.get_ref() == 0
+            {
+                bad(
+                    port.span(),
+                    "[smtp] port must be between 1 and 65535: 587 for starttls, 465 for tls".into(),
+                );
+            }
+            if let Some(helo) = &s.helo
+                && !is_host(helo.get_ref())
+            {
+                bad(
+                    helo.span(),
+                    format!(
+                        "[smtp] helo `{}` must be this machine's host name (ASCII letters, digits, - and dots)",
+                        helo.get_ref().escape_debug()
+                    ),
+                );
+            }
+            if let Some(user) = &s.username
+                && (user.get_ref().is_empty() || has_control(user.get_ref()))
+            {
+                bad(
+                    user.span(),
+                    "[smtp] username must be one line without control characters".into(),
+                );
+            }
+            if *s.retries.get_ref() > MAX_RETRIES {
+                bad(
+                    s.retries.span(),
+                    format!(
+                        "[smtp] retries = {} is more than {MAX_RETRIES}; the delay doubles each time, so a few retries already span minutes (what is left goes out on the next run)",
+                        s.retries.get_ref()
+                    ),
+                );
+            }
             if s.concurrency == 0 {
                 bad(
                     spanned.span(),
@@ -431,12 +591,12 @@ impl Settings {
                     "[smtp] rate_per_second must be 0 (no limit) or a positive number".into(),
                 );
             }
-            if s.tls == Tls::None && !is_loopback(&s.host) {
+            if s.tls == Tls::None && !is_loopback(host) {
                 bad(
                     spanned.span(),
                     format!(
                         "[smtp] tls = \"none\" is only allowed for a loopback host, not `{}`: use \"starttls\" or \"tls\"",
-                        s.host
+                        host.escape_debug()
                     ),
                 );
             }
@@ -447,28 +607,22 @@ impl Settings {
                 );
             }
             SmtpSettings {
-                host: s.host.clone(),
-                port: s.port.unwrap_or(match s.tls {
+                host: host.clone(),
+                port: s.port.as_ref().map(|p| *p.get_ref()).unwrap_or(match s.tls {
                     Tls::Starttls => 587,
                     Tls::Implicit => 465,
                     Tls::None => 25,
                 }),
                 tls: s.tls,
-                username: s.username.clone(),
-                password_env: s.password_env.clone(),
+                username: s.username.as_ref().map(|u| u.get_ref().clone()),
+                password_env,
                 concurrency: s.concurrency.max(1),
                 rate_per_second: s.rate_per_second,
                 timeout,
-                helo: s.helo.clone(),
-                retries: s.retries,
-                retry_base: parse_duration(&s.retry_base).unwrap_or_else(|| {
-                    bad(
-                        spanned.span(),
-                        format!("[smtp] retry_base = \"{}\" is not a duration; write e.g. \"2s\"", s.retry_base),
-                    );
-                    std::time::Duration::from_secs(2)
-                }),
-                ca_file: s.ca_file.clone(),
+                helo: s.helo.as_ref().map(|h| h.get_ref().clone()),
+                retries: *s.retries.get_ref(),
+                retry_base,
+                ca_file: s.ca_file.as_ref().map(|c| c.get_ref().clone()),
             }
         });
 
@@ -476,35 +630,54 @@ impl Settings {
             Some(u) => {
                 let url = match &u.url {
                     Some(url) => {
-                        if !url.get_ref().contains("{token}") {
+                        let tokens = url.get_ref().matches("{token}").count();
+                        if tokens != 1 {
                             bad(
                                 url.span(),
-                                "[unsubscribe] url must contain `{token}`, e.g. \"https://example.com/u/{token}\"".into(),
+                                format!(
+                                    "[unsubscribe] url must contain `{{token}}` exactly once (found {tokens}), e.g. \"https://example.com/u/{{token}}\""
+                                ),
                             );
                         }
-                        if !url.get_ref().starts_with("https://")
-                            && !url.get_ref().starts_with("http://")
+                        if let Some(why) =
+                            url_problem(&url.get_ref().replace("{token}", "TOKEN"), true)
                         {
                             bad(
                                 url.span(),
-                                "[unsubscribe] url must be an absolute https URL".into(),
+                                format!(
+                                    "[unsubscribe] url must be an absolute https URL such as \"https://example.com/u/{{token}}\": {why}"
+                                ),
                             );
                         }
                         url.get_ref().clone()
                     }
                     None => format!("{url}/u/{{token}}"),
                 };
+                if let Some(mailto) = &u.mailto
+                    && crate::subscribers::parse_address(mailto.get_ref()).is_err()
+                {
+                    bad(
+                        mailto.span(),
+                        format!(
+                            "[unsubscribe] mailto must be a bare address such as \"unsubscribe@example.com\" (the token is added as the subject), not `{}`",
+                            mailto.get_ref().escape_debug()
+                        ),
+                    );
+                }
                 UnsubscribeSettings {
                     url,
-                    mailto: u.mailto.clone(),
-                    secret_env: u.secret_env.clone(),
-                    previous_secret_env: u.previous_secret_env.clone(),
+                    mailto: u.mailto.as_ref().map(|m| m.get_ref().clone()),
+                    secret_env: env_name(&mut bad, &u.secret_env, "[unsubscribe] secret_env"),
+                    previous_secret_env: u
+                        .previous_secret_env
+                        .as_ref()
+                        .map(|p| env_name(&mut bad, p, "[unsubscribe] previous_secret_env")),
                 }
             }
             None => UnsubscribeSettings {
                 url: format!("{url}/u/{{token}}"),
                 mailto: None,
-                secret_env: default_secret_env(),
+                secret_env: default_secret_env().into_inner(),
                 previous_secret_env: None,
             },
         };
@@ -519,10 +692,10 @@ impl Settings {
             .to_string();
         let list_id = match &raw.list_id {
             Some(l) => {
-                if l.get_ref().contains(['<', '>', '\r', '\n', ' ']) {
+                if !is_host(l.get_ref()) || !l.get_ref().contains('.') {
                     bad(
                         l.span(),
-                        "`list_id` must be a dotted name such as \"daily.example.com\" without <>, spaces or line breaks".into(),
+                        "`list_id` must be a dotted name such as \"daily.example.com\" (ASCII letters, digits, - and dots) without <>, spaces or line breaks".into(),
                     );
                 }
                 l.get_ref().clone()
@@ -537,13 +710,78 @@ impl Settings {
                 format!("{label}.{host}")
             }
         };
+        if let Some(f) = &raw.feedback_id
+            && (f.get_ref().is_empty() || !f.get_ref().chars().all(|c| c.is_ascii_graphic()))
+        {
+            bad(
+                f.span(),
+                "`feedback_id` must be printable ASCII without spaces, such as \"issue:daily:example\" (it becomes the Feedback-ID header)".into(),
+            );
+        }
 
-        let dkim = raw.dkim.as_ref().map(|d| DkimSettings {
-            domain: d.domain.clone(),
-            selector: d.selector.clone(),
-            private_key_file: d.private_key_file.clone(),
-            algorithm: d.algorithm,
+        let dkim = raw.dkim.as_ref().map(|d| {
+            for (field, key) in [(&d.domain, "domain"), (&d.selector, "selector")] {
+                if !is_host(field.get_ref()) {
+                    bad(
+                        field.span(),
+                        format!(
+                            "[dkim] {key} `{}` must be a DNS name (ASCII letters, digits, - and dots)",
+                            field.get_ref().escape_debug()
+                        ),
+                    );
+                }
+            }
+            DkimSettings {
+                domain: d.domain.get_ref().clone(),
+                selector: d.selector.get_ref().clone(),
+                private_key_file: d.private_key_file.get_ref().clone(),
+                algorithm: d.algorithm,
+            }
         });
+
+        let mut named = layout::fixed();
+        named.extend(layout::ledger_files(
+            raw.ledger.get_ref(),
+            raw.ledger.span(),
+        ));
+        let named_path = |key: &str, p: &Spanned<PathBuf>, kind| {
+            layout::Named::new(key, p.get_ref(), kind, p.span())
+        };
+        named.push(named_path(
+            "`subscribers`",
+            &raw.subscribers,
+            layout::Kind::File,
+        ));
+        named.push(named_path("`outbox`", &raw.outbox, layout::Kind::Output));
+        named.push(named_path(
+            "`archive_dir`",
+            &raw.archive_dir,
+            layout::Kind::Output,
+        ));
+        if let Some(d) = &raw.dkim {
+            named.push(named_path(
+                "[dkim] private_key_file",
+                &d.private_key_file,
+                layout::Kind::File,
+            ));
+        }
+        if let Some(ca) = raw.smtp.as_ref().and_then(|s| s.get_ref().ca_file.as_ref()) {
+            named.push(named_path("[smtp] ca_file", ca, layout::Kind::File));
+        }
+        for (section, raw_section) in sections
+            .iter()
+            .zip(raw.section.iter().map(Some).chain(std::iter::repeat(None)))
+        {
+            named.push(layout::Named::new(
+                &format!("the folder of section `{}`", section.name),
+                &section.dir,
+                layout::Kind::Input,
+                raw_section.map_or(0..0, |s| s.span()),
+            ));
+        }
+        for (span, message) in layout::collisions(&named) {
+            bad(span.unwrap_or(0..0), message);
+        }
 
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.line);
@@ -560,18 +798,18 @@ impl Settings {
             from,
             reply_to: reply_to.flatten(),
             postal_address: raw.postal_address.into_inner(),
-            subject: raw.subject,
+            subject: raw.subject.into_inner(),
             preheader: raw.preheader,
-            subscribers: raw.subscribers,
-            ledger: raw.ledger,
-            outbox: raw.outbox,
-            archive_dir: raw.archive_dir,
+            subscribers: raw.subscribers.into_inner(),
+            ledger: raw.ledger.into_inner(),
+            outbox: raw.outbox.into_inner(),
+            archive_dir: raw.archive_dir.into_inner(),
             send_time,
             max_lateness,
             daily_cap: raw.daily_cap,
             repeats: raw.repeats,
             list_id,
-            feedback_id: raw.feedback_id,
+            feedback_id: raw.feedback_id.map(Spanned::into_inner),
             sections,
             smtp,
             unsubscribe,
@@ -629,185 +867,4 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
-}
-
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
-pub fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Parses durations such as `6h`, `90m`, `1h30m`, `45s`, `250ms`, `0`.
-pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    if text == "0" {
-        return Some(std::time::Duration::ZERO);
-    }
-    let mut total_ms = 0u64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let ms_per = match &rest[..unit_len] {
-            "d" => 86_400_000,
-            "h" => 3_600_000,
-            "m" => 60_000,
-            "s" => 1_000,
-            "ms" => 1,
-            _ => return None,
-        };
-        total_ms = total_ms.checked_add(n.checked_mul(ms_per)?)?;
-        rest = &rest[unit_len..];
-    }
-    Some(std::time::Duration::from_millis(total_ms))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-name = "Beginners in AI"
-url = "https://example.com/"
-timezone = "America/New_York"
-from = "Beginners in AI <daily@example.com>"
-postal_address = "1 Main St, Springfield"
-"#;
-
-    fn parse(text: &str) -> Result<Settings, Vec<Problem>> {
-        Settings::parse(text, Path::new("dailyissue.toml"))
-    }
-
-    fn errors(text: &str) -> Vec<String> {
-        parse(text)
-            .err()
-            .unwrap_or_default()
-            .iter()
-            .map(|p| p.to_string())
-            .collect()
-    }
-
-    #[test]
-    fn minimal_settings_get_defaults() {
-        let s = parse(MINIMAL).expect("valid");
-        assert_eq!(s.url, "https://example.com");
-        assert_eq!(s.timezone, chrono_tz::America::New_York);
-        assert_eq!(s.sections, default_sections());
-        assert_eq!(s.subscribers, PathBuf::from("subscribers.csv"));
-        assert_eq!(s.max_lateness, chrono::Duration::hours(6));
-        assert_eq!(s.unsubscribe.url, "https://example.com/u/{token}");
-        assert_eq!(s.list_id, "beginners-in-ai.example.com");
-        assert!(s.smtp.is_none());
-    }
-
-    #[test]
-    fn unknown_key_is_named_with_its_line() {
-        let errs = errors(&format!("{MINIMAL}subjet = \"x\"\n"));
-        assert_eq!(errs.len(), 1);
-        assert!(
-            errs[0] == "dailyissue.toml:7: unknown key `subjet`; did you mean `subject`?",
-            "{errs:?}"
-        );
-    }
-
-    #[test]
-    fn unknown_key_in_a_table_is_named() {
-        let errs = errors(&format!("{MINIMAL}[smtp]\nhost = \"x\"\nprot = 25\n"));
-        assert_eq!(
-            errs[0],
-            "dailyissue.toml:9: unknown key `prot`; did you mean `port`?"
-        );
-    }
-
-    #[test]
-    fn bad_time_zone_and_mailbox_are_both_reported() {
-        let text = MINIMAL
-            .replace("America/New_York", "Mars/Olympus")
-            .replace("<daily@example.com>", "<not an address>");
-        let errs = errors(&text);
-        assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].starts_with("dailyissue.toml:4: unknown time zone `Mars/Olympus`"));
-        assert!(errs[1].starts_with("dailyissue.toml:5: `from` is not a valid mailbox"));
-    }
-
-    #[test]
-    fn sections_are_configurable_and_title_is_always_required() {
-        let text = format!(
-            "{MINIMAL}[[section]]\nname = \"quote\"\nrequired = [\"author\"]\n[[section]]\nname = \"term\"\ndir = \"glossary\"\n"
-        );
-        let s = parse(&text).expect("valid");
-        assert_eq!(s.sections.len(), 2);
-        assert_eq!(s.sections[0].dir, PathBuf::from("content/quotes"));
-        assert_eq!(s.sections[0].required, vec!["title", "author"]);
-        assert_eq!(s.sections[1].dir, PathBuf::from("glossary"));
-    }
-
-    #[test]
-    fn duplicate_and_malformed_section_names_are_errors() {
-        let text = format!(
-            "{MINIMAL}[[section]]\nname = \"term\"\n[[section]]\nname = \"term\"\n[[section]]\nname = \"Big Tips\"\n"
-        );
-        let errs = errors(&text);
-        assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].contains("declared twice"));
-        assert!(errs[1].contains("`Big Tips` must start with a lowercase letter"));
-    }
-
-    #[test]
-    fn plain_smtp_is_refused_for_remote_hosts() {
-        let ok = format!("{MINIMAL}[smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\n");
-        assert_eq!(parse(&ok).expect("loopback").smtp.expect("smtp").port, 25);
-        let errs = errors(&format!(
-            "{MINIMAL}[smtp]\nhost = \"smtp.example.com\"\ntls = \"none\"\n"
-        ));
-        assert!(
-            errs[0].contains("only allowed for a loopback host"),
-            "{errs:?}"
-        );
-    }
-
-    #[test]
-    fn durations_parse() {
-        use std::time::Duration;
-        for (text, secs) in [
-            ("6h", 21600),
-            ("90m", 5400),
-            ("1h30m", 5400),
-            ("45s", 45),
-            ("0", 0),
-            ("2d", 172800),
-        ] {
-            assert_eq!(
-                parse_duration(text),
-                Some(Duration::from_secs(secs)),
-                "{text}"
-            );
-        }
-        for text in ["", "6", "h", "6x", "1.5h"] {
-            assert_eq!(parse_duration(text), None, "{text}");
-        }
-    }
-
-    #[test]
-    fn invalid_toml_reports_its_line() {
-        let errs = errors(&format!("{MINIMAL}daily_cap = \n"));
-        assert!(errs[0].starts_with("dailyissue.toml:7:"), "{errs:?}");
-    }
 }

@@ -1,0 +1,290 @@
+//! `Settings::parse` fed inline text: defaults, every refusal with its line.
+
+use super::*;
+
+const MINIMAL: &str = r#"
+name = "Beginners in AI"
+url = "https://example.com/"
+timezone = "America/New_York"
+from = "Beginners in AI <daily@example.com>"
+postal_address = "1 Main St, Springfield"
+"#;
+
+fn parse(text: &str) -> Result<Settings, Vec<Problem>> {
+    Settings::parse(text, Path::new("dailyissue.toml"))
+}
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text)
+        .err()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.to_string())
+        .collect()
+}
+
+#[test]
+fn minimal_settings_get_defaults() {
+    let s = parse(MINIMAL).expect("valid");
+    assert_eq!(s.url, "https://example.com");
+    assert_eq!(s.timezone, chrono_tz::America::New_York);
+    assert_eq!(s.sections, default_sections());
+    assert_eq!(s.subscribers, PathBuf::from("subscribers.csv"));
+    assert_eq!(s.max_lateness, chrono::Duration::hours(6));
+    assert_eq!(s.unsubscribe.url, "https://example.com/u/{token}");
+    assert_eq!(s.list_id, "beginners-in-ai.example.com");
+    assert!(s.smtp.is_none());
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let errs = errors(&format!("{MINIMAL}subjet = \"x\"\n"));
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0] == "dailyissue.toml:7: unknown key `subjet`; did you mean `subject`?",
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn unknown_key_in_a_table_is_named() {
+    let errs = errors(&format!("{MINIMAL}[smtp]\nhost = \"x\"\nprot = 25\n"));
+    assert_eq!(
+        errs[0],
+        "dailyissue.toml:9: unknown key `prot`; did you mean `port`?"
+    );
+}
+
+#[test]
+fn bad_time_zone_and_mailbox_are_both_reported() {
+    let text = MINIMAL
+        .replace("America/New_York", "Mars/Olympus")
+        .replace("<daily@example.com>", "<not an address>");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].starts_with("dailyissue.toml:4: unknown time zone `Mars/Olympus`"));
+    assert!(errs[1].starts_with("dailyissue.toml:5: `from` is not a valid mailbox"));
+}
+
+#[test]
+fn sections_are_configurable_and_title_is_always_required() {
+    let text = format!(
+        "{MINIMAL}[[section]]\nname = \"quote\"\nrequired = [\"author\"]\n[[section]]\nname = \"term\"\ndir = \"glossary\"\n"
+    );
+    let s = parse(&text).expect("valid");
+    assert_eq!(s.sections.len(), 2);
+    assert_eq!(s.sections[0].dir, PathBuf::from("content/quotes"));
+    assert_eq!(s.sections[0].required, vec!["title", "author"]);
+    assert_eq!(s.sections[1].dir, PathBuf::from("glossary"));
+}
+
+#[test]
+fn duplicate_and_malformed_section_names_are_errors() {
+    let text = format!(
+        "{MINIMAL}[[section]]\nname = \"term\"\n[[section]]\nname = \"term\"\n[[section]]\nname = \"Big Tips\"\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].contains("declared twice"));
+    assert!(errs[1].contains("`Big Tips` must start with a lowercase letter"));
+}
+
+#[test]
+fn plain_smtp_is_refused_for_remote_hosts() {
+    let ok = format!("{MINIMAL}[smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\n");
+    assert_eq!(parse(&ok).expect("loopback").smtp.expect("smtp").port, 25);
+    let errs = errors(&format!(
+        "{MINIMAL}[smtp]\nhost = \"smtp.example.com\"\ntls = \"none\"\n"
+    ));
+    assert!(
+        errs[0].contains("only allowed for a loopback host"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn values_that_would_break_later_are_refused_with_their_line() {
+    // (what replaces or follows MINIMAL, the line, the message starts with)
+    let cases: &[(&str, usize, &str)] = &[
+        ("name = \"Beginners\\nin AI\"", 2, "`name` must be one line"),
+        ("name = \"Bell\\u0007\"", 2, "`name` must be one line"),
+        ("subject = \" \"", 7, "`subject` must not be empty"),
+        (
+            "from = \"Daily\\r\\nBcc: x <daily@example.com>\"",
+            5,
+            "`from` is not a valid mailbox",
+        ),
+        (
+            "reply_to = \"\\\"Re\\nply\\\" <r@example.com>\"",
+            7,
+            "`reply_to` is not a valid mailbox",
+        ),
+        (
+            "postal_address = \"1 Main St\\u001b[2J\"",
+            6,
+            "`postal_address` must not contain control",
+        ),
+        (
+            "url = \"https://exa mple.com\"",
+            3,
+            "`url` must be an absolute http(s) URL",
+        ),
+        (
+            "url = \"https://example.com/?a=1\"",
+            3,
+            "`url` must be an absolute http(s) URL",
+        ),
+        (
+            "list_id = \"daily example\"",
+            7,
+            "`list_id` must be a dotted name",
+        ),
+        (
+            "feedback_id = \"a\\r\\nBcc: x\"",
+            7,
+            "`feedback_id` must be printable ASCII",
+        ),
+        (
+            "max_lateness = \"100000000d\"",
+            7,
+            "`max_lateness` = \"100000000d\" is more than 7 days",
+        ),
+        (
+            "[[section]]\nname = \"issue\"",
+            7,
+            "section name `issue` is taken",
+        ),
+        (
+            "[[section]]\nname = \"subscriber\"",
+            7,
+            "section name `subscriber` is taken",
+        ),
+        (
+            "[[section]]\nname = \"unsubscribe_url\"",
+            7,
+            "section name `unsubscribe_url` is taken",
+        ),
+        (
+            "[smtp]\nhost = \"smtp.example.com\"\nport = 0",
+            9,
+            "[smtp] port must be between 1 and 65535",
+        ),
+        (
+            "[smtp]\nhost = \"smtp.example.com\"\ntimeout = \"0s\"",
+            9,
+            "[smtp] timeout must be more than 0",
+        ),
+        (
+            "[smtp]\nhost = \"smtp.example.com\"\nretry_base = \"0\"",
+            9,
+            "[smtp] retry_base must be more than 0",
+        ),
+        (
+            "[smtp]\nhost = \"smtp.example.com\"\nretries = 1000",
+            9,
+            "[smtp] retries = 1000 is more than 10",
+        ),
+        (
+            "[smtp]\nhost = \"smtp.example.com\\r\\n\"",
+            8,
+            "[smtp] host `smtp.example.com\\r\\n` is not a host name",
+        ),
+        (
+            "[smtp]\nhost = \"smtp.example.com\"\nhelo = \"me\\nRCPT\"",
+            9,
+            "[smtp] helo `me\\nRCPT` must be",
+        ),
+        (
+            "[smtp]\nhost = \"x.org\"\nusername = \"u\\n\"\npassword_env = \"P\"",
+            9,
+            "[smtp] username must be one line",
+        ),
+        (
+            "[smtp]\nhost = \"x.org\"\nusername = \"u\"\npassword_env = \"A=B\"",
+            10,
+            "[smtp] password_env must name an environment variable",
+        ),
+        (
+            "[unsubscribe]\nurl = \"https://example.com/u/{token}\\r\\nBcc: x\"",
+            8,
+            "[unsubscribe] url must be an absolute https URL",
+        ),
+        (
+            "[unsubscribe]\nurl = \"https://example.com/u/{token}/{token}\"",
+            8,
+            "[unsubscribe] url must contain `{token}` exactly once (found 2)",
+        ),
+        (
+            "[unsubscribe]\nurl = \"https://example.com/u/\"",
+            8,
+            "[unsubscribe] url must contain `{token}` exactly once (found 0)",
+        ),
+        (
+            "[unsubscribe]\nurl = \"https://example.com/u/{token}>, <https://evil.example\"",
+            8,
+            "[unsubscribe] url must be an absolute https URL",
+        ),
+        (
+            "[unsubscribe]\nmailto = \"u@example.com\\r\\nBcc: x@evil.example\"",
+            8,
+            "[unsubscribe] mailto must be a bare address",
+        ),
+        (
+            "[unsubscribe]\nmailto = \"u@example.com?subject=x\"",
+            8,
+            "[unsubscribe] mailto must be a bare address",
+        ),
+        (
+            "[unsubscribe]\nmailto = \"mailto:u@example.com\"",
+            8,
+            "[unsubscribe] mailto must be a bare address",
+        ),
+        (
+            "[unsubscribe]\nsecret_env = \"\"",
+            8,
+            "[unsubscribe] secret_env must name an environment variable",
+        ),
+        (
+            "[dkim]\ndomain = \"example.com\\n\"\nselector = \"daily\"\nprivate_key_file = \"k.pem\"",
+            8,
+            "[dkim] domain `example.com\\n` must be a DNS name",
+        ),
+        (
+            "[dkim]\ndomain = \"example.com\"\nselector = \"da ily\"\nprivate_key_file = \"k.pem\"",
+            9,
+            "[dkim] selector `da ily` must be a DNS name",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (extra, line, start) in cases {
+        let key = extra.split(" = ").next().unwrap_or("");
+        // A top-level key replaces MINIMAL's line of that key, if any.
+        let text = if !extra.starts_with('[') && MINIMAL.contains(&format!("\n{key} = ")) {
+            MINIMAL
+                .lines()
+                .map(|l| {
+                    if l.starts_with(&format!("{key} = ")) {
+                        extra
+                    } else {
+                        l
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            format!("{MINIMAL}{extra}\n")
+        };
+        let errs = errors(&text);
+        let want = format!("dailyissue.toml:{line}: {start}");
+        if errs.len() != 1 || !errs[0].starts_with(&want) {
+            failures.push(format!("{extra}\n  want {want}\n  got  {errs:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn invalid_toml_reports_its_line() {
+    let errs = errors(&format!("{MINIMAL}daily_cap = \n"));
+    assert!(errs[0].starts_with("dailyissue.toml:7:"), "{errs:?}");
+}
