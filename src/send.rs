@@ -534,6 +534,28 @@ fn sink(project: &Project, opts: &SendOptions) -> Result<Sink, Failure> {
             None => Sink::Files(project.path(&settings.outbox)),
         }
     };
+    // `--outbox` is not checked with the settings: keep it away from what
+    // is published (the archive) and from the project's own files.
+    if let Some(outbox) = &opts.outbox {
+        let inside_archive = crate::settings::lexical(&project.root.join(outbox)).starts_with(
+            crate::settings::lexical(&project.path(&settings.archive_dir)),
+        );
+        let private = crate::settings::private_inside(settings, &project.root, outbox);
+        if inside_archive || !private.is_empty() {
+            return Err(Failure::Usage(format!(
+                "--outbox {}: {}; .eml files hold readers' addresses, so give a folder of their own, such as outbox/",
+                outbox.display(),
+                if inside_archive {
+                    format!(
+                        "it is inside the web archive ({}), which is published",
+                        settings.archive_dir.display()
+                    )
+                } else {
+                    format!("it holds {}", private.join(", "))
+                }
+            )));
+        }
+    }
     // An outbox that is a file (or under one) fails every write: say so now.
     if let Some(dir) = sink.folder()
         && let Some(file) = dir.ancestors().find(|a| a.exists())

@@ -23,7 +23,7 @@ mod layout;
 mod tests;
 mod values;
 
-pub(crate) use layout::private_inside;
+pub(crate) use layout::{lexical, private_inside};
 use values::{
     MAX_LATENESS, MAX_RETRIES, RESERVED, has_control, is_env_name, is_identifier, url_problem,
 };

@@ -222,3 +222,20 @@ fn before_send_time_an_implicit_run_waits_and_says_when() {
     let out = run_env(&dir, &["send"], &on_time).success();
     assert!(out.stdout.contains("sent 3"), "{}", out.stdout);
 }
+
+#[test]
+fn an_outbox_inside_the_archive_or_the_project_root_is_refused() {
+    let (_tmp, dir) = sample_project();
+    write_list(&dir, 2);
+    for outbox in ["public/mail", ".", "public"] {
+        let out = send(&dir, &["--outbox", outbox]).code(2);
+        assert!(
+            out.stderr.contains(&format!("--outbox {outbox}:"))
+                && out.stderr.contains("hold readers' addresses"),
+            "{outbox}: {}",
+            out.stderr
+        );
+    }
+    assert!(!dir.join("public").exists(), "nothing written");
+    send(&dir, &["--outbox", "mail"]).success();
+}
