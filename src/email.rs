@@ -88,6 +88,10 @@ pub struct Email {
     columns: Vec<String>,
     secrets: Secrets,
     shapes: Mutex<HashMap<Vec<bool>, Arc<Shape>>>,
+    /// Whether the templates only print personal values or test them for
+    /// emptiness (see `templates`); otherwise every reader is rendered in
+    /// full.
+    splice: bool,
     pub sent_at: DateTime<Utc>,
     domain: String,
     dkim: Option<Arc<lettre::message::dkim::DkimConfig>>,
@@ -241,6 +245,7 @@ impl Email {
             columns: columns.to_vec(),
             secrets,
             shapes: Mutex::new(HashMap::new()),
+            splice: templates.personal_values_only_printed(),
             sent_at,
             domain: settings.from.email.domain().to_string(),
             dkim: dkim.map(Arc::new),
@@ -254,19 +259,20 @@ impl Email {
         let mut v = Vec::with_capacity(FIXED + self.columns.len());
         v.push(reader.email.to_string());
         v.push(reader.name.clone());
-        v.push(
-            reader
-                .name
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_string(),
-        );
+        v.push(clean_line(self.first_name(reader)));
         v.push(unsubscribe_url);
         for i in 0..self.columns.len() {
             v.push(clean_line(reader.fields.get(i).map_or("", String::as_str)));
         }
         v
+    }
+
+    /// A `first_name` column in the CSV wins over the first word of `name`.
+    fn first_name<'r>(&self, reader: &'r Subscriber) -> &'r str {
+        match self.columns.iter().position(|c| c == "first_name") {
+            Some(i) => reader.fields.get(i).map_or("", String::as_str),
+            None => reader.name.split_whitespace().next().unwrap_or(""),
+        }
     }
 
     /// Which personal values are empty for `reader`: the key of its shape,
@@ -277,7 +283,7 @@ impl Email {
         let mut key = Vec::with_capacity(FIXED + self.columns.len());
         key.push(false);
         key.push(reader.name.is_empty());
-        key.push(reader.name.split_whitespace().next().is_none());
+        key.push(blank(self.first_name(reader)));
         key.push(false);
         for i in 0..self.columns.len() {
             key.push(blank(reader.fields.get(i).map_or("", String::as_str)));
@@ -355,10 +361,11 @@ impl Email {
             .collect();
         let full = self.render_full(&self.context_with(&markers))?;
         let shape = match (
+            self.splice,
             split(&full.html, values.len()),
             split(&full.text, values.len()),
         ) {
-            (Some(html), Some(text)) => Shape::Spliced { html, text },
+            (true, Some(html), Some(text)) => Shape::Spliced { html, text },
             _ => Shape::Direct,
         };
         let shape = Arc::new(shape);

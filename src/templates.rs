@@ -51,6 +51,7 @@ pub const DEFAULTS: &[(&str, &str)] = &[
 pub struct Templates {
     env: Environment<'static>,
     origins: BTreeMap<String, PathBuf>,
+    splice: bool,
 }
 
 impl Templates {
@@ -74,6 +75,11 @@ impl Templates {
         collect_files(&root.join(DIR), Path::new(""), &mut sources, &mut problems);
         let mut env = new_environment();
         let mut origins = BTreeMap::new();
+        // The web archive's templates never see a subscriber.
+        let splice = sources
+            .iter()
+            .filter(|(name, _)| !name.starts_with("web/"))
+            .all(|(_, (source, _))| only_printed(source));
         for (name, (source, origin)) in sources {
             if let Err(e) = env.add_template_owned(name.clone(), source) {
                 problems.push(problem(&origin, &e));
@@ -81,7 +87,11 @@ impl Templates {
             origins.insert(name, origin);
         }
         if problems.is_empty() {
-            Ok(Templates { env, origins })
+            Ok(Templates {
+                env,
+                origins,
+                splice,
+            })
         } else {
             Err(problems)
         }
@@ -89,6 +99,12 @@ impl Templates {
 
     pub fn env(&self) -> &Environment<'static> {
         &self.env
+    }
+
+    /// Whether every email template uses personal values only in ways the
+    /// email's splicing reproduces (see [`only_printed`]).
+    pub fn personal_values_only_printed(&self) -> bool {
+        self.splice
     }
 
     /// The file a template came from, for messages.
@@ -139,6 +155,62 @@ pub fn new_environment() -> Environment<'static> {
         minijinja::escape_formatter(out, state, value)
     });
     env
+}
+
+/// Whether `source` uses personal values (`subscriber.*`,
+/// `unsubscribe_url`) only in ways splicing reproduces: printed as they are
+/// (`{{ subscriber.name }}`) or tested for emptiness (`{% if
+/// subscriber.name %}`, `elif`, `if not`). A comparison (`== "vip"`), a
+/// filter (`|upper`), a `set` or a loop would see the marker instead of the
+/// value and give every reader of a shape the same, wrong result, so any
+/// other use turns splicing off for the issue (slower, never wrong).
+fn only_printed(source: &str) -> bool {
+    let personal = |expr: &str| {
+        expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|word| word == "subscriber" || word == "unsubscribe_url")
+    };
+    let plain_value = |expr: &str| {
+        let expr = expr.trim();
+        expr == "unsubscribe_url"
+            || expr.strip_prefix("subscriber.").is_some_and(|field| {
+                !field.is_empty() && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+    };
+    let mut rest = source;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let (close, is_print) = match after.chars().next() {
+            Some('{') => ("}}", true),
+            Some('%') => ("%}", false),
+            _ => {
+                rest = after;
+                continue;
+            }
+        };
+        let body = &after[1..];
+        let Some(end) = body.find(close) else {
+            return false;
+        };
+        let tag = body[..end].trim_matches('-');
+        rest = &body[end + 2..];
+        if !personal(tag) {
+            continue;
+        }
+        let ok = if is_print {
+            plain_value(tag)
+        } else {
+            let tag = tag.trim();
+            let test = tag
+                .strip_prefix("if ")
+                .or_else(|| tag.strip_prefix("elif "))
+                .map(|t| t.trim_start().strip_prefix("not ").unwrap_or(t));
+            test.is_some_and(plain_value)
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
 }
 
 /// `{{ text | wrap }}` or `{{ text | wrap(60, "  ") }}`: word-wraps plain
@@ -245,6 +317,31 @@ mod tests {
                 .to_string_lossy()
                 .starts_with("(built-in)")
         );
+    }
+
+    #[test]
+    fn splicing_is_only_for_templates_that_print_or_test_personal_values() {
+        for ok in [
+            "Hi {{ subscriber.first_name }}, <a href=\"{{ unsubscribe_url }}\">x</a>",
+            "{% if subscriber.name %}Hi {{- subscriber.name -}}{% endif %}",
+            "{% if not subscriber.city %}{% elif subscriber.x %}{% endif %}",
+            "{{ term.title | upper }} {% if issue.number > 1 %}{% endif %}",
+            "{# subscriber.name == 1 #}",
+        ] {
+            assert!(only_printed(ok), "{ok}");
+        }
+        for wrong in [
+            "{% if subscriber.plan == \"vip\" %}VIP{% endif %}",
+            "{{ subscriber.name | upper }}",
+            "{{ subscriber.name[:1] }}",
+            "{% set n = subscriber.name %}{{ n }}",
+            "{% if subscriber.name and subscriber.city %}{% endif %}",
+            "{{ subscriber }}",
+            "{{ unsubscribe_url ~ \"?x\" }}",
+            "{% if subscriber.name %} unclosed {{ x",
+        ] {
+            assert!(!only_printed(wrong), "{wrong}");
+        }
     }
 
     #[test]

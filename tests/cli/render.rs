@@ -347,3 +347,69 @@ fn template_errors_name_file_line_and_date() {
         out.stderr
     );
 }
+
+#[test]
+fn a_first_name_column_wins_over_the_first_word_of_the_name() {
+    let (_tmp, dir) = sample_project();
+    std::fs::write(
+        dir.join("subscribers.example.csv"),
+        "email,name,first_name\nbob@example.org,Robert Smith,Bobby\nann@example.org,Ann Lee,\n",
+    )
+    .expect("list");
+    let as_reader = |addr: &str| {
+        run(
+            &dir,
+            &[
+                "preview",
+                "--date",
+                "2027-03-01",
+                "--as",
+                addr,
+                "--format",
+                "text",
+            ],
+        )
+        .success()
+        .stdout
+    };
+    assert!(as_reader("bob@example.org").contains("Good morning, Bobby."));
+    let ann = as_reader("ann@example.org");
+    assert!(
+        !ann.contains("Good morning,"),
+        "an empty column is empty: {ann}"
+    );
+}
+
+#[test]
+fn a_template_that_compares_a_personal_value_gets_each_readers_own_answer() {
+    let (_tmp, dir) = sample_project();
+    std::fs::write(
+        dir.join("subscribers.example.csv"),
+        "email,name,plan\nvip@example.org,Vera,vip\nfree@example.org,Fred,free\n",
+    )
+    .expect("list");
+    let txt = std::fs::read_to_string(dir.join("templates/email.txt")).expect("template");
+    std::fs::write(
+        dir.join("templates/email.txt"),
+        format!("{{% if subscriber.plan == \"vip\" %}}THANK YOU, SUPPORTER{{% endif %}}\n{{{{ subscriber.name | upper }}}}\n{txt}"),
+    )
+    .expect("write");
+    run(&dir, &["send", "--date", "2027-03-01"]).success();
+    let read = |addr: &str| {
+        let eml = std::fs::read(dir.join(format!("outbox/2027-03-01/{addr}.eml"))).expect("eml");
+        let msg = mail_parser::MessageParser::default()
+            .parse(&eml)
+            .expect("parses");
+        msg.body_text(0).expect("text part").into_owned()
+    };
+    let vip = read("vip@example.org");
+    let free = read("free@example.org");
+    assert!(
+        vip.contains("THANK YOU, SUPPORTER") && vip.contains("VERA"),
+        "{vip}"
+    );
+    assert!(
+        !free.contains("THANK YOU") && free.contains("FRED"),
+        "{free}"
+    );
+}
