@@ -469,7 +469,7 @@ fn fault_matrix() {
             codes.join(", "),
             started.elapsed().as_secs_f64()
         );
-        eprint!("{line}");
+        eprint!("fault-matrix: {line}");
         table.push_str(&line);
         assert_eq!(delivered, readers, "{}: nobody lost", sc.name);
         assert!(max <= 2, "{}: at most two copies", sc.name);
