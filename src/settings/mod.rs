@@ -244,6 +244,10 @@ fn yes() -> bool {
 fn default_tls() -> Tls {
     Tls::Starttls
 }
+/// More connections than any provider allows one sender; also bounds the
+/// threads and sockets one run holds.
+const MAX_CONCURRENCY: usize = 256;
+
 fn default_concurrency() -> usize {
     8
 }
@@ -579,10 +583,13 @@ impl Settings {
                     ),
                 );
             }
-            if s.concurrency == 0 {
+            if !(1..=MAX_CONCURRENCY).contains(&s.concurrency) {
                 bad(
                     spanned.span(),
-                    "[smtp] concurrency must be at least 1".into(),
+                    format!(
+                        "[smtp] concurrency = {} must be between 1 and {MAX_CONCURRENCY}; providers allow a handful of connections per sender (8-20 is typical)",
+                        s.concurrency
+                    ),
                 );
             }
             if s.rate_per_second < 0.0 || !s.rate_per_second.is_finite() {

@@ -288,3 +288,17 @@ fn invalid_toml_reports_its_line() {
     let errs = errors(&format!("{MINIMAL}daily_cap = \n"));
     assert!(errs[0].starts_with("dailyissue.toml:7:"), "{errs:?}");
 }
+
+#[test]
+fn concurrency_is_bounded() {
+    for (n, ok) in [
+        (0, false),
+        (1, true),
+        (256, true),
+        (257, false),
+        (100000, false),
+    ] {
+        let text = format!("{MINIMAL}[smtp]\nhost = \"127.0.0.1\"\nconcurrency = {n}\n");
+        assert_eq!(parse(&text).is_ok(), ok, "{n}: {:?}", errors(&text));
+    }
+}
