@@ -10,9 +10,9 @@
 
 use std::time::Instant;
 
-use dailyissue::edition::{self, EditionOptions, SecretUse};
-use dailyissue::message;
+use dailyissue::mail::mime;
 use dailyissue::project::Project;
+use dailyissue::render::edition::{self, EditionOptions, SecretUse};
 
 fn main() {
     let n: usize = std::env::args()
@@ -58,7 +58,7 @@ fn main() {
     let t = Instant::now();
     let mut bytes = 0usize;
     for reader in edition.list.active() {
-        let msg = message::build(&edition.email, reader).expect("message");
+        let msg = mime::build(&edition.email, reader).expect("message");
         bytes += msg.formatted().len();
     }
     let elapsed = t.elapsed();

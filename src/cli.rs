@@ -186,7 +186,7 @@ fn date(text: &str) -> Result<NaiveDate, String> {
     let date: NaiveDate = text
         .parse()
         .map_err(|e| format!("{e}; write the date as YYYY-MM-DD, e.g. 2027-03-01"))?;
-    if crate::settings::date_in_range(date) {
+    if crate::project::settings::date_in_range(date) {
         Ok(date)
     } else {
         Err("dates run from 1000-01-01 to 9999-12-31".into())

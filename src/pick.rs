@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
-use crate::content::{Pool, Section};
+use crate::project::content::{Pool, Section};
 
 /// What was picked for one section, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +100,7 @@ pub fn last_used(history: &History, section: &str, date: NaiveDate) -> HashMap<S
 
 /// Whether the item is in the rotation on `date` (not a draft, not pinned,
 /// not held back by `not_before`).
-pub fn in_rotation(item: &crate::content::Item, date: NaiveDate) -> bool {
+pub fn in_rotation(item: &crate::project::content::Item, date: NaiveDate) -> bool {
     !item.draft && item.date.is_none() && item.not_before.is_none_or(|nb| nb <= date)
 }
 
@@ -177,8 +177,8 @@ pub fn days_left(section: &Section, history: &History, date: NaiveDate) -> usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::{Item, parse_item};
-    use crate::settings::SectionSettings;
+    use crate::project::content::{Item, parse_item};
+    use crate::project::settings::SectionSettings;
     use std::collections::BTreeSet;
     use std::path::Path;
 

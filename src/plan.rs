@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use crate::atomic;
-use crate::content::Pool;
-use crate::issue::{self, IssueRecord, Issues, Stored};
 use crate::pick::{self, Reason};
 use crate::problem::{Failure, Problem, key_line};
 use crate::project::Project;
-use crate::render;
+use crate::project::content::Pool;
+use crate::project::issue::{self, IssueRecord, Issues, Stored};
+use crate::render::context;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
@@ -39,7 +39,7 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<Vec<PlannedDay>, Fai
     let last = opts
         .start
         .checked_add_days(chrono::Days::new(u64::from(opts.days.saturating_sub(1))))
-        .filter(|d| crate::settings::date_in_range(*d));
+        .filter(|d| crate::project::settings::date_in_range(*d));
     if last.is_none() {
         return Err(Failure::Usage(format!(
             "--date {} --days {} would plan past 9999-12-31, the last date a record can have; plan fewer days",
@@ -120,9 +120,9 @@ pub fn ensure(
             ),
         )));
     }
-    let ctx = render::headline_context(settings, pool, &picks, number, day);
+    let ctx = context::headline_context(settings, pool, &picks, number, day);
     let subject =
-        render::headline("subject", &settings.subject, &ctx, day).map_err(Failure::one)?;
+        context::headline("subject", &settings.subject, &ctx, day).map_err(Failure::one)?;
     let record = IssueRecord {
         number,
         date: day,

@@ -91,11 +91,11 @@ fn each_mutant(seed: u64, inputs: &[Vec<u8>], rounds: usize, mut check: impl FnM
 
 #[test]
 fn content_parser_never_panics() {
-    let section = crate::settings::default_sections().remove(0);
+    let section = crate::project::settings::default_sections().remove(0);
     let mut inputs = corpus("content/terms");
     inputs.extend(corpus("content/tips"));
     each_mutant(0x5eed_0001, &inputs, 60, |text, _| {
-        let _ = crate::content::parse_item(text, &section, "x", Path::new("x.md"));
+        let _ = crate::project::content::parse_item(text, &section, "x", Path::new("x.md"));
     });
 }
 
@@ -107,7 +107,7 @@ fn settings_parser_never_panics() {
         include_bytes!("scaffold/dailyissue.toml").to_vec(),
     ];
     each_mutant(0x5eed_0002, &inputs, 1500, |text, _| {
-        let _ = crate::settings::Settings::parse(text, Path::new("dailyissue.toml"));
+        let _ = crate::project::settings::Settings::parse(text, Path::new("dailyissue.toml"));
     });
 }
 
@@ -116,11 +116,12 @@ fn subscriber_and_record_parsers_never_panic() {
     let csv = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("subscribers.example.csv"))
         .unwrap_or_default();
     each_mutant(0x5eed_0003, &[csv], 2000, |_, bytes| {
-        let _ = crate::subscribers::parse(bytes, Path::new("s.csv"));
+        let _ = crate::project::subscribers::parse(bytes, Path::new("s.csv"));
     });
     let record = b"number = 3\ndate = 2027-03-01\nsubject = \"A, B, and one tip\"\n\n[picks]\nterm = \"token\"\ntool = \"claude\"\ntip = \"x\"\n".to_vec();
     each_mutant(0x5eed_0004, &[record], 2000, |text, _| {
-        let _ = crate::issue::IssueRecord::parse(text, Path::new("issues/2027-03-01.toml"));
+        let _ =
+            crate::project::issue::IssueRecord::parse(text, Path::new("issues/2027-03-01.toml"));
     });
 }
 
@@ -128,18 +129,18 @@ fn subscriber_and_record_parsers_never_panic() {
 fn markdown_renderers_never_panic() {
     let inputs = corpus("content/terms");
     each_mutant(0x5eed_0005, &inputs, 40, |text, _| {
-        let _ = crate::markdown::to_html(text, "https://example.com");
-        let _ = crate::markdown::to_text(text, "https://example.com");
+        let _ = crate::render::markdown::to_html(text, "https://example.com");
+        let _ = crate::render::markdown::to_text(text, "https://example.com");
     });
 }
 
 #[test]
 fn tokens_never_panic_on_garbage() {
-    let secrets = crate::unsubscribe::Secrets::new(b"k", None);
-    let token = crate::unsubscribe::token(&secrets, "l", "a@example.org").into_bytes();
+    let secrets = crate::mail::token::Secrets::new(b"k", None);
+    let token = crate::mail::token::token(&secrets, "l", "a@example.org").into_bytes();
     each_mutant(0x5eed_0006, &[token], 3000, |text, _| {
         assert!(
-            crate::unsubscribe::verify(&secrets, "l", text).is_none_or(|a| a == "a@example.org")
+            crate::mail::token::verify(&secrets, "l", text).is_none_or(|a| a == "a@example.org")
         );
     });
 }

@@ -9,17 +9,17 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::CommandFactory;
 
 use crate::archive::{self, ArchiveOptions};
-use crate::check::{self, CheckOptions};
 use crate::cli::{Cli, Command, LedgerAction, PreviewFormat, SuppressionsAction};
-use crate::init;
+use crate::cmd::check::{self, CheckOptions};
+use crate::cmd::init;
+use crate::cmd::preview::{self, Format, PreviewOptions};
+use crate::cmd::send::{self, SendOptions};
+use crate::cmd::status;
+use crate::cmd::suppressions;
 use crate::plan::{self, PlanOptions};
-use crate::preview::{self, Format, PreviewOptions};
 use crate::problem::Failure;
 use crate::project::Project;
-use crate::send::{self, SendOptions};
 use crate::serve::{self, ServeOptions};
-use crate::status;
-use crate::suppressions;
 
 pub fn run(cli: Cli) -> ExitCode {
     match dispatch(cli) {
@@ -252,7 +252,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             action: LedgerAction::Backup { file },
         } => {
             let project = project()?;
-            let ledger = project.read_ledger()?.ok_or_else(|| {
+            let ledger = crate::ledger::read(&project)?.ok_or_else(|| {
                 Failure::Usage(format!(
                     "there is no ledger at {} yet: nothing to back up",
                     project.ledger_path().display()

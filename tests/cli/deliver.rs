@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use dailyissue::unsubscribe::{Secrets, token};
+use dailyissue::mail::token::{Secrets, token};
 
 use crate::smtp::{Options, Server};
 use crate::support::*;

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use dailyissue::edition::{self, Edition, EditionOptions, SecretUse};
-use dailyissue::message;
+use dailyissue::mail::mime;
 use dailyissue::project::Project;
-use dailyissue::subscribers::{Status, Subscriber};
+use dailyissue::project::subscribers::{Status, Subscriber};
+use dailyissue::render::edition::{self, Edition, EditionOptions, SecretUse};
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::support::*;
@@ -43,12 +43,7 @@ fn reader(email: &str, name: &str) -> Subscriber {
 }
 
 fn eml(edition: &Edition, r: &Subscriber) -> String {
-    String::from_utf8(
-        message::build(&edition.email, r)
-            .expect("message")
-            .formatted(),
-    )
-    .expect("utf-8")
+    String::from_utf8(mime::build(&edition.email, r).expect("message").formatted()).expect("utf-8")
 }
 
 #[test]
@@ -202,7 +197,7 @@ fn names_are_escaped_and_cannot_inject_headers() {
     assert!(!html.contains("<script>alert(1)"), "script in HTML");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
 
-    let list = dailyissue::subscribers::parse(
+    let list = dailyissue::project::subscribers::parse(
         b"email,name\neve@example.org,\"Eve\r\nBcc: victim@example.net\"\n",
         Path::new("s.csv"),
     )
@@ -224,7 +219,7 @@ fn every_sample_item_renders() {
     let (_tmp, dir) = sample_project();
     let project = Project::discover(&dir).expect("project");
     let pool = project.pool().expect("pool");
-    let sections: Vec<&dailyissue::content::Section> = pool.sections.iter().collect();
+    let sections: Vec<&dailyissue::project::content::Section> = pool.sections.iter().collect();
     let most = sections.iter().map(|s| s.items.len()).max().expect("items");
     // One issue per day; day i takes item i of each section (wrapping), so
     // every item, drafts included, is rendered at least once.
@@ -258,7 +253,7 @@ fn every_sample_item_renders() {
             .render(&reader("x@example.org", "X"))
             .expect("render");
         assert!(r.html.len() < 100 * 1024, "{day}: {} bytes", r.html.len());
-        message::build(&edition.email, &reader("x@example.org", "")).expect("message");
+        mime::build(&edition.email, &reader("x@example.org", "")).expect("message");
     }
 }
 

@@ -27,11 +27,11 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use crate::email::html_escape;
+use crate::html::escape as html_escape;
 use crate::ledger::Ledger;
+use crate::mail::token::{self, Secrets};
 use crate::problem::Failure;
 use crate::project::Project;
-use crate::unsubscribe::{self, Secrets};
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -65,7 +65,7 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| project.path(&settings.archive_dir));
     crate::archive::refuse_private(project, &archive)?;
-    let ledger = project.open_ledger()?;
+    let ledger = crate::ledger::open(project)?;
     let state = Arc::new(AppState {
         secrets,
         list_id: settings.list_id.clone(),
@@ -159,7 +159,7 @@ async fn confirm_page(
     let Some(secrets) = &state.secrets else {
         return not_configured();
     };
-    let Some(address) = unsubscribe::verify(secrets, &state.list_id, &token) else {
+    let Some(address) = token::verify(secrets, &state.list_id, &token) else {
         return invalid();
     };
     let (mut name, mut addr, mut tok) = (String::new(), String::new(), String::new());
@@ -184,7 +184,7 @@ async fn unsubscribe(
     let Some(secrets) = &state.secrets else {
         return not_configured();
     };
-    let Some(address) = unsubscribe::verify(secrets, &state.list_id, &token) else {
+    let Some(address) = token::verify(secrets, &state.list_id, &token) else {
         eprintln!("unsubscribe: refused an invalid token");
         return invalid();
     };

@@ -43,12 +43,12 @@ use chrono::NaiveDate;
 use lettre::address::Envelope;
 use tokio::sync::{oneshot, watch};
 
-use crate::email::Email;
+use crate::deliver::transport::{ConnectError, Connection, SendError, Sink};
 use crate::ledger::{Ledger, MAX_UNCERTAIN, Outcome, Status, Write};
-use crate::message;
+use crate::mail::mime;
 use crate::problem::Failure;
-use crate::subscribers::Subscriber;
-use crate::transport::{ConnectError, Connection, SendError, Sink};
+use crate::project::subscribers::Subscriber;
+use crate::render::email::Email;
 
 /// Rows claimed per ledger transaction.
 const BATCH: usize = 64;
@@ -401,7 +401,7 @@ async fn dispatch(
         let jobs: Vec<Job> = chunk
             .into_iter()
             .map(|r| Job {
-                message_id: message::message_id(shared.date, &r.reader.key, shared.email.domain()),
+                message_id: mime::message_id(shared.date, &r.reader.key, shared.email.domain()),
                 reader: r.reader,
                 uncertain: r.uncertain,
             })
@@ -689,7 +689,7 @@ impl Shared {
             status,
             reply: Some(reply),
         };
-        let bytes = match message::build(&self.email, reader) {
+        let bytes = match mime::build(&self.email, reader) {
             Ok(m) => m.formatted(),
             Err(p) => {
                 let reply = format!("cannot build the message: {}", p.message);

@@ -3,15 +3,15 @@
 
 use chrono::NaiveDate;
 
-use crate::content::Pool;
-use crate::edition::{self, EditionOptions, SecretUse};
-use crate::issue::Issues;
 use crate::pick;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
-use crate::settings::FILE_NAME;
-use crate::subscribers::List;
-use crate::templates::Templates;
+use crate::project::content::Pool;
+use crate::project::issue::Issues;
+use crate::project::settings::FILE_NAME;
+use crate::project::subscribers::List;
+use crate::project::templates::Templates;
+use crate::render::edition::{self, EditionOptions, SecretUse};
 
 #[derive(Debug, Clone, Copy)]
 pub struct CheckOptions {
@@ -91,14 +91,14 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
             ));
         }
         for item in pool.items() {
-            for (line, url) in crate::markdown::unsafe_links(&item.body) {
+            for (line, url) in crate::render::markdown::unsafe_links(&item.body) {
                 report.warnings.push(
                     Problem::at(
                         &item.path,
                         item.body_line + line - 1,
                         format!(
                             "the link to `{}` is shown as plain text: only https, http and mailto links (images: https, http) reach readers; use an https link",
-                            crate::subscribers::clean_line(&url)
+                            crate::project::subscribers::clean_line(&url)
                         ),
                     )
                     .to_string(),
@@ -180,7 +180,11 @@ fn check_issue(
             return;
         }
         Err(e) => {
-            problems.push(Problem::new(crate::issue::path(date), None, e.to_string()));
+            problems.push(Problem::new(
+                crate::project::issue::path(date),
+                None,
+                e.to_string(),
+            ));
             return;
         }
     };

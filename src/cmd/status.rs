@@ -76,7 +76,7 @@ pub fn status(project: &Project, date: NaiveDate) -> Result<Report, Failure> {
         date: date.to_string(),
         ..Report::default()
     };
-    let Some(ledger) = project.read_ledger()? else {
+    let Some(ledger) = crate::ledger::read(project)? else {
         return Ok(report);
     };
     let counts = ledger.counts(date)?;

@@ -1,18 +1,27 @@
-//! A newsletter project on disk: the folder holding `dailyissue.toml`, and
-//! the loaders for everything in it. Paths in problems are relative to the
-//! project root.
+//! The project: a newsletter on disk — the folder holding
+//! `dailyissue.toml` — and the loaders for everything in it: settings, the
+//! content pool, the subscriber list, issue records, templates. Takes a
+//! folder; gives typed values or every problem found, each as
+//! `path:line: message` with paths relative to the project root. Nothing
+//! here renders, picks or sends.
+
+pub mod content;
+pub mod issue;
+pub mod settings;
+pub mod slug;
+pub mod subscribers;
+pub mod templates;
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::content::Pool;
-use crate::issue::Issues;
-use crate::ledger::Ledger;
 use crate::problem::{Failure, Problem};
-use crate::settings::{FILE_NAME, Settings};
-use crate::subscribers::List;
-use crate::templates::Templates;
+use crate::project::content::Pool;
+use crate::project::issue::Issues;
+use crate::project::settings::{FILE_NAME, Settings};
+use crate::project::subscribers::List;
+use crate::project::templates::Templates;
 
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -75,16 +84,6 @@ impl Project {
 
     pub fn ledger_path(&self) -> PathBuf {
         self.path(&self.settings.ledger)
-    }
-
-    /// The ledger, opened for writing (created when there is none).
-    pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
-        Ledger::open(&self.ledger_path(), &self.settings.list_id)
-    }
-
-    /// The ledger for reading only; `None` when there is none yet.
-    pub fn read_ledger(&self) -> anyhow::Result<Option<Ledger>> {
-        Ledger::open_existing_read_only(&self.ledger_path(), &self.settings.list_id)
     }
 
     pub fn subscribers(&self) -> Result<List, Vec<Problem>> {

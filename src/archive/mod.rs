@@ -19,14 +19,14 @@ use chrono::{NaiveDate, TimeZone};
 use minijinja::Value;
 
 use crate::atomic;
-use crate::content::{Item, Pool};
-use crate::email::host;
-use crate::issue::Stored;
-use crate::markdown;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
-use crate::render::{self, item_value};
-use crate::templates::Templates;
+use crate::project::content::{Item, Pool};
+use crate::project::issue::Stored;
+use crate::project::templates::Templates;
+use crate::render::context::{self, item_value};
+use crate::render::email::host;
+use crate::render::markdown;
 
 const PER_PAGE: usize = 20;
 const FEED_ENTRIES: usize = 30;
@@ -78,7 +78,7 @@ pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport
     let delivered: BTreeSet<NaiveDate> = if opts.all {
         issues.records.keys().copied().collect()
     } else {
-        match project.read_ledger()? {
+        match crate::ledger::read(project)? {
             Some(l) => l.delivered_dates()?.into_iter().collect(),
             None => BTreeSet::new(),
         }
@@ -100,7 +100,7 @@ pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport
                 .record
                 .check_against(&pool, &stored.path, &stored.text),
         );
-        let ctx = render::headline_context(
+        let ctx = context::headline_context(
             settings,
             &pool,
             &stored.record.picks,
@@ -108,15 +108,15 @@ pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport
             *date,
         );
         let subject = match &stored.record.subject {
-            Some(s) => crate::subscribers::clean_line(s),
+            Some(s) => crate::project::subscribers::clean_line(s),
             None => {
-                render::headline("subject", &settings.subject, &ctx, *date).unwrap_or_else(|p| {
+                context::headline("subject", &settings.subject, &ctx, *date).unwrap_or_else(|p| {
                     problems.push(p);
                     String::new()
                 })
             }
         };
-        let preheader = render::headline("preheader", &settings.preheader, &ctx, *date)
+        let preheader = context::headline("preheader", &settings.preheader, &ctx, *date)
             .unwrap_or_else(|p| {
                 problems.push(p);
                 String::new()
@@ -143,7 +143,7 @@ pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport
 /// settings, the list, the ledger, the outbox, the DKIM key): `archive`
 /// writes there and `serve` hands out everything in it.
 pub fn refuse_private(project: &Project, dir: &Path) -> Result<(), Failure> {
-    let private = crate::settings::private_inside(&project.settings, &project.root, dir);
+    let private = crate::project::settings::private_inside(&project.settings, &project.root, dir);
     if private.is_empty() {
         return Ok(());
     }
@@ -151,7 +151,7 @@ pub fn refuse_private(project: &Project, dir: &Path) -> Result<(), Failure> {
         "{} holds {}; the web archive is published whole, so build it in a folder of its own, such as public/ (`archive_dir` in {}, or --out DIR)",
         dir.display(),
         private.join(", "),
-        crate::settings::FILE_NAME
+        crate::project::settings::FILE_NAME
     )))
 }
 
@@ -505,7 +505,7 @@ impl<'a> Site<'a> {
             for (section, slug) in &record.picks {
                 if let Some(item) = self.pool.get(section, slug) {
                     let mut title = String::new();
-                    crate::email::html_escape(&item.title, &mut title);
+                    crate::html::escape(&item.title, &mut title);
                     html.push_str(&format!("<h2>{title}</h2>\n"));
                     html.push_str(self.html.get(slug).map_or("", String::as_str));
                 }

@@ -17,9 +17,9 @@ use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, 
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
-use crate::email::Email;
 use crate::problem::Problem;
-use crate::subscribers::Subscriber;
+use crate::project::subscribers::Subscriber;
+use crate::render::email::Email;
 
 /// The Message-ID of the issue of `date` for `key` (a lower-cased address):
 /// the same on every run, so a resend after a crash carries the same ID.
@@ -75,7 +75,7 @@ pub fn build(email: &Email, reader: &Subscriber) -> Result<Message, Problem> {
     if let Some(feedback) = &settings.feedback_id {
         builder = builder.raw_header(header(
             "Feedback-ID",
-            crate::subscribers::clean_line(feedback),
+            crate::project::subscribers::clean_line(feedback),
         ));
     }
     let part = |content_type: ContentType, body: Vec<u8>| {

@@ -19,7 +19,7 @@ use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 
 use crate::problem::Problem;
-use crate::settings::{DkimAlgorithm, DkimSettings};
+use crate::project::settings::{DkimAlgorithm, DkimSettings};
 
 /// The headers every signature covers, in this order.
 pub const SIGNED_HEADERS: &[&str] = &[

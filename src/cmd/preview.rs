@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::atomic;
-use crate::edition::{self, EditionOptions, SecretUse};
-use crate::email;
-use crate::message;
+use crate::mail::mime;
 use crate::problem::Failure;
 use crate::project::Project;
+use crate::render::edition::{self, EditionOptions, SecretUse};
+use crate::render::email;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -97,7 +97,7 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
                 .map_err(Failure::one)?
                 .text
                 .into_bytes(),
-            Format::Eml => message::build(mail, &reader)
+            Format::Eml => mime::build(mail, &reader)
                 .map_err(Failure::one)?
                 .formatted(),
         })

@@ -34,6 +34,8 @@ use anyhow::Context;
 use chrono::{NaiveDate, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use crate::project::Project;
+
 const SCHEMA_VERSION: i32 = 2;
 
 /// `PRAGMA application_id` of a dailyissue ledger: "DIsu" in ASCII.
@@ -326,6 +328,16 @@ fn create(path: &Path, list_id: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The project's ledger, opened for writing (created when there is none).
+pub fn open(project: &Project) -> anyhow::Result<Ledger> {
+    Ledger::open(&project.ledger_path(), &project.settings.list_id)
+}
+
+/// The project's ledger for reading only; `None` when there is none yet.
+pub fn read(project: &Project) -> anyhow::Result<Option<Ledger>> {
+    Ledger::open_existing_read_only(&project.ledger_path(), &project.settings.list_id)
+}
+
 impl Ledger {
     /// Opens the ledger at `path` for reading and writing, creating it when
     /// there is no file yet. An existing file must be a dailyissue ledger
@@ -377,10 +389,6 @@ impl Ledger {
         };
         ledger.setup(list_id, false)?;
         Ok(Some(ledger))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Checks whose ledger this is, migrates an older schema (when

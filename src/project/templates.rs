@@ -18,32 +18,41 @@ pub const DIR: &str = "templates";
 
 /// Defaults built into the binary, by template name.
 pub const DEFAULTS: &[(&str, &str)] = &[
-    ("email.html", include_str!("../templates/email.html")),
-    ("email.txt", include_str!("../templates/email.txt")),
-    ("email.css", include_str!("../templates/email.css")),
-    ("web/base.html", include_str!("../templates/web/base.html")),
+    ("email.html", include_str!("../../templates/email.html")),
+    ("email.txt", include_str!("../../templates/email.txt")),
+    ("email.css", include_str!("../../templates/email.css")),
+    (
+        "web/base.html",
+        include_str!("../../templates/web/base.html"),
+    ),
     (
         "web/issue.html",
-        include_str!("../templates/web/issue.html"),
+        include_str!("../../templates/web/issue.html"),
     ),
     (
         "web/index.html",
-        include_str!("../templates/web/index.html"),
+        include_str!("../../templates/web/index.html"),
     ),
-    ("web/term.html", include_str!("../templates/web/term.html")),
+    (
+        "web/term.html",
+        include_str!("../../templates/web/term.html"),
+    ),
     (
         "web/term-explained.html",
-        include_str!("../templates/web/term-explained.html"),
+        include_str!("../../templates/web/term-explained.html"),
     ),
     (
         "web/glossary.html",
-        include_str!("../templates/web/glossary.html"),
+        include_str!("../../templates/web/glossary.html"),
     ),
     (
         "web/tools.html",
-        include_str!("../templates/web/tools.html"),
+        include_str!("../../templates/web/tools.html"),
     ),
-    ("web/style.css", include_str!("../templates/web/style.css")),
+    (
+        "web/style.css",
+        include_str!("../../templates/web/style.css"),
+    ),
 ];
 
 /// Where each template came from, for messages.
@@ -149,7 +158,7 @@ pub fn new_environment() -> Environment<'static> {
             && let Some(s) = value.as_str()
         {
             let mut escaped = String::with_capacity(s.len());
-            crate::email::html_escape(s, &mut escaped);
+            crate::html::escape(s, &mut escaped);
             return out.write_str(&escaped).map_err(minijinja::Error::from);
         }
         minijinja::escape_formatter(out, state, value)
@@ -216,11 +225,12 @@ fn only_printed(source: &str) -> bool {
 /// `{{ text | wrap }}` or `{{ text | wrap(60, "  ") }}`: word-wraps plain
 /// text to `width` columns (default 76), indenting lines after the first.
 fn wrap_filter(text: String, width: Option<usize>, indent: Option<String>) -> String {
-    let width = width.unwrap_or(crate::markdown::WIDTH).max(20);
+    let width = width.unwrap_or(crate::render::markdown::WIDTH).max(20);
     let indent = indent.unwrap_or_default();
     text.lines()
         .map(|line| {
-            let lines = crate::markdown::wrap(line, width.saturating_sub(indent.chars().count()));
+            let lines =
+                crate::render::markdown::wrap(line, width.saturating_sub(indent.chars().count()));
             lines.join(&format!("\n{indent}"))
         })
         .collect::<Vec<_>>()

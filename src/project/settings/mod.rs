@@ -661,7 +661,7 @@ impl Settings {
                     None => format!("{url}/u/{{token}}"),
                 };
                 if let Some(mailto) = &u.mailto
-                    && crate::subscribers::parse_address(mailto.get_ref()).is_err()
+                    && crate::project::subscribers::parse_address(mailto.get_ref()).is_err()
                 {
                     bad(
                         mailto.span(),
@@ -708,7 +708,7 @@ impl Settings {
                 l.get_ref().clone()
             }
             None => {
-                let label = crate::content::slugify(raw.name.get_ref());
+                let label = crate::project::slug::slugify(raw.name.get_ref());
                 let label = if label.is_empty() {
                     "daily".to_string()
                 } else {

@@ -18,7 +18,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 
-use crate::settings::{SmtpSettings, Tls};
+use crate::project::settings::{SmtpSettings, Tls};
 
 /// Why one delivery attempt did not end with the server's 250.
 ///

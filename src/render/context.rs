@@ -9,10 +9,10 @@ use std::path::Path;
 use chrono::NaiveDate;
 use minijinja::Value;
 
-use crate::content::{Item, Pool};
 use crate::problem::Problem;
-use crate::settings::{FILE_NAME, Settings};
-use crate::templates::{new_environment, problem};
+use crate::project::content::{Item, Pool};
+use crate::project::settings::{FILE_NAME, Settings};
+use crate::project::templates::{new_environment, problem};
 
 /// Converts a TOML value for templates: dates become `YYYY-MM-DD` strings.
 pub fn toml_value(v: &toml::Value) -> Value {
@@ -43,7 +43,10 @@ pub fn item_value(item: &Item, extra: &[(&str, Value)]) -> Value {
     map.insert("slug".into(), Value::from(item.slug.as_str()));
     map.insert("section".into(), Value::from(item.section.as_str()));
     let url = item.fields.get("url").and_then(|u| u.as_str());
-    map.insert("host".into(), Value::from(url.map(crate::email::host)));
+    map.insert(
+        "host".into(),
+        Value::from(url.map(crate::render::email::host)),
+    );
     for (k, v) in extra {
         map.insert((*k).to_string(), v.clone());
     }
@@ -87,7 +90,7 @@ pub fn headline(
     let env = new_environment();
     let line = env
         .render_str(template, ctx)
-        .map(|s| crate::subscribers::clean_line(&s))
+        .map(|s| crate::project::subscribers::clean_line(&s))
         .map_err(|e| {
             let mut p = problem(Path::new(FILE_NAME), &e);
             p.line = None;

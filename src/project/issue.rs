@@ -13,10 +13,10 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::content::Pool;
 use crate::pick::History;
 use crate::problem::{Problem, key_line, line_of};
-use crate::settings::toml_message;
+use crate::project::content::Pool;
+use crate::project::settings::toml_message;
 
 pub const DIR: &str = "issues";
 
@@ -90,7 +90,7 @@ impl IssueRecord {
                 "`date` must be a date such as 2027-03-01 (no quotes, no time)",
             )]);
         };
-        if !crate::settings::date_in_range(date) {
+        if !crate::project::settings::date_in_range(date) {
             return Err(vec![Problem::at(
                 path,
                 key_line(text, "date").unwrap_or(1),
@@ -154,7 +154,7 @@ impl IssueRecord {
              # Edit the picks (file names without .md) or the subject before the issue\n\
              # is sent; once delivery starts, the record is frozen.\n\
              number = {}\ndate = {}\n",
-            crate::subscribers::clean_line(newsletter),
+            crate::project::subscribers::clean_line(newsletter),
             self.number,
             self.number,
             self.date

@@ -21,15 +21,15 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, Utc};
 use minijinja::Value;
 
-use crate::content::Pool;
-use crate::issue::IssueRecord;
-use crate::markdown;
+use crate::mail::token::{self, Secrets};
 use crate::problem::Problem;
-use crate::render::{self, item_value};
-use crate::settings::Settings;
-use crate::subscribers::{Subscriber, clean_line};
-use crate::templates::Templates;
-use crate::unsubscribe::{self, Secrets};
+use crate::project::content::Pool;
+use crate::project::issue::IssueRecord;
+use crate::project::settings::Settings;
+use crate::project::subscribers::{Subscriber, clean_line};
+use crate::project::templates::Templates;
+use crate::render::context::{self, item_value};
+use crate::render::markdown;
 
 const MARK_OPEN: char = '\u{E000}';
 const MARK_CLOSE: char = '\u{E001}';
@@ -154,12 +154,12 @@ impl Email {
         } = inputs;
         let date = record.date;
         let headline_ctx =
-            render::headline_context(settings, pool, &record.picks, record.number, date);
+            context::headline_context(settings, pool, &record.picks, record.number, date);
         let subject = match &record.subject {
             Some(s) => clean_line(s),
-            None => render::headline("subject", &settings.subject, &headline_ctx, date)?,
+            None => context::headline("subject", &settings.subject, &headline_ctx, date)?,
         };
-        let preheader = render::headline("preheader", &settings.preheader, &headline_ctx, date)?;
+        let preheader = context::headline("preheader", &settings.preheader, &headline_ctx, date)?;
         let web_url = web_url(settings, date);
 
         let mut context: BTreeMap<String, Value> = BTreeMap::new();
@@ -292,7 +292,7 @@ impl Email {
     }
 
     pub fn token(&self, reader: &Subscriber) -> String {
-        unsubscribe::token(&self.secrets, &self.settings.list_id, &reader.key)
+        token::token(&self.secrets, &self.settings.list_id, &reader.key)
     }
 
     pub fn unsubscribe_url(&self, reader: &Subscriber) -> String {
@@ -416,9 +416,9 @@ impl Email {
             Shape::Direct => {
                 let r = self.render_full(&self.context_with(&values))?;
                 let mut text = Vec::new();
-                crate::message::qp_encode(&r.text, &mut text);
+                crate::mail::mime::qp_encode(&r.text, &mut text);
                 let mut html = Vec::new();
-                crate::message::qp_encode(&r.html, &mut html);
+                crate::mail::mime::qp_encode(&r.html, &mut html);
                 Ok((text, html))
             }
         }
@@ -535,8 +535,8 @@ fn split(rendered: &str, slots: usize) -> Option<Part> {
         .iter()
         .map(|l| {
             let mut out = Vec::new();
-            crate::message::qp_encode(l, &mut out);
-            crate::message::end_line(&mut out);
+            crate::mail::mime::qp_encode(l, &mut out);
+            crate::mail::mime::end_line(&mut out);
             out
         })
         .collect();
@@ -547,26 +547,13 @@ fn split(rendered: &str, slots: usize) -> Option<Part> {
     })
 }
 
-pub fn html_escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-}
-
 fn splice(part: &Part, values: &[String], html: bool) -> String {
     let mut out = String::new();
     for (i, lit) in part.literals.iter().enumerate() {
         out.push_str(lit);
         if let Some(&slot) = part.slots.get(i) {
             if html {
-                html_escape(&values[slot], &mut out);
+                crate::html::escape(&values[slot], &mut out);
             } else {
                 out.push_str(&values[slot]);
             }
@@ -584,13 +571,13 @@ fn splice_encoded(part: &Part, values: &[String], html: bool) -> Vec<u8> {
         if let Some(&slot) = part.slots.get(i) {
             let value = if html {
                 escaped.clear();
-                html_escape(&values[slot], &mut escaped);
+                crate::html::escape(&values[slot], &mut escaped);
                 escaped.as_str()
             } else {
                 values[slot].as_str()
             };
-            crate::message::qp_encode(value, &mut out);
-            crate::message::end_line(&mut out);
+            crate::mail::mime::qp_encode(value, &mut out);
+            crate::mail::mime::end_line(&mut out);
         }
     }
     out

@@ -7,50 +7,53 @@ use anyhow::Context;
 
 use crate::atomic;
 use crate::problem::Failure;
-use crate::templates;
+use crate::project::templates;
 
 /// The files of a new project, relative to its folder.
 const FILES: &[(&str, &str)] = &[
-    ("dailyissue.toml", include_str!("scaffold/dailyissue.toml")),
+    (
+        "dailyissue.toml",
+        include_str!("../scaffold/dailyissue.toml"),
+    ),
     (
         "subscribers.example.csv",
-        include_str!("scaffold/subscribers.example.csv"),
+        include_str!("../scaffold/subscribers.example.csv"),
     ),
     (
         "content/terms/prompt.md",
-        include_str!("scaffold/terms/prompt.md"),
+        include_str!("../scaffold/terms/prompt.md"),
     ),
     (
         "content/terms/token.md",
-        include_str!("scaffold/terms/token.md"),
+        include_str!("../scaffold/terms/token.md"),
     ),
     (
         "content/terms/hallucination.md",
-        include_str!("scaffold/terms/hallucination.md"),
+        include_str!("../scaffold/terms/hallucination.md"),
     ),
     (
         "content/tools/chatgpt.md",
-        include_str!("scaffold/tools/chatgpt.md"),
+        include_str!("../scaffold/tools/chatgpt.md"),
     ),
     (
         "content/tools/notebooklm.md",
-        include_str!("scaffold/tools/notebooklm.md"),
+        include_str!("../scaffold/tools/notebooklm.md"),
     ),
     (
         "content/tools/ollama.md",
-        include_str!("scaffold/tools/ollama.md"),
+        include_str!("../scaffold/tools/ollama.md"),
     ),
     (
         "content/tips/ask-for-sources.md",
-        include_str!("scaffold/tips/ask-for-sources.md"),
+        include_str!("../scaffold/tips/ask-for-sources.md"),
     ),
     (
         "content/tips/give-an-example.md",
-        include_str!("scaffold/tips/give-an-example.md"),
+        include_str!("../scaffold/tips/give-an-example.md"),
     ),
     (
         "content/tips/keep-secrets-out.md",
-        include_str!("scaffold/tips/keep-secrets-out.md"),
+        include_str!("../scaffold/tips/keep-secrets-out.md"),
     ),
     (".gitignore", "/.dailyissue/\n/outbox/\n/public/\n"),
     ("issues/.gitkeep", ""),

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::settings::Settings;
+use crate::project::settings::Settings;
 
 type HmacSha256 = Hmac<Sha256>;
 

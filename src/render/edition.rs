@@ -8,15 +8,15 @@ use std::collections::{BTreeSet, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::atomic;
-use crate::content::Pool;
-use crate::email::{Email, Inputs, Rendered};
-use crate::issue::{Issues, Stored};
+use crate::mail::token::Secrets;
 use crate::plan;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
-use crate::subscribers::{List, Subscriber};
-use crate::templates::Templates;
-use crate::unsubscribe::Secrets;
+use crate::project::content::Pool;
+use crate::project::issue::{Issues, Stored};
+use crate::project::subscribers::{List, Subscriber};
+use crate::project::templates::Templates;
+use crate::render::email::{Email, Inputs, Rendered};
 
 /// Where the unsubscribe secret may fall back to the development one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub fn prepare(
     let columns = list.columns.clone();
     let (dkim, dkim_record) = match &settings.dkim {
         Some(d) => {
-            let key = crate::dkim::load(d, &project.root, settings.feedback_id.is_some())
+            let key = crate::mail::dkim::load(d, &project.root, settings.feedback_id.is_some())
                 .map_err(Failure::one)?;
             (Some(key.config), Some(key.dns_record))
         }
@@ -208,10 +208,10 @@ enum Check {
 fn failed_checks(email: &Email, reader: &Subscriber, copy: &Rendered) -> Vec<Check> {
     let settings = email.settings();
     let mut postal_html = String::new();
-    crate::email::html_escape(&settings.postal_address, &mut postal_html);
+    crate::html::escape(&settings.postal_address, &mut postal_html);
     let url = email.unsubscribe_url(reader);
     let mut url_html = String::new();
-    crate::email::html_escape(&url, &mut url_html);
+    crate::html::escape(&url, &mut url_html);
     [
         (Check::Size, copy.html.len() <= MAX_HTML),
         (Check::UnsubscribeHtml, copy.html.contains(&url_html)),
@@ -303,7 +303,7 @@ pub fn preflight(edition: &Edition) -> Preflight {
     let email = &edition.email;
     // One reader per shape; an empty list still gets its issue checked, as
     // the sample reader.
-    let sample = crate::email::sample_reader(edition.list.columns.len());
+    let sample = crate::render::email::sample_reader(edition.list.columns.len());
     let mut keys = HashSet::new();
     let mut shapes: Vec<&Subscriber> = Vec::new();
     for reader in edition.list.active() {
@@ -343,7 +343,7 @@ pub fn preflight(edition: &Edition) -> Preflight {
             .problems
             .push(issue_problem(email, check, report.largest_html));
     }
-    match crate::message::build(email, shapes[0]) {
+    match crate::mail::mime::build(email, shapes[0]) {
         Ok(message) => {
             let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
             let head = raw

@@ -4,12 +4,12 @@
 //! resubscribes anyone.
 
 use crate::ledger::{Ledger, Suppression};
+use crate::mail::token::{self, Secrets};
 use crate::problem::Failure;
 use crate::project::Project;
-use crate::unsubscribe::{self, Secrets};
 
 fn ledger(project: &Project) -> Result<Ledger, Failure> {
-    Ok(project.open_ledger()?)
+    Ok(crate::ledger::open(project)?)
 }
 
 fn address(text: &str) -> Result<String, Failure> {
@@ -39,7 +39,7 @@ pub fn unsubscribe(project: &Project, arg: &str) -> Result<Unsubscribed, Failure
                 settings.unsubscribe.secret_env
             ))
         })?;
-        let addr = unsubscribe::verify(&secrets, &settings.list_id, arg).ok_or_else(|| {
+        let addr = token::verify(&secrets, &settings.list_id, arg).ok_or_else(|| {
             Failure::Usage("that token is not valid for this list (changed, truncated, or made with another secret)".into())
         })?;
         (addr, "token")
@@ -49,7 +49,7 @@ pub fn unsubscribe(project: &Project, arg: &str) -> Result<Unsubscribed, Failure
 }
 
 pub fn list(project: &Project) -> Result<Vec<Suppression>, Failure> {
-    match project.read_ledger()? {
+    match crate::ledger::read(project)? {
         Some(l) => Ok(l.suppressions()?),
         None => Ok(Vec::new()),
     }

@@ -16,15 +16,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::delivery::{self, Delivery, Recipient};
-use crate::edition::{self, EditionOptions, SecretUse};
+use crate::deliver::lock::lock;
+use crate::deliver::pipeline::{self, Delivery, Recipient};
+use crate::deliver::transport::{Sink, Smtp};
 use crate::ledger::{Freeze, Ledger, MAX_UNCERTAIN, Row, Status};
-use crate::lock::lock;
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
-use crate::settings::Settings;
-use crate::subscribers::{Status as ListStatus, Subscriber};
-use crate::transport::{Sink, Smtp};
+use crate::project::settings::Settings;
+use crate::project::subscribers::{Status as ListStatus, Subscriber};
+use crate::render::edition::{self, EditionOptions, SecretUse};
 
 #[derive(Debug, Clone)]
 pub struct SendOptions {
@@ -243,7 +243,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     let mut ledger = if opts.dry_run {
         None
     } else {
-        Some(project.open_ledger()?)
+        Some(crate::ledger::open(project)?)
     };
 
     // A run that died mid-send left rows behind: settle them first.
@@ -397,7 +397,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         progress: opts.progress && std::io::stderr().is_terminal(),
         envelope_from: settings.from.email.clone(),
     };
-    let counts = delivery::run(&runtime, delivery, recipients)?;
+    let counts = pipeline::run(&runtime, delivery, recipients)?;
     drop(lock);
 
     if let Some(stop) = &counts.stop {
@@ -441,7 +441,7 @@ fn test_readers(edition: &edition::Edition, to: &[String]) -> Result<Vec<Subscri
 fn preconnect(
     runtime: &tokio::runtime::Runtime,
     smtp: &Arc<Smtp>,
-    settings: Option<&crate::settings::SmtpSettings>,
+    settings: Option<&crate::project::settings::SmtpSettings>,
 ) -> Result<(), Failure> {
     let (retries, base) =
         settings.map_or((0, Duration::from_secs(1)), |s| (s.retries, s.retry_base));
@@ -455,10 +455,10 @@ fn preconnect(
                 }
                 Err(e) if attempt >= retries => {
                     let what = match e {
-                        crate::transport::ConnectError::Throttled(_) => {
+                        crate::deliver::transport::ConnectError::Throttled(_) => {
                             "the SMTP server asks us to wait"
                         }
-                        crate::transport::ConnectError::Unreachable(_) => {
+                        crate::deliver::transport::ConnectError::Unreachable(_) => {
                             "cannot reach the SMTP server"
                         }
                     };
@@ -537,10 +537,11 @@ fn sink(project: &Project, opts: &SendOptions) -> Result<Sink, Failure> {
     // `--outbox` is not checked with the settings: keep it away from what
     // is published (the archive) and from the project's own files.
     if let Some(outbox) = &opts.outbox {
-        let inside_archive = crate::settings::lexical(&project.root.join(outbox)).starts_with(
-            crate::settings::lexical(&project.path(&settings.archive_dir)),
-        );
-        let private = crate::settings::private_inside(settings, &project.root, outbox);
+        let inside_archive = crate::project::settings::lexical(&project.root.join(outbox))
+            .starts_with(crate::project::settings::lexical(
+                &project.path(&settings.archive_dir),
+            ));
+        let private = crate::project::settings::private_inside(settings, &project.root, outbox);
         if inside_archive || !private.is_empty() {
             return Err(Failure::Usage(format!(
                 "--outbox {}: {}; .eml files hold readers' addresses, so give a folder of their own, such as outbox/",

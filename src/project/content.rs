@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 
 use crate::problem::{Problem, key_line, line_of};
-use crate::settings::{SectionSettings, Settings, toml_message};
+use crate::project::settings::{SectionSettings, Settings, toml_message};
+use crate::project::slug::{is_slug, slugify};
 
 /// One item of the pool, validated.
 #[derive(Debug, Clone)]
@@ -70,7 +71,7 @@ impl Pool {
                         format!(
                             "cannot read the folder of section `{}` ({e}); create it or change its `dir` in {}",
                             s.name,
-                            crate::settings::FILE_NAME
+                            crate::project::settings::FILE_NAME
                         ),
                     ));
                     Vec::new()
@@ -318,7 +319,7 @@ pub fn parse_item(
         match fields.get(key) {
             None => None,
             Some(v) => match toml_date(v) {
-                Some(d) if crate::settings::date_in_range(d) => Some(d),
+                Some(d) if crate::project::settings::date_in_range(d) => Some(d),
                 Some(_) => {
                     wrong(key, "a date from 1000-01-01 to 9999-12-31", "2027-03-01");
                     None
@@ -421,32 +422,12 @@ pub fn is_web_url(s: &str) -> bool {
         })
 }
 
-pub fn is_slug(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with('-')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-/// Lower-case ASCII letters and digits joined by single hyphens.
-pub fn slugify(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn term() -> SectionSettings {
-        crate::settings::default_sections().remove(0)
+        crate::project::settings::default_sections().remove(0)
     }
 
     fn parse(text: &str) -> Result<Item, Vec<String>> {

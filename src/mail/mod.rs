@@ -1,0 +1,8 @@
+//! Mail: the wire formats around a rendered copy — the RFC 5322 message
+//! (MIME, headers, Message-ID), quoted-printable, DKIM signatures, and the
+//! signed tokens carried by unsubscribe links. Knows nothing of pools or
+//! templates.
+
+pub mod dkim;
+pub mod mime;
+pub mod token;
