@@ -10,7 +10,6 @@
 
 use std::time::Instant;
 
-use dailyissue::mail::mime;
 use dailyissue::project::Project;
 use dailyissue::render::edition::{self, EditionOptions, SecretUse};
 
@@ -58,7 +57,7 @@ fn main() {
     let t = Instant::now();
     let mut bytes = 0usize;
     for reader in edition.list.active() {
-        let msg = mime::build(&edition.email, reader).expect("message");
+        let msg = edition.email.message(reader).expect("message");
         bytes += msg.formatted().len();
     }
     let elapsed = t.elapsed();

@@ -58,9 +58,7 @@ pub enum PickError {
     },
 }
 
-/// Earlier issues' picks: date → section → slug. Only dates before the day
-/// being picked are looked at.
-pub type History = BTreeMap<NaiveDate, BTreeMap<String, String>>;
+pub use crate::project::issue::History;
 
 /// Picks one item per section for `date`.
 pub fn pick_issue(

@@ -25,7 +25,6 @@ use crate::project::content::{Item, Pool};
 use crate::project::issue::Stored;
 use crate::project::templates::Templates;
 use crate::render::context::{self, item_value};
-use crate::render::email::host;
 use crate::render::markdown;
 
 const PER_PAGE: usize = 20;
@@ -209,7 +208,7 @@ impl<'a> Site<'a> {
         minijinja::context! {
             name => s.name.as_str(),
             url => s.url.as_str(),
-            host => host(&s.url),
+            host => crate::render::context::host(&s.url),
             postal_address => s.postal_address.as_str(),
         }
     }

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::atomic;
-use crate::mail::mime;
 use crate::problem::Failure;
 use crate::project::Project;
 use crate::render::edition::{self, EditionOptions, SecretUse};
@@ -97,9 +96,7 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
                 .map_err(Failure::one)?
                 .text
                 .into_bytes(),
-            Format::Eml => mime::build(mail, &reader)
-                .map_err(Failure::one)?
-                .formatted(),
+            Format::Eml => mail.message(&reader)?.formatted(),
         })
     };
     let mut written = Vec::new();

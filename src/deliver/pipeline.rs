@@ -45,7 +45,6 @@ use tokio::sync::{oneshot, watch};
 
 use crate::deliver::transport::{ConnectError, Connection, SendError, Sink};
 use crate::ledger::{Ledger, MAX_UNCERTAIN, Outcome, Status, Write};
-use crate::mail::mime;
 use crate::problem::Failure;
 use crate::project::subscribers::Subscriber;
 use crate::render::email::Email;
@@ -173,7 +172,6 @@ pub(crate) fn run(
         email: Arc::new(d.email),
         sink: d.sink,
         writer: writer_tx,
-        date: d.date,
         date_text: d.date.to_string(),
         tests: d.tests,
         retries: d.retries,
@@ -401,7 +399,7 @@ async fn dispatch(
         let jobs: Vec<Job> = chunk
             .into_iter()
             .map(|r| Job {
-                message_id: mime::message_id(shared.date, &r.reader.key, shared.email.domain()),
+                message_id: shared.email.message_id(&r.reader),
                 reader: r.reader,
                 uncertain: r.uncertain,
             })
@@ -497,7 +495,6 @@ struct Shared {
     sink: Sink,
     /// std's `Sender` is `Sync`: workers share it without a lock.
     writer: Option<mpsc::Sender<Command>>,
-    date: NaiveDate,
     date_text: String,
     tests: bool,
     retries: u32,
@@ -689,10 +686,10 @@ impl Shared {
             status,
             reply: Some(reply),
         };
-        let bytes = match mime::build(&self.email, reader) {
+        let bytes = match self.email.message(reader) {
             Ok(m) => m.formatted(),
-            Err(p) => {
-                let reply = format!("cannot build the message: {}", p.message);
+            Err(e) => {
+                let reply = format!("cannot build the message: {e}");
                 return (outcome(Status::Failed, reply), Flow::Continue, true);
             }
         };

@@ -2,8 +2,8 @@
 //! RFC 5322 message.
 //!
 //! multipart/alternative with the text part first, then HTML, both
-//! quoted-printable (prepared by `email`, passed to lettre pre-encoded so no
-//! body is encoded per reader). Headers: From, Reply-To, To with the reader's
+//! quoted-printable (encoded by the render stage, passed to lettre
+//! pre-encoded so no body is encoded per reader). Headers: From, Reply-To, To with the reader's
 //! name, Subject, Date, a Message-ID derived from (issue date, address),
 //! List-Id, List-Unsubscribe (https and mailto), List-Unsubscribe-Post
 //! (RFC 8058), Auto-Submitted, Precedence, and Feedback-ID when set. Header
@@ -17,9 +17,8 @@ use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, 
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
-use crate::problem::Problem;
-use crate::project::subscribers::Subscriber;
-use crate::render::email::Email;
+use chrono::NaiveDate;
+use lettre::message::dkim::DkimConfig;
 
 /// The Message-ID of the issue of `date` for `key` (a lower-cased address):
 /// the same on every run, so a resend after a crash carries the same ID.
@@ -33,35 +32,76 @@ fn header(name: &'static str, value: String) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
 }
 
-/// The reader's copy of the issue as a lettre message.
-pub fn build(email: &Email, reader: &Subscriber) -> Result<Message, Problem> {
-    let settings = email.settings();
-    // One HMAC per message: the token feeds both bodies and both headers.
-    let token = email.token(reader);
-    let url = email.unsubscribe_url_for(&token);
-    let (text, html) = email.encoded_bodies(reader, &url)?;
-    let id = message_id(email.date, &reader.key, email.domain());
+/// What every copy of an issue shares: built once per issue.
+#[derive(Debug, Clone)]
+pub struct Issue {
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    pub subject: String,
+    /// The Date header of every message of this run.
+    pub date: SystemTime,
+    /// The issue's day: with the address, it makes the Message-ID.
+    pub issue_date: NaiveDate,
+    /// The domain of Message-IDs (the From address's).
+    pub domain: String,
+    /// The List-Id header value, `"Name" <list.id>`.
+    pub list_id: String,
+    /// The address of the mailto unsubscribe link, if any.
+    pub unsubscribe_mailto: Option<String>,
+    pub feedback_id: Option<String>,
+}
+
+impl Issue {
+    /// `name` is the newsletter's name, `list_id` the bare `list.id`.
+    pub fn list_id_header(name: &str, list_id: &str) -> String {
+        list_id_header(name, list_id)
+    }
+}
+
+/// One reader's copy: the parts that differ per reader, both bodies
+/// already quoted-printable encoded.
+#[derive(Debug)]
+pub struct Copy {
+    pub to: Mailbox,
+    /// The reader's identity (lower-cased address), for the Message-ID.
+    pub key: String,
+    /// The token of the reader's unsubscribe links (https and mailto).
+    pub token: String,
+    pub unsubscribe_url: String,
+    pub text_qp: Vec<u8>,
+    pub html_qp: Vec<u8>,
+}
+
+/// Why a copy could not be assembled (lettre refused a header).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the message for {to}: {reason}")]
+pub struct BuildError {
+    pub to: String,
+    pub reason: String,
+}
+
+/// The reader's copy of the issue as a complete RFC 5322 message, signed
+/// with `dkim` when given (after every header is set).
+pub fn build(issue: &Issue, copy: Copy, dkim: Option<&DkimConfig>) -> Result<Message, BuildError> {
+    let id = message_id(issue.issue_date, &copy.key, &issue.domain);
     // A boundary cannot occur in quoted-printable content, where "=" is
     // always followed by two hex digits or a line break.
     let boundary = format!("=_{}", &id[1..id.find('@').unwrap_or(id.len() - 1)]);
-    let mut unsubscribe = format!("<{url}>");
-    if let Some(mailto) = &settings.unsubscribe.mailto {
+    let mut unsubscribe = format!("<{}>", copy.unsubscribe_url);
+    if let Some(mailto) = &issue.unsubscribe_mailto {
         unsubscribe.push_str(&format!(
-            ", <mailto:{mailto}?subject=unsubscribe%20{token}>"
+            ", <mailto:{mailto}?subject=unsubscribe%20{}>",
+            copy.token
         ));
     }
-    let name = (!reader.name.is_empty()).then(|| reader.name.clone());
-    let sent_at: SystemTime = email.sent_at.into();
+    let to = copy.to.to_string();
     let mut builder = Message::builder()
-        .from(settings.from.clone())
-        .to(Mailbox::new(name, reader.email.clone()))
-        .subject(email.subject.clone())
-        .date(sent_at)
+        .from(issue.from.clone())
+        .to(copy.to)
+        .subject(issue.subject.clone())
+        .date(issue.date)
         .message_id(Some(id))
-        .raw_header(header(
-            "List-Id",
-            list_id(&settings.name, &settings.list_id),
-        ))
+        .raw_header(header("List-Id", issue.list_id.clone()))
         .raw_header(header("List-Unsubscribe", unsubscribe))
         .raw_header(header(
             "List-Unsubscribe-Post",
@@ -69,14 +109,11 @@ pub fn build(email: &Email, reader: &Subscriber) -> Result<Message, Problem> {
         ))
         .raw_header(header("Auto-Submitted", "auto-generated".into()))
         .raw_header(header("Precedence", "bulk".into()));
-    if let Some(reply_to) = &settings.reply_to {
+    if let Some(reply_to) = &issue.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
-    if let Some(feedback) = &settings.feedback_id {
-        builder = builder.raw_header(header(
-            "Feedback-ID",
-            crate::project::subscribers::clean_line(feedback),
-        ));
+    if let Some(feedback) = &issue.feedback_id {
+        builder = builder.raw_header(header("Feedback-ID", feedback.clone()));
     }
     let part = |content_type: ContentType, body: Vec<u8>| {
         SinglePart::builder()
@@ -91,25 +128,21 @@ pub fn build(email: &Email, reader: &Subscriber) -> Result<Message, Problem> {
         .multipart(
             MultiPart::alternative()
                 .boundary(boundary)
-                .singlepart(part(ContentType::TEXT_PLAIN, text))
-                .singlepart(part(ContentType::TEXT_HTML, html)),
+                .singlepart(part(ContentType::TEXT_PLAIN, copy.text_qp))
+                .singlepart(part(ContentType::TEXT_HTML, copy.html_qp)),
         )
-        .map_err(|e| {
-            Problem::new(
-                reader.email.to_string(),
-                None,
-                format!("cannot build the message: {e}"),
-            )
+        .map_err(|e| BuildError {
+            to,
+            reason: e.to_string(),
         })?;
-    // Signed last, after every header is set.
-    if let Some(dkim) = email.dkim() {
+    if let Some(dkim) = dkim {
         message.sign(dkim);
     }
     Ok(message)
 }
 
 /// `"Name" <list.id>` with the name reduced to safe ASCII phrase characters.
-fn list_id(name: &str, id: &str) -> String {
+fn list_id_header(name: &str, id: &str) -> String {
     let phrase: String = name
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == ' ' || *c == '-')
@@ -122,87 +155,9 @@ fn list_id(name: &str, id: &str) -> String {
     }
 }
 
-/// Quoted-printable (RFC 2045) for text: `\n` becomes a CRLF hard break,
-/// lines are soft-broken before 76 characters, `=`, non-ASCII bytes and
-/// trailing whitespace are escaped, and a `.` at the start of a line is
-/// escaped too so no line can end the SMTP DATA.
-pub fn qp_encode(text: &str, out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut col = current_column(out);
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        if b == b'\n' {
-            out.extend_from_slice(b"\r\n");
-            col = 0;
-            i += 1;
-            continue;
-        }
-        // At the end of a piece, `end_line` adds a soft break after it, so
-        // trailing whitespace there is safe as is.
-        let at_line_end = matches!(bytes.get(i + 1), Some(b'\n') | Some(b'\r'));
-        let literal = match b {
-            b' ' | b'\t' => !at_line_end,
-            b'.' => col != 0,
-            b'=' => false,
-            33..=126 => true,
-            _ => false,
-        };
-        let width = if literal { 1 } else { 3 };
-        if col + width > 75 {
-            out.extend_from_slice(b"=\r\n");
-            col = 0;
-        }
-        if literal {
-            out.push(b);
-        } else if b == b'.' {
-            out.extend_from_slice(b"=2E");
-        } else {
-            out.extend_from_slice(&[b'=', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-        col += width;
-        i += 1;
-    }
-}
-
-/// Ends the current encoded line with a soft break unless it already ended,
-/// so the next piece starts at column 0.
-pub fn end_line(out: &mut Vec<u8>) {
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"=\r\n");
-    }
-}
-
-fn current_column(out: &[u8]) -> usize {
-    out.iter().rev().take_while(|&&b| b != b'\n').count()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn qp(s: &str) -> String {
-        let mut out = Vec::new();
-        qp_encode(s, &mut out);
-        String::from_utf8(out).expect("ascii")
-    }
-
-    #[test]
-    fn encodes_quoted_printable() {
-        assert_eq!(
-            qp("a=b é\n.dot \nend "),
-            "a=3Db =C3=A9\r\n=2Edot=20\r\nend "
-        );
-        let long = "x".repeat(200);
-        let encoded = qp(&long);
-        assert!(encoded.split("\r\n").all(|l| l.len() <= 76), "{encoded}");
-        assert_eq!(encoded.replace("=\r\n", ""), long);
-    }
 
     #[test]
     fn message_ids_are_stable_and_do_not_reveal_the_address() {
@@ -216,9 +171,9 @@ mod tests {
     #[test]
     fn list_id_phrase_is_safe() {
         assert_eq!(
-            list_id("Beginners in AI", "daily.example.com"),
+            list_id_header("Beginners in AI", "daily.example.com"),
             "\"Beginners in AI\" <daily.example.com>"
         );
-        assert_eq!(list_id("\"\r\n", "x.y"), "<x.y>");
+        assert_eq!(list_id_header("\"\r\n", "x.y"), "<x.y>");
     }
 }

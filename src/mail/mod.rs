@@ -5,4 +5,5 @@
 
 pub mod dkim;
 pub mod mime;
+pub mod qp;
 pub mod token;

@@ -13,12 +13,15 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::pick::History;
 use crate::problem::{Problem, key_line, line_of};
 use crate::project::content::Pool;
 use crate::project::settings::toml_message;
 
-pub const DIR: &str = "issues";
+pub use crate::project::settings::ISSUES_DIR as DIR;
+
+/// Earlier issues' picks: date → section → slug, what `pick` looks at
+/// (only dates before the day being picked).
+pub type History = BTreeMap<NaiveDate, BTreeMap<String, String>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssueRecord {

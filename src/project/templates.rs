@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, UndefinedBehavior};
+use unicode_width::UnicodeWidthStr;
 
 use crate::problem::Problem;
 
-pub const DIR: &str = "templates";
+pub use crate::project::settings::TEMPLATES_DIR as DIR;
 
 /// Defaults built into the binary, by template name.
 pub const DEFAULTS: &[(&str, &str)] = &[
@@ -222,15 +223,40 @@ fn only_printed(source: &str) -> bool {
     true
 }
 
+/// The width of the plain-text part, in display columns.
+pub const TEXT_WIDTH: usize = 76;
+
+/// Word-wraps `text` at `width` display columns, greedily, as mail clients
+/// do: CJK characters and emoji count two columns (unicode-width), and a
+/// word longer than a line (a long URL) gets a line of its own, unbroken.
+/// Runs of whitespace become one space.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if words.is_empty() {
+        return Vec::new();
+    }
+    let options = textwrap::Options::new(width.max(1))
+        .wrap_algorithm(textwrap::WrapAlgorithm::FirstFit)
+        .word_separator(textwrap::WordSeparator::AsciiSpace)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation)
+        .break_words(false);
+    textwrap::wrap(&words, options)
+        .into_iter()
+        .map(std::borrow::Cow::into_owned)
+        .collect()
+}
+
 /// `{{ text | wrap }}` or `{{ text | wrap(60, "  ") }}`: word-wraps plain
 /// text to `width` columns (default 76), indenting lines after the first.
 fn wrap_filter(text: String, width: Option<usize>, indent: Option<String>) -> String {
-    let width = width.unwrap_or(crate::render::markdown::WIDTH).max(20);
+    let width = width.unwrap_or(TEXT_WIDTH).max(20);
     let indent = indent.unwrap_or_default();
     text.lines()
         .map(|line| {
-            let lines =
-                crate::render::markdown::wrap(line, width.saturating_sub(indent.chars().count()));
+            let lines = wrap(
+                line,
+                width.saturating_sub(UnicodeWidthStr::width(indent.as_str())),
+            );
             lines.join(&format!("\n{indent}"))
         })
         .collect::<Vec<_>>()
@@ -352,6 +378,29 @@ mod tests {
         ] {
             assert!(!only_printed(wrong), "{wrong}");
         }
+    }
+
+    #[test]
+    fn wrap_keeps_long_words_whole() {
+        let url = "https://example.com/a/very/long/path/that/does/not/fit";
+        assert_eq!(
+            wrap(&format!("see {url} now"), 20),
+            vec!["see".to_string(), url.to_string(), "now".to_string()]
+        );
+    }
+
+    #[test]
+    fn wide_characters_count_two_columns() {
+        // Ten CJK characters are 20 columns: five fit in a line of 10.
+        let lines = wrap("日本語の文章 です。 これは 長い 文 です", 10);
+        assert!(
+            lines
+                .iter()
+                .all(|l| UnicodeWidthStr::width(l.as_str()) <= 10 || !l.contains(' ')),
+            "{lines:?}"
+        );
+        assert_eq!(wrap("🙂🙂🙂 🙂🙂🙂", 6), vec!["🙂🙂🙂", "🙂🙂🙂"]);
+        assert!(wrap("  ", 10).is_empty());
     }
 
     #[test]

@@ -31,6 +31,19 @@ pub fn toml_value(v: &toml::Value) -> Value {
     }
 }
 
+/// The host of a URL, for display ("chatgpt.com", without "www."); the
+/// URL itself when it has none.
+pub fn host(url: &str) -> String {
+    let Some(host) = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+    else {
+        return url.to_string();
+    };
+    host.strip_prefix("www.")
+        .map_or(host.clone(), str::to_string)
+}
+
 /// An item's front matter plus `slug`, `section` and `host` (of its `url`,
 /// for "Visit chatgpt.com"; none without one), as a template value.
 /// `extra` adds computed fields (rendered bodies, URLs).
@@ -43,10 +56,7 @@ pub fn item_value(item: &Item, extra: &[(&str, Value)]) -> Value {
     map.insert("slug".into(), Value::from(item.slug.as_str()));
     map.insert("section".into(), Value::from(item.section.as_str()));
     let url = item.fields.get("url").and_then(|u| u.as_str());
-    map.insert(
-        "host".into(),
-        Value::from(url.map(crate::render::email::host)),
-    );
+    map.insert("host".into(), Value::from(url.map(host)));
     for (k, v) in extra {
         map.insert((*k).to_string(), v.clone());
     }
@@ -112,6 +122,13 @@ pub fn headline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_short() {
+        assert_eq!(host("https://www.deepl.com/translator?x=1"), "deepl.com");
+        assert_eq!(host("https://chatgpt.com"), "chatgpt.com");
+        assert_eq!(host("https://user@Example.ORG:8443/x"), "example.org");
+    }
 
     #[test]
     fn toml_dates_become_strings() {

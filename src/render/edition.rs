@@ -343,7 +343,7 @@ pub fn preflight(edition: &Edition) -> Preflight {
             .problems
             .push(issue_problem(email, check, report.largest_html));
     }
-    match crate::mail::mime::build(email, shapes[0]) {
+    match email.message(shapes[0]) {
         Ok(message) => {
             let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
             let head = raw
@@ -368,10 +368,15 @@ pub fn preflight(edition: &Edition) -> Preflight {
                 ));
             }
         }
-        Err(p) => {
+        Err(crate::render::email::CopyError::Render(p)) => {
             if render_errors.insert(p.to_string()) {
                 report.problems.push(p);
             }
+        }
+        Err(crate::render::email::CopyError::Build(e)) => {
+            report
+                .problems
+                .push(Problem::new(&edition.record.path, None, e.to_string()));
         }
     }
     let subject_len = email.subject.chars().count();

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, Utc};
 use minijinja::Value;
 
+use crate::mail::mime;
 use crate::mail::token::{self, Secrets};
 use crate::problem::Problem;
 use crate::project::content::Pool;
@@ -93,7 +94,8 @@ pub struct Email {
     /// full.
     splice: bool,
     pub sent_at: DateTime<Utc>,
-    domain: String,
+    /// The headers every copy shares.
+    headers: mime::Issue,
     dkim: Option<Arc<lettre::message::dkim::DkimConfig>>,
 }
 
@@ -224,7 +226,7 @@ impl Email {
             minijinja::context! {
                 name => settings.name.as_str(),
                 url => settings.url.as_str(),
-                host => host(&settings.url),
+                host => context::host(&settings.url),
                 postal_address => settings.postal_address.as_str(),
                 from_name => settings.from.name.as_deref(),
                 from_email => settings.from.email.to_string(),
@@ -236,7 +238,7 @@ impl Email {
         let email = Email {
             date,
             number: record.number,
-            subject,
+            subject: subject.clone(),
             preheader,
             web_url,
             settings: settings.clone(),
@@ -247,7 +249,17 @@ impl Email {
             shapes: Mutex::new(HashMap::new()),
             splice: templates.personal_values_only_printed(),
             sent_at,
-            domain: settings.from.email.domain().to_string(),
+            headers: mime::Issue {
+                from: settings.from.clone(),
+                reply_to: settings.reply_to.clone(),
+                subject: subject.clone(),
+                date: sent_at.into(),
+                issue_date: date,
+                domain: settings.from.email.domain().to_string(),
+                list_id: mime::Issue::list_id_header(&settings.name, &settings.list_id),
+                unsubscribe_mailto: settings.unsubscribe.mailto.clone(),
+                feedback_id: settings.feedback_id.as_deref().map(clean_line),
+            },
             dkim: dkim.map(Arc::new),
         };
         Ok(email)
@@ -416,9 +428,9 @@ impl Email {
             Shape::Direct => {
                 let r = self.render_full(&self.context_with(&values))?;
                 let mut text = Vec::new();
-                crate::mail::mime::qp_encode(&r.text, &mut text);
+                crate::mail::qp::encode(&r.text, &mut text);
                 let mut html = Vec::new();
-                crate::mail::mime::qp_encode(&r.html, &mut html);
+                crate::mail::qp::encode(&r.html, &mut html);
                 Ok((text, html))
             }
         }
@@ -433,7 +445,30 @@ impl Email {
     }
 
     pub fn domain(&self) -> &str {
-        &self.domain
+        &self.headers.domain
+    }
+
+    /// The Message-ID of `reader`'s copy: the same on every run.
+    pub fn message_id(&self, reader: &Subscriber) -> String {
+        mime::message_id(self.date, &reader.key, &self.headers.domain)
+    }
+
+    /// `reader`'s copy as a complete message, DKIM-signed when configured.
+    pub fn message(&self, reader: &Subscriber) -> Result<lettre::Message, CopyError> {
+        // One HMAC per message: the token feeds both bodies and both headers.
+        let token = self.token(reader);
+        let unsubscribe_url = self.unsubscribe_url_for(&token);
+        let (text_qp, html_qp) = self.encoded_bodies(reader, &unsubscribe_url)?;
+        let name = (!reader.name.is_empty()).then(|| reader.name.clone());
+        let copy = mime::Copy {
+            to: lettre::message::Mailbox::new(name, reader.email.clone()),
+            key: reader.key.clone(),
+            token,
+            unsubscribe_url,
+            text_qp,
+            html_qp,
+        };
+        Ok(mime::build(&self.headers, copy, self.dkim())?)
     }
 
     pub fn dkim(&self) -> Option<&lettre::message::dkim::DkimConfig> {
@@ -442,6 +477,32 @@ impl Email {
 
     pub fn development_secret(&self) -> bool {
         self.secrets.development
+    }
+}
+
+/// Why a reader's copy could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// A template failed for this reader's values.
+    #[error("{0}")]
+    Render(Problem),
+    /// lettre refused a header.
+    #[error(transparent)]
+    Build(#[from] mime::BuildError),
+}
+
+impl From<CopyError> for crate::problem::Failure {
+    fn from(e: CopyError) -> crate::problem::Failure {
+        match e {
+            CopyError::Render(p) => crate::problem::Failure::one(p),
+            CopyError::Build(b) => crate::problem::Failure::Other(b.into()),
+        }
+    }
+}
+
+impl From<Problem> for CopyError {
+    fn from(p: Problem) -> CopyError {
+        CopyError::Render(p)
     }
 }
 
@@ -455,13 +516,6 @@ pub fn sample_reader(columns: usize) -> Subscriber {
         .parse()
         .unwrap_or_else(|_| unreachable!());
     Subscriber::ad_hoc(email, "Sample Reader", columns)
-}
-
-/// The host of a URL, for display ("chatgpt.com").
-pub fn host(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    host.strip_prefix("www.").unwrap_or(host).to_string()
 }
 
 fn inline_css(html: &str) -> Result<String, css_inline::InlineError> {
@@ -535,8 +589,8 @@ fn split(rendered: &str, slots: usize) -> Option<Part> {
         .iter()
         .map(|l| {
             let mut out = Vec::new();
-            crate::mail::mime::qp_encode(l, &mut out);
-            crate::mail::mime::end_line(&mut out);
+            crate::mail::qp::encode(l, &mut out);
+            crate::mail::qp::end_line(&mut out);
             out
         })
         .collect();
@@ -576,8 +630,8 @@ fn splice_encoded(part: &Part, values: &[String], html: bool) -> Vec<u8> {
             } else {
                 values[slot].as_str()
             };
-            crate::mail::mime::qp_encode(value, &mut out);
-            crate::mail::mime::end_line(&mut out);
+            crate::mail::qp::encode(value, &mut out);
+            crate::mail::qp::end_line(&mut out);
         }
     }
     out
@@ -616,11 +670,5 @@ mod tests {
             charset_first(html),
             "<html><head><meta charset=\"utf-8\"><style>x</style>\n\n</head></html>"
         );
-    }
-
-    #[test]
-    fn hosts_are_short() {
-        assert_eq!(host("https://www.deepl.com/translator?x=1"), "deepl.com");
-        assert_eq!(host("https://chatgpt.com"), "chatgpt.com");
     }
 }

@@ -12,12 +12,15 @@
 //! other target (`javascript:`, `data:`, `file:`, …) is dropped and its link
 //! text shown as plain text; [`unsafe_links`] finds them for `check`.
 
+use unicode_width::UnicodeWidthStr;
+
+use crate::project::templates::wrap;
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, LinkType, Options, Parser, Tag, TagEnd};
 
 use crate::problem::line_of;
 
 /// Plain-text wrap width.
-pub const WIDTH: usize = 76;
+pub use crate::project::templates::TEXT_WIDTH as WIDTH;
 
 fn parser(markdown: &str) -> Parser<'_> {
     Parser::new_ext(
@@ -217,7 +220,9 @@ impl TextRenderer {
             }
             None => rest.clone(),
         };
-        let width = WIDTH.saturating_sub(rest.chars().count()).max(20);
+        let width = WIDTH
+            .saturating_sub(UnicodeWidthStr::width(rest.as_str()))
+            .max(20);
         let lines = wrap(text, width);
         for (i, l) in lines.iter().enumerate() {
             self.out.push_str(if i == 0 { &first } else { &rest });
@@ -388,30 +393,6 @@ impl TextRenderer {
     }
 }
 
-/// Greedy word wrap; words longer than `width` (long URLs) get a line of their own.
-pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    let mut len = 0;
-    for word in text.split_whitespace() {
-        let wlen = word.chars().count();
-        if len > 0 && len + 1 + wlen > width {
-            lines.push(std::mem::take(&mut line));
-            len = 0;
-        }
-        if len > 0 {
-            line.push(' ');
-            len += 1;
-        }
-        line.push_str(word);
-        len += wlen;
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,15 +506,6 @@ mod tests {
         assert_eq!(
             text,
             "Try this:\n\n    Summarise this:\n      keep   spacing\n"
-        );
-    }
-
-    #[test]
-    fn wrap_keeps_long_words_whole() {
-        let url = "https://example.com/a/very/long/path/that/does/not/fit";
-        assert_eq!(
-            wrap(&format!("see {url} now"), 20),
-            vec!["see".to_string(), url.to_string(), "now".to_string()]
         );
     }
 }

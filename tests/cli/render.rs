@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use dailyissue::mail::mime;
 use dailyissue::project::Project;
 use dailyissue::project::subscribers::{Status, Subscriber};
 use dailyissue::render::edition::{self, Edition, EditionOptions, SecretUse};
@@ -43,7 +42,7 @@ fn reader(email: &str, name: &str) -> Subscriber {
 }
 
 fn eml(edition: &Edition, r: &Subscriber) -> String {
-    String::from_utf8(mime::build(&edition.email, r).expect("message").formatted()).expect("utf-8")
+    String::from_utf8(edition.email.message(r).expect("message").formatted()).expect("utf-8")
 }
 
 #[test]
@@ -253,7 +252,10 @@ fn every_sample_item_renders() {
             .render(&reader("x@example.org", "X"))
             .expect("render");
         assert!(r.html.len() < 100 * 1024, "{day}: {} bytes", r.html.len());
-        mime::build(&edition.email, &reader("x@example.org", "")).expect("message");
+        edition
+            .email
+            .message(&reader("x@example.org", ""))
+            .expect("message");
     }
 }
 

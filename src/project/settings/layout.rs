@@ -97,8 +97,8 @@ pub(super) fn fixed() -> Vec<Named> {
             FILE_NAME,
             Kind::File,
         ),
-        Named::fixed("templates/", crate::project::templates::DIR, Kind::Input),
-        Named::fixed("issues/", crate::project::issue::DIR, Kind::Input),
+        Named::fixed("templates/", super::TEMPLATES_DIR, Kind::Input),
+        Named::fixed("issues/", super::ISSUES_DIR, Kind::Input),
     ]
 }
 

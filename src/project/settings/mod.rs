@@ -30,6 +30,10 @@ use values::{
 pub use values::{date_in_range, is_host, is_loopback, parse_duration};
 
 pub const FILE_NAME: &str = "dailyissue.toml";
+/// Where issue records live, relative to the project root.
+pub const ISSUES_DIR: &str = "issues";
+/// The project's templates, layered over the built-in ones.
+pub const TEMPLATES_DIR: &str = "templates";
 
 /// Validated settings. Paths are as written (relative to the project root).
 #[derive(Debug, Clone)]
