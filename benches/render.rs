@@ -10,8 +10,8 @@
 
 use std::time::Instant;
 
+use dailyissue::cmd::{DayOptions, SecretUse, open_day};
 use dailyissue::project::Project;
-use dailyissue::render::edition::{self, EditionOptions, SecretUse};
 
 fn main() {
     let n: usize = std::env::args()
@@ -38,25 +38,23 @@ fn main() {
 
     let project = Project::discover(dir).expect("project");
     let t = Instant::now();
-    let edition = edition::load(
+    let day = open_day(
         &project,
-        EditionOptions {
+        DayOptions {
             date: "2027-03-01".parse().expect("date"),
-            sent_at: "2027-03-01T11:00:00Z".parse().expect("time"),
+            now: "2027-03-01T11:00:00Z".parse().expect("time"),
             secrets: SecretUse::Local,
             write_record: true,
         },
     )
     .expect("edition");
-    edition
-        .email
-        .prepare_for(edition.list.active())
-        .expect("shapes");
+    let (edition, list) = (&day.edition, &day.loaded.list);
+    edition.email.prepare_for(list.active()).expect("shapes");
     let prepare = t.elapsed();
 
     let t = Instant::now();
     let mut bytes = 0usize;
-    for reader in edition.list.active() {
+    for reader in list.active() {
         let msg = edition.email.message(reader).expect("message");
         bytes += msg.formatted().len();
     }

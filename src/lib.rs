@@ -23,7 +23,7 @@
 pub(crate) mod archive;
 pub(crate) mod atomic;
 pub mod cli;
-pub(crate) mod cmd;
+pub mod cmd;
 pub(crate) mod deliver;
 pub mod html;
 pub(crate) mod ledger;

@@ -12,11 +12,11 @@ use crate::archive::{self, ArchiveOptions};
 use crate::cli::{Cli, Command, LedgerAction, PreviewFormat, SuppressionsAction};
 use crate::cmd::check::{self, CheckOptions};
 use crate::cmd::init;
+use crate::cmd::plan::{self, PlanOptions};
 use crate::cmd::preview::{self, Format, PreviewOptions};
 use crate::cmd::send::{self, SendOptions};
 use crate::cmd::status;
 use crate::cmd::suppressions;
-use crate::plan::{self, PlanOptions};
 use crate::problem::Failure;
 use crate::project::Project;
 use crate::serve::{self, ServeOptions};
@@ -73,15 +73,13 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let project = project()?;
             let opts = CheckOptions {
                 date: today(&project, date),
+                now,
             };
             let report = check::check(&project, opts)?;
-            for line in &report.lines {
-                writeln!(out, "{line}")?;
-            }
             for w in &report.warnings {
                 eprintln!("warning: {w}");
             }
-            writeln!(out, "ok: no problems found")?;
+            write!(out, "{}", report.text())?;
         }
         Command::Plan { date, days } => {
             let project = project()?;

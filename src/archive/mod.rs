@@ -58,13 +58,8 @@ struct Entry<'a> {
 
 pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport, Failure> {
     let settings = &project.settings;
+    let (pool, templates, issues) = project.parts(crate::project::With::Content).content()?;
     let mut problems = Vec::new();
-    let pool = project.pool().map_err(|p| problems.extend(p)).ok();
-    let templates = project.templates().map_err(|p| problems.extend(p)).ok();
-    let issues = project.issues().map_err(|p| problems.extend(p)).ok();
-    let (Some(pool), Some(templates), Some(issues)) = (pool, templates, issues) else {
-        return Err(Failure::input(problems));
-    };
     let out = project
         .root
         .join(opts.out.as_ref().unwrap_or(&settings.archive_dir));

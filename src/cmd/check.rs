@@ -1,135 +1,150 @@
 //! `check`: load everything the daily run needs and report every problem at
 //! once. It writes nothing: a missing issue record is picked in memory only.
+//! What makes the issue itself undeliverable fails here exactly as it stops
+//! `send` (the issue-level preflight); problems of single rows of the list
+//! fail here too, while `send` skips those rows.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::cmd::{DayOptions, SecretUse, day_from};
 use crate::pick;
 use crate::problem::{Failure, Problem};
-use crate::project::Project;
 use crate::project::content::Pool;
 use crate::project::issue::Issues;
 use crate::project::settings::FILE_NAME;
-use crate::project::subscribers::List;
-use crate::project::templates::Templates;
-use crate::render::edition::{self, EditionOptions, SecretUse};
+use crate::project::{Loaded, Parts, Project, With};
+use crate::render::preflight;
 
 #[derive(Debug, Clone, Copy)]
 pub struct CheckOptions {
     pub date: NaiveDate,
+    pub now: DateTime<Utc>,
 }
 
-/// What `check` found when nothing was wrong.
-#[derive(Debug, Default)]
+/// What `check` found when nothing was wrong (with `--json`, this document).
+#[derive(Debug, Default, serde::Serialize)]
 pub struct Report {
-    pub lines: Vec<String>,
+    pub newsletter: String,
+    pub timezone: String,
+    pub sections: Vec<String>,
+    pub subscribers: Option<ListSummary>,
+    pub content: Vec<SectionSummary>,
+    pub issue: Option<IssueSummary>,
+    /// The DNS TXT record to publish, when `[dkim]` is set.
+    pub dkim_record: Option<String>,
+    /// Days each section can go on before it repeats an item.
+    pub days_left: Vec<(String, usize)>,
     pub warnings: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ListSummary {
+    pub file: String,
+    pub rows: usize,
+    pub active: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct SectionSummary {
+    pub section: String,
+    pub dir: String,
+    pub items: usize,
+    pub drafts: usize,
+    pub pinned: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct IssueSummary {
+    pub date: String,
+    pub number: u32,
+    pub subject: String,
+    /// False when no record exists yet (`plan` or `send` will write it).
+    pub planned: bool,
+    pub readers: usize,
+    pub largest_html_kb: usize,
+}
+
+impl Report {
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "settings: {} ({}), sections {}\n",
+            self.newsletter,
+            self.timezone,
+            self.sections.join(", ")
+        );
+        if let Some(l) = &self.subscribers {
+            out.push_str(&format!(
+                "subscribers: {} in {}, {} active\n",
+                l.rows, l.file, l.active
+            ));
+        }
+        for s in &self.content {
+            out.push_str(&format!(
+                "content: {} {} item{} in {} ({} draft, {} pinned)\n",
+                s.items,
+                s.section,
+                if s.items == 1 { "" } else { "s" },
+                s.dir,
+                s.drafts,
+                s.pinned
+            ));
+        }
+        if let Some(record) = &self.dkim_record {
+            out.push_str(&format!(
+                "dkim: key loaded; publish this DNS record:\n  {record}\n"
+            ));
+        }
+        if let Some(i) = &self.issue {
+            out.push_str(&format!(
+                "issue of {}: no. {}, \"{}\" ({}), rendered for {} active subscriber{} (largest HTML {} KB)\n",
+                i.date,
+                i.number,
+                i.subject,
+                if i.planned {
+                    "planned"
+                } else {
+                    "not planned yet; `plan` or `send` will write it"
+                },
+                i.readers,
+                if i.readers == 1 { "" } else { "s" },
+                i.largest_html_kb
+            ));
+        }
+        if let Some(i) = &self.issue {
+            let left: Vec<String> = self
+                .days_left
+                .iter()
+                .map(|(s, n)| format!("{s} {n} day{}", if *n == 1 { "" } else { "s" }))
+                .collect();
+            out.push_str(&format!(
+                "unused items from {} last: {}\n",
+                i.date,
+                left.join(", ")
+            ));
+        }
+        out.push_str("ok: no problems found\n");
+        out
+    }
 }
 
 pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
     let settings = &project.settings;
-    let mut report = Report::default();
-    let mut problems: Vec<Problem> = Vec::new();
-
-    report.lines.push(format!(
-        "settings: {} ({}), sections {}",
-        settings.name,
-        settings.timezone,
-        settings
-            .sections
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-
-    // The archive folder is checked lexically when the settings are parsed;
-    // an absolute `archive_dir` can only be related to the project here.
-    let archive_dir = project.path(&settings.archive_dir);
-    if let Err(Failure::Usage(message)) = crate::archive::refuse_private(project, &archive_dir) {
-        let text = std::fs::read_to_string(project.path(std::path::Path::new(FILE_NAME)))
-            .unwrap_or_default();
-        problems.push(Problem::new(
-            FILE_NAME,
-            crate::problem::key_line(&text, "archive_dir"),
-            message,
-        ));
-    }
-
+    let mut report = Report {
+        newsletter: settings.name.clone(),
+        timezone: settings.timezone.to_string(),
+        sections: settings.sections.iter().map(|s| s.name.clone()).collect(),
+        ..Report::default()
+    };
+    let mut problems: Vec<Problem> = archive_problems(project);
     // Everything is loaded once, every problem collected, then the day's
     // edition is built from these same parts.
-    let pool = project.pool().map_err(|p| problems.extend(p)).ok();
-    let templates = project.templates().map_err(|p| problems.extend(p)).ok();
-    let list = project.subscribers().map_err(|p| problems.extend(p)).ok();
-    if let Some(list) = &list {
-        report.lines.push(format!(
-            "subscribers: {} in {}, {} active",
-            list.subscribers.len(),
-            settings.subscribers.display(),
-            list.active().count()
-        ));
-        problems.extend(list.problems.iter().cloned());
+    let mut parts = project.parts(With::List);
+    problems.append(&mut parts.problems);
+    summarise(project, &parts, &mut report, &mut problems);
+    if problems.is_empty() {
+        let loaded = parts.complete()?;
+        check_issue(project, loaded, opts, &mut report, &mut problems);
     }
-    let issues = project.issues().map_err(|p| problems.extend(p)).ok();
-    if let Some(issues) = &issues {
-        problems.extend(issues.number_problems());
-    }
-
-    if let (Some(pool), Some(issues)) = (&pool, &issues) {
-        for s in &pool.sections {
-            let drafts = s.items.iter().filter(|i| i.draft).count();
-            let pinned = s
-                .items
-                .iter()
-                .filter(|i| !i.draft && i.date.is_some())
-                .count();
-            report.lines.push(format!(
-                "content: {} {} item{} in {} ({drafts} draft, {pinned} pinned)",
-                s.items.len() - drafts,
-                s.name,
-                if s.items.len() - drafts == 1 { "" } else { "s" },
-                s.dir.display(),
-            ));
-        }
-        for item in pool.items() {
-            for (line, url) in crate::render::markdown::unsafe_links(&item.body) {
-                report.warnings.push(
-                    Problem::at(
-                        &item.path,
-                        item.body_line + line - 1,
-                        format!(
-                            "the link to `{}` is shown as plain text: only https, http and mailto links (images: https, http) reach readers; use an https link",
-                            crate::project::subscribers::clean_line(&url)
-                        ),
-                    )
-                    .to_string(),
-                );
-            }
-        }
-        for stored in issues.records.values() {
-            problems.extend(
-                stored
-                    .record
-                    .check_against(pool, &stored.path, &stored.text),
-            );
-        }
-    }
-    if let (true, Some(pool), Some(templates), Some(mut issues), Some(list)) =
-        (problems.is_empty(), pool, templates, issues, list)
-    {
-        check_issue(
-            project,
-            Loaded {
-                pool: &pool,
-                templates: &templates,
-                issues: &mut issues,
-                list,
-            },
-            opts.date,
-            &mut report,
-            &mut problems,
-        );
-    }
-
     if problems.is_empty() {
         Ok(report)
     } else {
@@ -137,100 +152,159 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
     }
 }
 
-/// The loaded project, handed to the day's edition.
-struct Loaded<'a> {
-    pool: &'a Pool,
-    templates: &'a Templates,
-    /// Gains the day's record in memory (never written) when it has none.
-    issues: &'a mut Issues,
-    list: List,
+/// The archive folder is checked lexically when the settings are parsed;
+/// an absolute `archive_dir` can only be related to the project here.
+fn archive_problems(project: &Project) -> Vec<Problem> {
+    let archive_dir = project.path(&project.settings.archive_dir);
+    match crate::archive::refuse_private(project, &archive_dir) {
+        Err(Failure::Usage(message)) => {
+            let text = std::fs::read_to_string(project.path(std::path::Path::new(FILE_NAME)))
+                .unwrap_or_default();
+            vec![Problem::new(
+                FILE_NAME,
+                crate::problem::key_line(&text, "archive_dir"),
+                message,
+            )]
+        }
+        _ => Vec::new(),
+    }
 }
 
-/// Picks (in memory) or reads the issue of `date` and renders it for every
+/// What the loaded parts hold, and what is wrong across them: list rows,
+/// issue numbers, unsafe links, records that name missing items.
+fn summarise(project: &Project, parts: &Parts, report: &mut Report, problems: &mut Vec<Problem>) {
+    if let Some(list) = &parts.list {
+        report.subscribers = Some(ListSummary {
+            file: project.settings.subscribers.display().to_string(),
+            rows: list.subscribers.len(),
+            active: list.active().count(),
+        });
+        problems.extend(list.problems.iter().cloned());
+    }
+    if let Some(issues) = &parts.issues {
+        problems.extend(issues.number_problems());
+    }
+    if let Some(pool) = &parts.pool {
+        report.content = content_summary(pool);
+        report.warnings.extend(unsafe_links(pool));
+    }
+    if let (Some(pool), Some(issues)) = (&parts.pool, &parts.issues) {
+        problems.extend(records_against(pool, issues));
+    }
+}
+
+fn content_summary(pool: &Pool) -> Vec<SectionSummary> {
+    pool.sections
+        .iter()
+        .map(|s| {
+            let drafts = s.items.iter().filter(|i| i.draft).count();
+            SectionSummary {
+                section: s.name.clone(),
+                dir: s.dir.display().to_string(),
+                items: s.items.len() - drafts,
+                drafts,
+                pinned: s
+                    .items
+                    .iter()
+                    .filter(|i| !i.draft && i.date.is_some())
+                    .count(),
+            }
+        })
+        .collect()
+}
+
+/// Links in content that the renderer shows as plain text.
+fn unsafe_links(pool: &Pool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for item in pool.items() {
+        for (line, url) in crate::render::markdown::unsafe_links(&item.body) {
+            warnings.push(
+                Problem::at(
+                    &item.path,
+                    item.body_line + line - 1,
+                    format!(
+                        "the link to `{}` is shown as plain text: only https, http and mailto links (images: https, http) reach readers; use an https link",
+                        crate::project::subscribers::clean_line(&url)
+                    ),
+                )
+                .to_string(),
+            );
+        }
+    }
+    warnings
+}
+
+fn records_against(pool: &Pool, issues: &Issues) -> Vec<Problem> {
+    issues
+        .records
+        .values()
+        .flat_map(|stored| {
+            stored
+                .record
+                .check_against(pool, &stored.path, &stored.text)
+        })
+        .collect()
+}
+
+/// Picks (in memory) or reads the issue of the day and renders it for every
 /// active subscriber.
 fn check_issue(
     project: &Project,
-    loaded: Loaded<'_>,
-    date: NaiveDate,
+    loaded: Loaded,
+    opts: CheckOptions,
     report: &mut Report,
     problems: &mut Vec<Problem>,
 ) {
-    let Loaded {
-        pool,
-        templates,
-        issues,
-        list,
-    } = loaded;
-    let edition = match edition::prepare(
+    let day = match day_from(
         project,
-        pool,
-        templates,
-        issues,
-        list,
-        EditionOptions {
-            date,
-            sent_at: chrono::Utc::now(),
+        loaded,
+        DayOptions {
+            date: opts.date,
+            now: opts.now,
             secrets: SecretUse::Local,
             write_record: false,
         },
     ) {
-        Ok(e) => e,
+        Ok(day) => day,
         Err(Failure::Input(mut p)) => {
             problems.append(&mut p);
             return;
         }
         Err(e) => {
             problems.push(Problem::new(
-                crate::project::issue::path(date),
+                crate::project::issue::path(opts.date),
                 None,
                 e.to_string(),
             ));
             return;
         }
     };
-    report.warnings.extend(edition.warnings.iter().cloned());
-    let mut preflight = edition::preflight(&edition);
-    edition::preflight_readers(&edition, &mut preflight);
-    let readers = preflight.readers;
-    let preflight_largest = preflight.largest_html;
-    let ok = preflight.problems.is_empty();
-    problems.extend(preflight.problems);
-    report.warnings.extend(preflight.warnings);
-    if let Some(record) = &edition.dkim_record {
-        report.lines.push(format!(
-            "dkim: key loaded; publish this DNS record:\n  {record}"
-        ));
+    // The development secret is expected here; only real mail needs one.
+    report.warnings.extend(day.repeat_notes.iter().cloned());
+    let email = &day.edition.email;
+    let list = &day.loaded.list;
+    let mut found = preflight::preflight(email, list, &day.edition.record.path);
+    preflight::preflight_readers(email, list, &mut found);
+    report.warnings.append(&mut found.warnings);
+    report.dkim_record = day.edition.dkim_record.clone();
+    if !found.problems.is_empty() {
+        problems.append(&mut found.problems);
+        return;
     }
-    report.lines.push(format!(
-        "issue of {date}: no. {}, \"{}\" ({}){}",
-        edition.record.record.number,
-        edition.email.subject,
-        if edition.created {
-            "not planned yet; `plan` or `send` will write it"
-        } else {
-            "planned"
-        },
-        if ok {
-            format!(
-                ", rendered for {readers} active subscriber{} (largest HTML {} KB)",
-                if readers == 1 { "" } else { "s" },
-                preflight_largest.div_ceil(1024)
-            )
-        } else {
-            String::new()
-        }
-    ));
-    let history = issues.history();
-    let left: Vec<String> = pool
+    report.issue = Some(IssueSummary {
+        date: opts.date.to_string(),
+        number: day.edition.record.record.number,
+        subject: email.subject.clone(),
+        planned: !day.created,
+        readers: found.readers,
+        largest_html_kb: found.largest_html.div_ceil(1024),
+    });
+    let history = day.loaded.issues.history();
+    report.days_left = day
+        .loaded
+        .pool
         .sections
         .iter()
-        .map(|s| {
-            let n = pick::days_left(s, &history, date);
-            format!("{} {n} day{}", s.name, if n == 1 { "" } else { "s" })
-        })
+        .map(|s| (s.name.clone(), pick::days_left(s, &history, opts.date)))
         .collect();
-    report.lines.push(format!(
-        "unused items from {date} last: {}",
-        left.join(", ")
-    ));
 }

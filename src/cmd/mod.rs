@@ -6,7 +6,147 @@
 
 pub(crate) mod check;
 pub(crate) mod init;
+pub(crate) mod plan;
 pub(crate) mod preview;
 pub(crate) mod send;
 pub(crate) mod status;
 pub(crate) mod suppressions;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::atomic;
+use crate::mail::dkim;
+use crate::mail::token::Secrets;
+
+use crate::problem::{Failure, Problem};
+use crate::project::{Loaded, Project};
+use crate::render::edition::{Edition, Inputs};
+
+/// Where the unsubscribe secret may fall back to the development one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretUse {
+    /// Nothing leaves the machine (preview, dry run, file transport, check).
+    Local,
+    /// Real mail: a missing secret is an error.
+    Mail,
+}
+
+/// The unsubscribe secrets from the environment, or the development one
+/// where nothing leaves the machine.
+pub fn secrets(project: &Project, used: SecretUse) -> Result<Secrets, Failure> {
+    let settings = &project.settings;
+    match (Secrets::from_env(settings), used) {
+        (Some(s), _) => Ok(s),
+        (None, SecretUse::Local) => Ok(Secrets::development()),
+        (None, SecretUse::Mail) => Err(Failure::Usage(format!(
+            "{} is not set: sending real mail needs the unsubscribe secret in that environment variable (any long random string, e.g. from `openssl rand -hex 32`)",
+            settings.unsubscribe.secret_env
+        ))),
+    }
+}
+
+/// The DKIM key named in the settings, read and checked.
+pub fn dkim_key(project: &Project) -> Result<Option<dkim::Key>, Failure> {
+    let settings = &project.settings;
+    settings
+        .dkim
+        .as_ref()
+        .map(|d| dkim::load(d, &project.root, settings.feedback_id.is_some()))
+        .transpose()
+        .map_err(Failure::one)
+}
+
+/// How a command opens the issue of a day.
+#[derive(Debug, Clone, Copy)]
+pub struct DayOptions {
+    pub date: NaiveDate,
+    pub now: DateTime<Utc>,
+    pub secrets: SecretUse,
+    /// Write a missing issue record (preview, send) or keep it in memory (check).
+    pub write_record: bool,
+}
+
+/// The issue of a day, ready to render, with the project it came from.
+#[derive(Debug)]
+pub struct Day {
+    pub loaded: Loaded,
+    pub edition: Edition,
+    /// True when the record was made now (and, if asked, written).
+    pub created: bool,
+    /// Set when the development secret stands in for a missing one.
+    pub secret_note: Option<String>,
+    /// Items repeated because their section ran out.
+    pub repeat_notes: Vec<String>,
+}
+
+impl Day {
+    /// Everything to tell whoever previews or sends: the secret first.
+    pub fn notes(&self) -> Vec<String> {
+        self.secret_note
+            .iter()
+            .chain(&self.repeat_notes)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Loads the project once and prepares the issue of `opts.date`: the one
+/// place `preview`, `send` and `check` get their edition from, so they
+/// render exactly the same message.
+pub fn open_day(project: &Project, opts: DayOptions) -> Result<Day, Failure> {
+    let loaded = project.load()?;
+    day_from(project, loaded, opts)
+}
+
+/// [`open_day`] for a project already loaded.
+pub fn day_from(project: &Project, mut loaded: Loaded, opts: DayOptions) -> Result<Day, Failure> {
+    let secrets = secrets(project, opts.secrets)?;
+    let dkim = dkim_key(project)?;
+    let planned = crate::plan::ensure(
+        &project.settings,
+        &loaded.pool,
+        &mut loaded.issues,
+        opts.date,
+    )?;
+    let record = loaded.issues.get(opts.date).cloned().ok_or_else(|| {
+        Failure::one(Problem::new(
+            crate::project::issue::path(opts.date),
+            None,
+            "the issue record vanished while it was being planned",
+        ))
+    })?;
+    let edition = Edition::prepare(Inputs {
+        settings: &project.settings,
+        pool: &loaded.pool,
+        templates: &loaded.templates,
+        issues: &loaded.issues,
+        record,
+        columns: &loaded.list.columns,
+        secrets,
+        dkim,
+        sent_at: opts.now,
+    })?;
+    if !planned.kept && opts.write_record {
+        atomic::write(
+            &project.path(&edition.record.path),
+            edition.record.text.as_bytes(),
+        )?;
+    }
+    let repeat_notes = planned
+        .repeats
+        .iter()
+        .map(|(section, slug, last)| {
+            format!(
+                "section `{section}` has used every eligible item; {} repeats `{slug}` (last sent {last})",
+                opts.date
+            )
+        })
+        .collect();
+    Ok(Day {
+        secret_note: edition.secret_warning(),
+        loaded,
+        edition,
+        created: !planned.kept,
+        repeat_notes,
+    })
+}

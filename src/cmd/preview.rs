@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::atomic;
+use crate::cmd::{DayOptions, SecretUse, open_day};
 use crate::problem::Failure;
 use crate::project::Project;
-use crate::render::edition::{self, EditionOptions, SecretUse};
 use crate::render::email;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,23 +52,24 @@ pub struct Preview {
 }
 
 pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Failure> {
-    let edition = edition::load(
+    let day = open_day(
         project,
-        EditionOptions {
+        DayOptions {
             date: opts.date,
-            sent_at: opts.now,
+            now: opts.now,
             secrets: SecretUse::Local,
             write_record: true,
         },
     )?;
-    let mut warnings = edition.notes();
-    if edition.created {
+    let mut warnings = day.notes();
+    let edition = &day.edition;
+    let list = &day.loaded.list;
+    if day.created {
         warnings.push(format!("wrote {}", edition.record.path.display()));
     }
     let reader = match &opts.reader {
         Some(addr) => {
-            let (reader, listed) = edition
-                .list
+            let (reader, listed) = list
                 .reader(addr)
                 .ok_or_else(|| Failure::Usage(format!("--as {addr}: not a valid email address")))?;
             if !listed {
@@ -78,9 +79,9 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
             }
             reader
         }
-        None => match edition.list.active().next() {
+        None => match list.active().next() {
             Some(r) => r.clone(),
-            None => email::sample_reader(edition.list.columns.len()),
+            None => email::sample_reader(list.columns.len()),
         },
     };
     let mail = &edition.email;

@@ -16,15 +16,18 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::cmd::{Day, DayOptions, SecretUse, open_day};
 use crate::deliver::lock::lock;
 use crate::deliver::pipeline::{self, Delivery, Recipient};
 use crate::deliver::transport::{Sink, Smtp};
 use crate::ledger::{Freeze, Ledger, MAX_UNCERTAIN, Row, Status};
 use crate::problem::{Failure, Problem};
+use crate::project::Loaded;
 use crate::project::Project;
 use crate::project::settings::Settings;
+use crate::project::subscribers::List;
 use crate::project::subscribers::{Status as ListStatus, Subscriber};
-use crate::render::edition::{self, EditionOptions, SecretUse};
+use crate::render::preflight;
 
 #[derive(Debug, Clone)]
 pub struct SendOptions {
@@ -204,28 +207,33 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     } else {
         Some(lock(&project.path(&settings.ledger))?)
     };
-    let mut edition = edition::load(
+    let day = open_day(
         project,
-        EditionOptions {
+        DayOptions {
             date: opts.date,
-            sent_at: opts.now,
+            now: opts.now,
             secrets: secret_use,
             write_record: !opts.dry_run,
         },
     )?;
+    let mut warnings = day.notes();
+    let Day {
+        loaded: Loaded { mut list, .. },
+        edition,
+        ..
+    } = day;
     // What makes the issue itself undeliverable stops the run, as it fails `check`.
-    edition::preflight(&edition).into_result()?;
-    let mut warnings = edition.notes();
+    preflight::preflight(&edition.email, &list, &edition.record.path).into_result()?;
     let mut summary = Summary {
         date: opts.date.to_string(),
         issue: edition.record.record.number,
         transport: sink.describe(),
         dry_run: opts.dry_run,
         test: !opts.to.is_empty(),
-        invalid_rows: edition.list.problems.len() as u64,
+        invalid_rows: list.problems.len() as u64,
         ..Summary::default()
     };
-    for p in &edition.list.problems {
+    for p in &list.problems {
         warnings.push(format!("skipped: {p}"));
     }
 
@@ -267,7 +275,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         };
         let mut due = Vec::new();
         // Moved out, not cloned: a list of a million readers is held once.
-        let subscribers = std::mem::take(&mut edition.list.subscribers);
+        let subscribers = std::mem::take(&mut list.subscribers);
         for r in subscribers
             .into_iter()
             .filter(|s| s.status == ListStatus::Active)
@@ -306,7 +314,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         }
         due
     } else {
-        test_readers(&edition, &opts.to)?
+        test_readers(&list, &opts.to)?
             .into_iter()
             .map(|reader| Recipient {
                 reader,
@@ -420,12 +428,11 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
 
 /// The readers of `send --to`: each address once (any case), listed readers
 /// with their data, others unnamed.
-fn test_readers(edition: &edition::Edition, to: &[String]) -> Result<Vec<Subscriber>, Failure> {
+fn test_readers(list: &List, to: &[String]) -> Result<Vec<Subscriber>, Failure> {
     let mut seen = HashSet::new();
     let mut readers = Vec::new();
     for addr in to {
-        let (reader, _) = edition
-            .list
+        let (reader, _) = list
             .reader(addr)
             .ok_or_else(|| Failure::Usage(format!("--to {addr}: not a valid email address")))?;
         if seen.insert(reader.key.clone()) {

@@ -41,20 +41,30 @@ pub struct Key {
     pub dns_record: String,
 }
 
-/// Reads and checks the key file named in the settings (relative to `root`).
+/// Reads the key file named in the settings (relative to `root`) and
+/// checks it; the command layer's way to [`parse`].
 pub fn load(settings: &DkimSettings, root: &Path, feedback_id: bool) -> Result<Key, Problem> {
     let path = &settings.private_key_file;
-    let bad = |msg: String| Problem::new(path, None, msg);
     let text = std::fs::read_to_string(root.join(path)).map_err(|e| {
-        bad(format!(
-            "cannot read the DKIM private key ({e}); check [dkim] private_key_file"
-        ))
+        Problem::new(
+            path,
+            None,
+            format!("cannot read the DKIM private key ({e}); check [dkim] private_key_file"),
+        )
     })?;
+    parse(settings, &text, feedback_id)
+}
+
+/// Checks the key text (`settings.private_key_file` labels problems) and
+/// builds what signs, and the DNS record to publish. Pure.
+pub fn parse(settings: &DkimSettings, text: &str, feedback_id: bool) -> Result<Key, Problem> {
+    let path = &settings.private_key_file;
+    let bad = |msg: String| Problem::new(path, None, msg);
     let (signing_key, k, public) = match settings.algorithm {
         DkimAlgorithm::RsaSha256 => {
             // lettre reads PKCS#1; accept PKCS#8 too by converting.
-            let key = rsa::RsaPrivateKey::from_pkcs1_pem(&text)
-                .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_pem(&text))
+            let key = rsa::RsaPrivateKey::from_pkcs1_pem(text)
+                .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_pem(text))
                 .map_err(|e| {
                     bad(format!(
                         "not an RSA private key in PEM ({e}); generate one with `openssl genrsa -traditional -out dkim.pem 2048`"

@@ -23,6 +23,64 @@ use crate::project::settings::{FILE_NAME, Settings};
 use crate::project::subscribers::List;
 use crate::project::templates::Templates;
 
+/// Everything a command needs from the project, loaded once.
+#[derive(Debug)]
+pub struct Loaded {
+    pub pool: Pool,
+    pub templates: Templates,
+    pub issues: Issues,
+    pub list: List,
+}
+
+/// The project's files as far as they could be loaded, with every problem
+/// found in any of them. `check` reports on the parts that loaded even when
+/// others did not; every other command wants them all ([`Parts::complete`]).
+#[derive(Debug, Default)]
+pub struct Parts {
+    pub pool: Option<Pool>,
+    pub templates: Option<Templates>,
+    pub issues: Option<Issues>,
+    /// `None` when not asked for, or when the list could not be read.
+    pub list: Option<List>,
+    pub problems: Vec<Problem>,
+}
+
+impl Parts {
+    /// Every part, or every problem (exit 2).
+    pub fn complete(self) -> Result<Loaded, Failure> {
+        match (self.pool, self.templates, self.issues, self.list) {
+            (Some(pool), Some(templates), Some(issues), Some(list)) if self.problems.is_empty() => {
+                Ok(Loaded {
+                    pool,
+                    templates,
+                    issues,
+                    list,
+                })
+            }
+            _ => Err(Failure::input(self.problems)),
+        }
+    }
+
+    /// The content without the list (the archive needs no readers).
+    pub fn content(self) -> Result<(Pool, Templates, Issues), Failure> {
+        match (self.pool, self.templates, self.issues) {
+            (Some(pool), Some(templates), Some(issues)) if self.problems.is_empty() => {
+                Ok((pool, templates, issues))
+            }
+            _ => Err(Failure::input(self.problems)),
+        }
+    }
+}
+
+/// Which parts [`Project::parts`] loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum With {
+    /// Pool, templates and records.
+    Content,
+    /// Those and the subscriber list.
+    List,
+}
+
 #[derive(Debug, Clone)]
 pub struct Project {
     pub root: PathBuf,
@@ -68,6 +126,33 @@ impl Project {
     /// Today's date in the newsletter's time zone.
     pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
         now.with_timezone(&self.settings.timezone).date_naive()
+    }
+
+    /// Loads the project's files, collecting every problem of every part.
+    pub fn parts(&self, with: With) -> Parts {
+        fn keep<T>(r: Result<T, Vec<Problem>>, problems: &mut Vec<Problem>) -> Option<T> {
+            r.map_err(|p| problems.extend(p)).ok()
+        }
+        let mut problems = Vec::new();
+        let pool = keep(self.pool(), &mut problems);
+        let templates = keep(self.templates(), &mut problems);
+        let issues = keep(self.issues(), &mut problems);
+        let list = match with {
+            With::List => keep(self.subscribers(), &mut problems),
+            With::Content => None,
+        };
+        Parts {
+            pool,
+            templates,
+            issues,
+            list,
+            problems,
+        }
+    }
+
+    /// Every part, or every problem.
+    pub fn load(&self) -> Result<Loaded, Failure> {
+        self.parts(With::List).complete()
     }
 
     pub fn pool(&self) -> Result<Pool, Vec<Problem>> {

@@ -8,3 +8,4 @@ pub mod context;
 pub mod edition;
 pub mod email;
 pub mod markdown;
+pub mod preflight;

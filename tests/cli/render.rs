@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use dailyissue::cmd::{Day, DayOptions, SecretUse, open_day};
 use dailyissue::project::Project;
 use dailyissue::project::subscribers::{Status, Subscriber};
-use dailyissue::render::edition::{self, Edition, EditionOptions, SecretUse};
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::support::*;
@@ -16,13 +16,13 @@ fn sent_at() -> DateTime<Utc> {
     "2027-03-01T11:00:00Z".parse().expect("time")
 }
 
-fn load(dir: &Path, date: &str) -> Edition {
+fn load(dir: &Path, date: &str) -> Day {
     let project = Project::discover(dir).expect("project");
-    edition::load(
+    open_day(
         &project,
-        EditionOptions {
+        DayOptions {
             date: date.parse().expect("date"),
-            sent_at: sent_at(),
+            now: sent_at(),
             secrets: SecretUse::Local,
             write_record: true,
         },
@@ -41,8 +41,16 @@ fn reader(email: &str, name: &str) -> Subscriber {
     }
 }
 
-fn eml(edition: &Edition, r: &Subscriber) -> String {
-    String::from_utf8(edition.email.message(r).expect("message").formatted()).expect("utf-8")
+fn eml(edition: &Day, r: &Subscriber) -> String {
+    String::from_utf8(
+        edition
+            .edition
+            .email
+            .message(r)
+            .expect("message")
+            .formatted(),
+    )
+    .expect("utf-8")
 }
 
 #[test]
@@ -50,11 +58,12 @@ fn sample_issue_snapshots() {
     let (_tmp, dir) = sample_project();
     let edition = load(&dir, "2027-03-01");
     let ada = edition
+        .loaded
         .list
         .find("ada.park@example.net")
         .expect("listed")
         .clone();
-    let rendered = edition.email.render(&ada).expect("render");
+    let rendered = edition.edition.email.render(&ada).expect("render");
     insta::assert_snapshot!("sample_html", rendered.html);
     insta::assert_snapshot!("sample_text", rendered.text);
     let full = eml(&edition, &ada);
@@ -67,6 +76,7 @@ fn eml_parses_as_multipart_alternative_with_list_headers() {
     let (_tmp, dir) = sample_project();
     let edition = load(&dir, "2027-03-01");
     let ada = edition
+        .loaded
         .list
         .find("ada.park@example.net")
         .expect("listed")
@@ -110,7 +120,7 @@ fn eml_parses_as_multipart_alternative_with_list_headers() {
             .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
             .unwrap_or_default()
     };
-    let url = edition.email.unsubscribe_url(&ada);
+    let url = edition.edition.email.unsubscribe_url(&ada);
     assert_eq!(
         header("List-Unsubscribe-Post"),
         "List-Unsubscribe=One-Click"
@@ -139,12 +149,12 @@ fn eml_parses_as_multipart_alternative_with_list_headers() {
     assert!(text.contains("Good morning, Ada."));
     assert_eq!(
         html.replace("\r\n", "\n"),
-        edition.email.render(&ada).expect("render").html,
+        edition.edition.email.render(&ada).expect("render").html,
         "decodes to the rendered HTML"
     );
     assert_eq!(
         text.replace("\r\n", "\n"),
-        edition.email.render(&ada).expect("render").text,
+        edition.edition.email.render(&ada).expect("render").text,
         "decodes to the rendered text"
     );
 }
@@ -154,6 +164,7 @@ fn html_is_email_safe() {
     let (_tmp, dir) = sample_project();
     let edition = load(&dir, "2027-03-01");
     let html = edition
+        .edition
         .email
         .render(&reader("x@example.org", "X"))
         .expect("render")
@@ -192,7 +203,7 @@ fn names_are_escaped_and_cannot_inject_headers() {
     let (_tmp, dir) = sample_project();
     let edition = load(&dir, "2027-03-01");
     let evil = reader("eve@example.org", "<script>alert(1)</script>");
-    let html = edition.email.render(&evil).expect("render").html;
+    let html = edition.edition.email.render(&evil).expect("render").html;
     assert!(!html.contains("<script>alert(1)"), "script in HTML");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
 
@@ -248,11 +259,13 @@ fn every_sample_item_renders() {
     for day in start.iter_days().take(most) {
         let edition = load(&dir, &day.to_string());
         let r = edition
+            .edition
             .email
             .render(&reader("x@example.org", "X"))
             .expect("render");
         assert!(r.html.len() < 100 * 1024, "{day}: {} bytes", r.html.len());
         edition
+            .edition
             .email
             .message(&reader("x@example.org", ""))
             .expect("message");
