@@ -56,7 +56,7 @@ fn main() {
     let mut bytes = 0usize;
     for reader in list.active() {
         let msg = edition.email.message(reader).expect("message");
-        bytes += msg.formatted().len();
+        bytes += msg.len();
     }
     let elapsed = t.elapsed();
     let rate = n as f64 / elapsed.as_secs_f64();

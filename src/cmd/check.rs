@@ -30,8 +30,8 @@ pub struct Report {
     pub subscribers: Option<ListSummary>,
     pub content: Vec<SectionSummary>,
     pub issue: Option<IssueSummary>,
-    /// The DNS TXT record to publish, when `[dkim]` is set.
-    pub dkim_record: Option<String>,
+    /// The DNS TXT records to publish, one per `[[dkim]]` key.
+    pub dkim_records: Vec<String>,
     /// Days each section can go on before it repeats an item.
     pub days_left: Vec<(String, usize)>,
     pub warnings: Vec<String>,
@@ -89,10 +89,20 @@ impl Report {
                 s.pinned
             ));
         }
-        if let Some(record) = &self.dkim_record {
-            out.push_str(&format!(
+        match self.dkim_records.as_slice() {
+            [] => {}
+            [record] => out.push_str(&format!(
                 "dkim: key loaded; publish this DNS record:\n  {record}\n"
-            ));
+            )),
+            records => {
+                out.push_str(&format!(
+                    "dkim: {} keys loaded, every message carries one signature per key; publish these DNS records:\n",
+                    records.len()
+                ));
+                for record in records {
+                    out.push_str(&format!("  {record}\n"));
+                }
+            }
         }
         if let Some(i) = &self.issue {
             out.push_str(&format!(
@@ -286,7 +296,7 @@ fn check_issue(
     let mut found = preflight::preflight(email, list, &day.edition.record.path);
     preflight::preflight_readers(email, list, &mut found);
     report.warnings.append(&mut found.warnings);
-    report.dkim_record = day.edition.dkim_record.clone();
+    report.dkim_records = day.edition.dkim_records.clone();
     if !found.problems.is_empty() {
         problems.append(&mut found.problems);
         return;

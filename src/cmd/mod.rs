@@ -45,15 +45,22 @@ pub fn secrets(project: &Project, used: SecretUse) -> Result<Secrets, Failure> {
     }
 }
 
-/// The DKIM key named in the settings, read and checked.
-pub fn dkim_key(project: &Project) -> Result<Option<dkim::Key>, Failure> {
+/// The DKIM keys named in the settings, read and checked (every problem).
+pub fn dkim_keys(project: &Project) -> Result<dkim::Keys, Failure> {
     let settings = &project.settings;
-    settings
-        .dkim
-        .as_ref()
-        .map(|d| dkim::load(d, &project.root, settings.feedback_id.is_some()))
-        .transpose()
-        .map_err(Failure::one)
+    let mut keys = Vec::new();
+    let mut problems = Vec::new();
+    for d in &settings.dkim {
+        match dkim::load(d, &project.root, settings.feedback_id.is_some()) {
+            Ok(key) => keys.push(key),
+            Err(p) => problems.push(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(dkim::Keys(keys))
+    } else {
+        Err(Failure::input(problems))
+    }
 }
 
 /// How a command opens the issue of a day.
@@ -101,7 +108,7 @@ pub fn open_day(project: &Project, opts: DayOptions) -> Result<Day, Failure> {
 /// [`open_day`] for a project already loaded.
 pub fn day_from(project: &Project, mut loaded: Loaded, opts: DayOptions) -> Result<Day, Failure> {
     let secrets = secrets(project, opts.secrets)?;
-    let dkim = dkim_key(project)?;
+    let dkim = dkim_keys(project)?;
     let planned = crate::plan::ensure(
         &project.settings,
         &loaded.pool,

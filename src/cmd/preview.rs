@@ -97,7 +97,7 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
                 .map_err(Failure::one)?
                 .text
                 .into_bytes(),
-            Format::Eml => mail.message(&reader)?.formatted(),
+            Format::Eml => mail.message(&reader)?,
         })
     };
     let mut written = Vec::new();

@@ -687,7 +687,7 @@ impl Shared {
             reply: Some(reply),
         };
         let bytes = match self.email.message(reader) {
-            Ok(m) => m.formatted(),
+            Ok(m) => m,
             Err(e) => {
                 let reply = format!("cannot build the message: {e}");
                 return (outcome(Status::Failed, reply), Flow::Continue, true);

@@ -18,7 +18,6 @@ use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use chrono::NaiveDate;
-use lettre::message::dkim::DkimConfig;
 
 /// The Message-ID of the issue of `date` for `key` (a lower-cased address):
 /// the same on every run, so a resend after a crash carries the same ID.
@@ -80,9 +79,9 @@ pub struct BuildError {
     pub reason: String,
 }
 
-/// The reader's copy of the issue as a complete RFC 5322 message, signed
-/// with `dkim` when given (after every header is set).
-pub fn build(issue: &Issue, copy: Copy, dkim: Option<&DkimConfig>) -> Result<Message, BuildError> {
+/// The reader's copy of the issue as a complete RFC 5322 message (DKIM
+/// signatures go in front of it afterwards, see `dkim`).
+pub fn build(issue: &Issue, copy: Copy) -> Result<Message, BuildError> {
     let id = message_id(issue.issue_date, &copy.key, &issue.domain);
     // A boundary cannot occur in quoted-printable content, where "=" is
     // always followed by two hex digits or a line break.
@@ -124,7 +123,7 @@ pub fn build(issue: &Issue, copy: Copy, dkim: Option<&DkimConfig>) -> Result<Mes
                 ContentTransferEncoding::QuotedPrintable,
             ))
     };
-    let mut message = builder
+    builder
         .multipart(
             MultiPart::alternative()
                 .boundary(boundary)
@@ -134,11 +133,7 @@ pub fn build(issue: &Issue, copy: Copy, dkim: Option<&DkimConfig>) -> Result<Mes
         .map_err(|e| BuildError {
             to,
             reason: e.to_string(),
-        })?;
-    if let Some(dkim) = dkim {
-        message.sign(dkim);
-    }
-    Ok(message)
+        })
 }
 
 /// `"Name" <list.id>` with the name reduced to safe ASCII phrase characters.

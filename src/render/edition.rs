@@ -21,8 +21,8 @@ use crate::render::email::{Email, Inputs as EmailInputs};
 pub struct Edition {
     pub email: Email,
     pub record: Stored,
-    /// The DNS record to publish, when `[dkim]` is set (its key loaded).
-    pub dkim_record: Option<String>,
+    /// The DNS records to publish, one per `[[dkim]]` key.
+    pub dkim_records: Vec<String>,
 }
 
 impl Edition {
@@ -51,7 +51,7 @@ pub struct Inputs<'a> {
     /// The names of the list's extra columns.
     pub columns: &'a [String],
     pub secrets: Secrets,
-    pub dkim: Option<dkim::Key>,
+    pub dkim: dkim::Keys,
     /// The Date header of every message of this run.
     pub sent_at: DateTime<Utc>,
 }
@@ -80,10 +80,7 @@ impl Edition {
             .range(..=record.record.date)
             .flat_map(|(_, s)| s.record.picks.values().cloned())
             .collect();
-        let (dkim, dkim_record) = match dkim {
-            Some(key) => (Some(key.config), Some(key.dns_record)),
-            None => (None, None),
-        };
+        let dkim_records = dkim.dns_records();
         let email = Email::prepare(EmailInputs {
             settings,
             pool,
@@ -99,7 +96,7 @@ impl Edition {
         Ok(Edition {
             email,
             record,
-            dkim_record,
+            dkim_records,
         })
     }
 }

@@ -96,7 +96,7 @@ pub struct Email {
     pub sent_at: DateTime<Utc>,
     /// The headers every copy shares.
     headers: mime::Issue,
-    dkim: Option<Arc<lettre::message::dkim::DkimConfig>>,
+    dkim: crate::mail::dkim::Keys,
 }
 
 impl std::fmt::Debug for Email {
@@ -123,8 +123,8 @@ pub struct Inputs<'a> {
     pub secrets: Secrets,
     /// The Date header of every message of this run.
     pub sent_at: DateTime<Utc>,
-    /// Sign every message with this, when `[dkim]` is set.
-    pub dkim: Option<lettre::message::dkim::DkimConfig>,
+    /// Sign every message with each of these.
+    pub dkim: crate::mail::dkim::Keys,
 }
 
 /// The web version of an issue.
@@ -260,7 +260,7 @@ impl Email {
                 unsubscribe_mailto: settings.unsubscribe.mailto.clone(),
                 feedback_id: settings.feedback_id.as_deref().map(clean_line),
             },
-            dkim: dkim.map(Arc::new),
+            dkim,
         };
         Ok(email)
     }
@@ -453,8 +453,9 @@ impl Email {
         mime::message_id(self.date, &reader.key, &self.headers.domain)
     }
 
-    /// `reader`'s copy as a complete message, DKIM-signed when configured.
-    pub fn message(&self, reader: &Subscriber) -> Result<lettre::Message, CopyError> {
+    /// `reader`'s copy as a complete RFC 5322 message, DKIM-signed with
+    /// every configured key.
+    pub fn message(&self, reader: &Subscriber) -> Result<Vec<u8>, CopyError> {
         // One HMAC per message: the token feeds both bodies and both headers.
         let token = self.token(reader);
         let unsubscribe_url = self.unsubscribe_url_for(&token);
@@ -468,11 +469,13 @@ impl Email {
             text_qp,
             html_qp,
         };
-        Ok(mime::build(&self.headers, copy, self.dkim())?)
+        let bytes = mime::build(&self.headers, copy)?.formatted();
+        self.dkim.sign(bytes).map_err(CopyError::Sign)
     }
 
-    pub fn dkim(&self) -> Option<&lettre::message::dkim::DkimConfig> {
-        self.dkim.as_deref()
+    /// Whether messages are DKIM-signed.
+    pub fn signed(&self) -> bool {
+        !self.dkim.is_empty()
     }
 
     pub fn development_secret(&self) -> bool {
@@ -489,6 +492,9 @@ pub enum CopyError {
     /// lettre refused a header.
     #[error(transparent)]
     Build(#[from] mime::BuildError),
+    /// A DKIM key could not sign.
+    #[error("{0}")]
+    Sign(String),
 }
 
 impl From<CopyError> for crate::problem::Failure {
@@ -496,6 +502,7 @@ impl From<CopyError> for crate::problem::Failure {
         match e {
             CopyError::Render(p) => crate::problem::Failure::one(p),
             CopyError::Build(b) => crate::problem::Failure::Other(b.into()),
+            CopyError::Sign(e) => crate::problem::Failure::Other(anyhow::anyhow!(e)),
         }
     }
 }

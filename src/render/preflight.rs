@@ -189,7 +189,7 @@ pub fn preflight(email: &Email, list: &List, record_path: &Path) -> Preflight {
     }
     match email.message(shapes[0]) {
         Ok(message) => {
-            let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
+            let raw = String::from_utf8_lossy(&message).into_owned();
             let head = raw
                 .split("\r\n\r\n")
                 .next()
@@ -204,7 +204,7 @@ pub fn preflight(email: &Email, list: &List, record_path: &Path) -> Preflight {
                     ));
                 }
             }
-            if email.dkim().is_some() && !head.contains("dkim-signature:") {
+            if email.signed() && !head.starts_with("dkim-signature:") {
                 report.problems.push(Problem::new(
                     record_path,
                     None,
@@ -217,7 +217,7 @@ pub fn preflight(email: &Email, list: &List, record_path: &Path) -> Preflight {
                 report.problems.push(p);
             }
         }
-        Err(CopyError::Build(e)) => {
+        Err(e @ (CopyError::Build(_) | CopyError::Sign(_))) => {
             report
                 .problems
                 .push(Problem::new(record_path, None, e.to_string()));

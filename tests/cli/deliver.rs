@@ -1,9 +1,11 @@
-//! Deliverability: DKIM verified by an independent verifier (Python's
-//! dkimpy), the unsubscribe endpoint hit with a real HTTP client, and the
+//! Deliverability: DKIM signatures verified by mail-auth's verifier (a code
+//! path apart from the signer's, fed the DNS records `check` prints; no
+//! network, no Python — scripts/dkim-verify runs dkimpy as an outside
+//! check), the unsubscribe endpoint hit with a real HTTP client, and the
 //! suppression commands.
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::Duration;
 
 use dailyissue::mail::token::{Secrets, token};
@@ -32,43 +34,110 @@ fn with_dkim(dir: &Path) {
     .expect("write");
 }
 
-/// dkimpy, installed from PyPI when missing: the verifier must be
-/// independent of the signing code.
-fn dkim_verify(message: &[u8], txt_record: &str) -> String {
-    let have = Command::new("python3")
-        .args(["-c", "import dkim"])
-        .status()
-        .expect("python3");
-    if !have.success() {
-        let pip = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "dkimpy",
-            ])
-            .status()
-            .expect("pip");
-        assert!(
-            pip.success(),
-            "cannot install dkimpy, the independent DKIM verifier"
-        );
+/// Planted DNS answers for mail-auth's verifier: the TXT records `check`
+/// printed, so verification needs no network.
+struct PlantedTxt(std::sync::Mutex<std::collections::HashMap<Box<str>, mail_auth::Txt>>);
+
+impl mail_auth::ResolverCache<Box<str>, mail_auth::Txt> for PlantedTxt {
+    fn get<Q>(&self, name: &Q) -> Option<mail_auth::Txt>
+    where
+        Box<str>: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.0.lock().expect("lock").get(name).cloned()
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let path = tmp.path().join("m.eml");
-    std::fs::write(&path, message).expect("write eml");
-    let script = "import sys, dkim\nmsg = open(sys.argv[1], 'rb').read()\nrec = sys.argv[2].encode()\nprint('verified' if dkim.verify(msg, dnsfunc=lambda name, timeout=5: rec) else 'FAILED')\n";
-    let out = Command::new("python3")
-        .args(["-c", script, path.to_str().expect("utf-8 path"), txt_record])
-        .output()
-        .expect("python3");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout).trim(),
-        String::from_utf8_lossy(&out.stderr).trim()
+    fn remove<Q>(&self, name: &Q) -> Option<mail_auth::Txt>
+    where
+        Box<str>: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.0.lock().expect("lock").remove(name)
+    }
+    fn insert(&self, key: Box<str>, value: mail_auth::Txt, _: std::time::Instant) {
+        self.0.lock().expect("lock").insert(key, value);
+    }
+}
+
+/// Verifies every DKIM signature of `message` with mail-auth's verifier —
+/// a code path apart from the signer's — against DNS records given as
+/// `NAME IN TXT "VALUE"` lines (what `check` prints). One result per
+/// signature: "pass", or the reason it failed.
+fn dkim_verify(message: &[u8], records: &[String]) -> Vec<String> {
+    use mail_auth::common::parse::TxtRecordParser;
+    use mail_auth::common::verify::DomainKey;
+    let planted = PlantedTxt(Default::default());
+    for record in records {
+        let (name, value) = record.split_once(" IN TXT \"").expect("a TXT record line");
+        let key =
+            DomainKey::parse(value.trim_end_matches('"').as_bytes()).expect("a DKIM key record");
+        planted
+            .0
+            .lock()
+            .expect("lock")
+            .insert(format!("{name}.").into(), key.into());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let verifier = mail_auth::MessageAuthenticator::new_cloudflare().expect("resolver");
+    let parsed = mail_auth::AuthenticatedMessage::parse(message).expect("a message");
+    runtime.block_on(async {
+        verifier
+            .verify_dkim(mail_auth::Parameters::new(&parsed).with_txt_cache(&planted))
+            .await
+            .iter()
+            .map(|out| match out.result() {
+                mail_auth::DkimResult::Pass => "pass".to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    })
+}
+
+fn with_dual_dkim(dir: &Path) {
+    let fixtures = repo_root().join("tests/fixtures/dkim");
+    let settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
+    std::fs::write(
+        dir.join("dailyissue.toml"),
+        format!(
+            "{settings}\n[[dkim]]\ndomain = \"example.com\"\nselector = \"daily-rsa\"\nprivate_key_file = \"{}\"\n\n[[dkim]]\ndomain = \"example.com\"\nselector = \"daily-ed\"\nalgorithm = \"ed25519-sha256\"\nprivate_key_file = \"{}\"\n",
+            fixtures.join("test-rsa.pem").display(),
+            fixtures.join("test-ed25519.key").display()
+        ),
     )
+    .expect("write");
+}
+
+/// The `._domainkey.` lines `check` prints.
+fn dns_records(check: &Run) -> Vec<String> {
+    check
+        .stdout
+        .lines()
+        .filter(|l| l.contains("._domainkey."))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// The h= tag of each DKIM-Signature header, lower-cased, unfolded.
+fn signed_header_lists(eml: &str) -> Vec<Vec<String>> {
+    let head = eml.split("\r\n\r\n").next().expect("head");
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("dkim-signature:"))
+        .map(|sig| {
+            let flat: String = sig.split_whitespace().collect();
+            flat.split(";h=")
+                .nth(1)
+                .and_then(|r| r.split(';').next())
+                .expect("h=")
+                .to_ascii_lowercase()
+                .split(':')
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
 }
 
 #[test]
@@ -76,23 +145,12 @@ fn the_sample_issue_is_dkim_signed_and_verifies_independently() {
     let (_tmp, dir) = sample_project();
     with_dkim(&dir);
     let check = run_env(&dir, &["check", "--date", DATE], &env()).success();
-    let record = check
-        .stdout
-        .lines()
-        .find(|l| l.contains("._domainkey."))
-        .expect("check prints the DNS record");
+    let records = dns_records(&check);
+    assert_eq!(records.len(), 1, "{}", check.stdout);
     assert!(
-        record
-            .trim()
-            .starts_with("daily._domainkey.example.com IN TXT \"v=DKIM1; k=rsa; p="),
-        "{record}"
+        records[0].starts_with("daily._domainkey.example.com IN TXT \"v=DKIM1; k=rsa; p="),
+        "{records:?}"
     );
-    let txt = record
-        .split_once("TXT \"")
-        .expect("txt")
-        .1
-        .trim_end_matches('"');
-
     run_env(
         &dir,
         &[
@@ -103,22 +161,7 @@ fn the_sample_issue_is_dkim_signed_and_verifies_independently() {
     .success();
     let eml = std::fs::read(dir.join("m.eml")).expect("eml");
     let text = String::from_utf8_lossy(&eml);
-    let sig = text
-        .split("DKIM-Signature:")
-        .nth(1)
-        .expect("signed")
-        .split("\r\n\r\n")
-        .next()
-        .expect("header");
-    let sig: String = sig.split_whitespace().collect();
-    let h = sig
-        .split("h=")
-        .nth(1)
-        .expect("h=")
-        .split(';')
-        .next()
-        .expect("list")
-        .to_ascii_lowercase();
+    let h = &signed_header_lists(&text)[0];
     for header in [
         "from",
         "to",
@@ -128,22 +171,93 @@ fn the_sample_issue_is_dkim_signed_and_verifies_independently() {
         "list-id",
         "list-unsubscribe",
         "list-unsubscribe-post",
+        "mime-version",
+        "content-type",
+        "reply-to",
     ] {
         assert!(
-            h.split(':').any(|x| x == header),
-            "{header} not signed: h={h}"
+            h.iter().any(|x| x == header),
+            "{header} not signed: h={h:?}"
         );
     }
-    assert!(sig.contains("c=relaxed/relaxed"), "{sig}");
-    assert_eq!(dkim_verify(&eml, txt), "verified");
+    assert!(text.contains("c=relaxed/relaxed"), "{text}");
+    assert_eq!(dkim_verify(&eml, &records), ["pass"]);
 
     let tampered = text.replacen("Hallucination", "Halucination", 3);
     assert_ne!(tampered, text);
-    assert_eq!(
-        dkim_verify(tampered.as_bytes(), txt),
-        "FAILED",
+    assert_ne!(
+        dkim_verify(tampered.as_bytes(), &records),
+        ["pass"],
         "a changed body fails"
     );
+}
+
+#[test]
+fn two_keys_sign_every_message_and_tampering_with_any_signed_header_fails() {
+    let (_tmp, dir) = sample_project();
+    with_dual_dkim(&dir);
+    let check = run_env(&dir, &["check", "--date", DATE], &env()).success();
+    let records = dns_records(&check);
+    assert_eq!(records.len(), 2, "both DNS records: {}", check.stdout);
+    assert!(
+        records[0].contains("k=rsa") && records[1].contains("k=ed25519"),
+        "{records:?}"
+    );
+    run_env(
+        &dir,
+        &[
+            "preview", "--date", DATE, "--format", "eml", "--out", "m.eml",
+        ],
+        &env(),
+    )
+    .success();
+    let eml = String::from_utf8(std::fs::read(dir.join("m.eml")).expect("eml")).expect("utf-8");
+    let lists = signed_header_lists(&eml);
+    assert_eq!(lists.len(), 2, "two DKIM-Signature headers");
+    for h in &lists {
+        for once in [
+            "from",
+            "to",
+            "subject",
+            "date",
+            "message-id",
+            "list-id",
+            "list-unsubscribe",
+            "list-unsubscribe-post",
+        ] {
+            assert_eq!(
+                h.iter().filter(|x| *x == once).count(),
+                2,
+                "{once} over-signed: h={h:?}"
+            );
+        }
+    }
+    assert_eq!(dkim_verify(eml.as_bytes(), &records), ["pass", "pass"]);
+
+    let (head, body) = eml.split_once("\r\n\r\n").expect("head and body");
+    // A header added in transit (a second From, List-Unsubscribe) or a
+    // changed Content-Type breaks both signatures; so does the body.
+    let added_from = format!("{head}\r\nFrom: Mallory <m@evil.example>\r\n\r\n{body}");
+    let added_unsub = format!("{head}\r\nList-Unsubscribe: <https://evil.example/x>\r\n\r\n{body}");
+    let changed_type = eml.replacen(
+        "Content-Type: multipart/alternative;",
+        "Content-Type: multipart/mixed;",
+        1,
+    );
+    let changed_body = eml.replacen("Hallucination", "Halucination", 1);
+    for (what, bad) in [
+        ("a second From", added_from),
+        ("a second List-Unsubscribe", added_unsub),
+        ("a changed Content-Type", changed_type),
+        ("a changed body", changed_body),
+    ] {
+        assert_ne!(bad, eml, "{what}: the message changed");
+        let results = dkim_verify(bad.as_bytes(), &records);
+        assert!(
+            results.iter().all(|r| r != "pass"),
+            "{what} must fail every signature: {results:?}"
+        );
+    }
 }
 
 #[test]

@@ -42,15 +42,7 @@ fn reader(email: &str, name: &str) -> Subscriber {
 }
 
 fn eml(edition: &Day, r: &Subscriber) -> String {
-    String::from_utf8(
-        edition
-            .edition
-            .email
-            .message(r)
-            .expect("message")
-            .formatted(),
-    )
-    .expect("utf-8")
+    String::from_utf8(edition.edition.email.message(r).expect("message")).expect("utf-8")
 }
 
 #[test]

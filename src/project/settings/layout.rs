@@ -218,7 +218,7 @@ pub(crate) fn private_inside(settings: &super::Settings, root: &Path, dir: &Path
     for n in ledger_files(&settings.ledger, 0..0) {
         private.push((n.label.replace('`', ""), n.path));
     }
-    if let Some(d) = &settings.dkim {
+    for d in &settings.dkim {
         private.push(("the DKIM private key".into(), d.private_key_file.clone()));
     }
     private

@@ -62,7 +62,9 @@ pub struct Settings {
     pub sections: Vec<SectionSettings>,
     pub smtp: Option<SmtpSettings>,
     pub unsubscribe: UnsubscribeSettings,
-    pub dkim: Option<DkimSettings>,
+    /// Every `[[dkim]]` key (a single `[dkim]` table is one); each message
+    /// carries one signature per key.
+    pub dkim: Vec<DkimSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +167,8 @@ struct Raw {
     section: Vec<Spanned<RawSection>>,
     smtp: Option<Spanned<RawSmtp>>,
     unsubscribe: Option<RawUnsubscribe>,
-    dkim: Option<RawDkim>,
+    #[serde(default)]
+    dkim: RawDkims,
 }
 
 #[derive(Deserialize)]
@@ -206,6 +209,38 @@ struct RawUnsubscribe {
     #[serde(default = "default_secret_env")]
     secret_env: Spanned<String>,
     previous_secret_env: Option<Spanned<String>>,
+}
+
+/// `[dkim]` (one key) or `[[dkim]]` (several), read with the same
+/// deserializer so every field keeps its span and unknown keys are named.
+#[derive(Default)]
+struct RawDkims(Vec<RawDkim>);
+
+impl<'de> Deserialize<'de> for RawDkims {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawDkims, D::Error> {
+        struct Tables;
+        impl<'de> serde::de::Visitor<'de> for Tables {
+            type Value = RawDkims;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a [dkim] table or [[dkim]] tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawDkims, A::Error> {
+                RawDkim::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|one| RawDkims(vec![one]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawDkims, A::Error> {
+                let mut all = Vec::new();
+                while let Some(one) = seq.next_element()? {
+                    all.push(one);
+                }
+                Ok(RawDkims(all))
+            }
+        }
+        d.deserialize_any(Tables)
+    }
 }
 
 #[derive(Deserialize)]
@@ -730,7 +765,8 @@ impl Settings {
             );
         }
 
-        let dkim = raw.dkim.as_ref().map(|d| {
+        let mut selectors = std::collections::HashSet::new();
+        let dkim: Vec<DkimSettings> = raw.dkim.0.iter().map(|d| {
             for (field, key) in [(&d.domain, "domain"), (&d.selector, "selector")] {
                 if !is_host(field.get_ref()) {
                     bad(
@@ -742,13 +778,23 @@ impl Settings {
                     );
                 }
             }
+            if !selectors.insert((d.domain.get_ref().clone(), d.selector.get_ref().clone())) {
+                bad(
+                    d.selector.span(),
+                    format!(
+                        "[[dkim]] selector `{}` of {} is listed twice; each key needs its own selector (its own DNS record)",
+                        d.selector.get_ref(),
+                        d.domain.get_ref()
+                    ),
+                );
+            }
             DkimSettings {
                 domain: d.domain.get_ref().clone(),
                 selector: d.selector.get_ref().clone(),
                 private_key_file: d.private_key_file.get_ref().clone(),
                 algorithm: d.algorithm,
             }
-        });
+        }).collect();
 
         let mut named = layout::fixed();
         named.extend(layout::ledger_files(
@@ -769,7 +815,7 @@ impl Settings {
             &raw.archive_dir,
             layout::Kind::Output,
         ));
-        if let Some(d) = &raw.dkim {
+        for d in &raw.dkim.0 {
             named.push(named_path(
                 "[dkim] private_key_file",
                 &d.private_key_file,

@@ -302,3 +302,30 @@ fn concurrency_is_bounded() {
         assert_eq!(parse(&text).is_ok(), ok, "{n}: {:?}", errors(&text));
     }
 }
+
+#[test]
+fn one_dkim_table_or_several() {
+    let one = format!(
+        "{MINIMAL}[dkim]\ndomain = \"example.com\"\nselector = \"d\"\nprivate_key_file = \"k.pem\"\n"
+    );
+    assert_eq!(parse(&one).expect("one table").dkim.len(), 1);
+    let two = format!(
+        "{MINIMAL}[[dkim]]\ndomain = \"example.com\"\nselector = \"r\"\nprivate_key_file = \"r.pem\"\n[[dkim]]\ndomain = \"example.com\"\nselector = \"e\"\nalgorithm = \"ed25519-sha256\"\nprivate_key_file = \"e.key\"\n"
+    );
+    let s = parse(&two).expect("two tables");
+    assert_eq!(s.dkim.len(), 2);
+    assert_eq!(s.dkim[1].algorithm, DkimAlgorithm::Ed25519Sha256);
+    let same = two.replace("selector = \"e\"", "selector = \"r\"");
+    let errs = errors(&same);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("selector `r` of example.com is listed twice")),
+        "{errs:?}"
+    );
+    let typo = one.replace("selector = ", "selectr = ");
+    let errs = errors(&typo);
+    assert!(
+        errs[0].contains("unknown key `selectr`; did you mean `selector`?"),
+        "{errs:?}"
+    );
+}
