@@ -49,13 +49,13 @@ fn main() {
     )
     .expect("edition");
     let (edition, list) = (&day.edition, &day.loaded.list);
-    edition.email.prepare_for(list.active()).expect("shapes");
+    edition.email.prepare_for(list.samples()).expect("shapes");
     let prepare = t.elapsed();
 
     let t = Instant::now();
     let mut bytes = 0usize;
     for reader in list.active() {
-        let msg = edition.email.message(reader).expect("message");
+        let msg = edition.email.message(&reader).expect("message");
         bytes += msg.len();
     }
     let elapsed = t.elapsed();

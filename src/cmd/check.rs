@@ -186,8 +186,8 @@ fn summarise(project: &Project, parts: &Parts, report: &mut Report, problems: &m
     if let Some(list) = &parts.list {
         report.subscribers = Some(ListSummary {
             file: project.settings.subscribers.display().to_string(),
-            rows: list.subscribers.len(),
-            active: list.active().count(),
+            rows: list.rows,
+            active: list.active,
         });
         problems.extend(list.problems.iter().cloned());
     }

@@ -7,26 +7,27 @@
 //! owns the pipeline and its crash-safety argument. The run holds `lock`'s
 //! lock throughout.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::cmd::{Day, DayOptions, SecretUse, open_day};
 use crate::deliver::lock::lock;
-use crate::deliver::pipeline::{self, Delivery, Recipient};
+use crate::deliver::pipeline::{self, Counts, Delivery, Feed};
 use crate::deliver::transport::{Sink, Smtp};
-use crate::ledger::{Freeze, Ledger, MAX_UNCERTAIN, Row, Status};
+use crate::deliver::{Allowance, Known, Recipient, Retry, Tally, select};
+use crate::ledger::{Freeze, Ledger};
 use crate::problem::{Failure, Problem};
 use crate::project::Loaded;
 use crate::project::Project;
 use crate::project::settings::Settings;
-use crate::project::subscribers::List;
-use crate::project::subscribers::{Status as ListStatus, Subscriber};
+use crate::project::subscribers::{List, Subscriber};
+use crate::render::edition::Edition;
 use crate::render::preflight;
 
 #[derive(Debug, Clone)]
@@ -218,7 +219,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     )?;
     let mut warnings = day.notes();
     let Day {
-        loaded: Loaded { mut list, .. },
+        loaded: Loaded { list, .. },
         edition,
         ..
     } = day;
@@ -236,7 +237,6 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     for p in &list.problems {
         warnings.push(format!("skipped: {p}"));
     }
-
     // The schedule protects readers; `.eml` files and dry runs reach nobody.
     if opts.implicit_date
         && opts.to.is_empty()
@@ -246,174 +246,230 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         summary.skipped = Some(reason);
         return Ok((summary, warnings));
     }
-
-    let ledger_path = project.path(&settings.ledger);
     let mut ledger = if opts.dry_run {
         None
     } else {
         Some(crate::ledger::open(project)?)
     };
-
-    // A run that died mid-send left rows behind: settle them first.
     if let (Some(l), true) = (ledger.as_mut(), opts.to.is_empty()) {
-        let r = l.recover(opts.date)?;
-        summary.recovered = r.unknown + r.unattempted;
-        if r.unknown > 0 {
-            warnings.push(format!(
-                "an earlier run stopped while sending; {} message{} may have been delivered and will be resent once (same Message-ID)",
-                r.unknown,
-                if r.unknown == 1 { "" } else { "s" }
-            ));
-        }
+        settle(l, opts.date, &mut summary, &mut warnings)?;
     }
-
-    // Who gets this run's copies.
-    let recipients: Vec<Recipient> = if opts.to.is_empty() {
-        let (rows, suppressed) = match &ledger {
-            Some(l) => (l.statuses(opts.date)?, l.suppressed()?),
-            None => dry_run_view(&ledger_path, &settings.list_id, opts.date)?,
-        };
-        let mut due = Vec::new();
-        // Moved out, not cloned: a list of a million readers is held once.
-        let subscribers = std::mem::take(&mut list.subscribers);
-        for r in subscribers
-            .into_iter()
-            .filter(|s| s.status == ListStatus::Active)
-        {
-            summary.active += 1;
-            if suppressed.contains(&r.key) {
-                summary.suppressed += 1;
-                continue;
-            }
-            match rows.get(&r.key) {
-                None => due.push(Recipient {
-                    reader: r,
-                    uncertain: 0,
-                }),
-                Some(row) if row.due(opts.retry_failed, opts.retry_unknown) => {
-                    due.push(Recipient {
-                        uncertain: row.uncertain,
-                        reader: r,
-                    })
-                }
-                Some(row) => match row.status {
-                    Status::Sent => summary.already_sent += 1,
-                    Status::Bounced => summary.suppressed += 1,
-                    Status::Failed if row.uncertain < MAX_UNCERTAIN => summary.failed_earlier += 1,
-                    _ => summary.unknown_twice += 1,
-                },
-            }
-        }
-        if summary.unknown_twice > 0 {
-            warnings.push(format!(
-                "{} reader{} got no answer twice and {} not resent (see `dailyissue status`; `--retry-unknown` sends one more copy)",
-                summary.unknown_twice,
-                if summary.unknown_twice == 1 { "" } else { "s" },
-                if summary.unknown_twice == 1 { "is" } else { "are" },
-            ));
-        }
-        due
-    } else {
-        test_readers(&list, &opts.to)?
-            .into_iter()
-            .map(|reader| Recipient {
-                reader,
-                uncertain: 0,
-            })
-            .collect()
-    };
-
-    // How many this run may send.
-    let mut allowance = recipients.len() as u64;
-    if let Some(limit) = opts.limit
-        && limit < allowance
-    {
-        summary.left_by_limit = allowance - limit;
-        allowance = limit;
-    }
+    let known = known(project, ledger.as_ref(), opts)?;
     let today = opts.now.with_timezone(&settings.timezone).date_naive();
-    if settings.daily_cap > 0 && opts.to.is_empty() && !opts.dry_run {
-        let used = ledger
-            .as_ref()
-            .map(|l| l.sent_on(today))
-            .transpose()?
-            .unwrap_or(0);
-        let room = settings.daily_cap.saturating_sub(used);
-        if room < allowance {
-            warnings.push(format!(
-                "daily_cap {}: {used} already sent today, sending at most {room} now",
-                settings.daily_cap
-            ));
-            summary.left_by_cap = allowance - room;
-            allowance = room;
-        }
-    }
-    let mut recipients = recipients;
-    recipients.truncate(allowance as usize);
-    if recipients.is_empty() {
-        summary.elapsed_seconds = started.elapsed().as_secs_f64();
-        return Ok((summary, warnings));
-    }
-
+    let allowance = allowance(settings, ledger.as_ref(), opts, today)?;
     // Templates fail here, before any row changes, not halfway through.
     edition
         .email
-        .prepare_for(recipients.iter().map(|r| &r.reader))
+        .prepare_for(list.samples())
         .map_err(Failure::one)?;
+    let test_copies = if opts.to.is_empty() {
+        None
+    } else {
+        Some(test_readers(&list, &opts.to)?)
+    };
+    let retry = Retry {
+        failed: opts.retry_failed,
+        unknown: opts.retry_unknown,
+    };
+    let ctx = Context {
+        project,
+        opts,
+        sink,
+        today,
+        expected: (list.active as u64).min(allowance.max()),
+    };
+    // The selection runs beside the pipeline and feeds it: the list is read
+    // row by row, never held whole.
+    let (feed, due) = tokio::sync::mpsc::channel(4);
+    let (tally, counts) = std::thread::scope(|scope| {
+        let known = &known;
+        let list = &list;
+        let selection = scope.spawn(move || match test_copies {
+            Some(readers) => select(readers.into_iter(), known, retry, allowance, &feed),
+            None => select(list.active(), known, retry, allowance, &feed),
+        });
+        let counts = deliver(&ctx, edition, ledger, due);
+        let tally = selection
+            .join()
+            .map_err(|_| anyhow::anyhow!("the selection of readers failed"))?;
+        Ok::<_, Failure>((tally, counts?))
+    })?;
+    drop(lock);
+    account(&mut summary, &mut warnings, &tally, allowance, counts, opts);
+    summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    summary.messages_per_second = summary.sent as f64 / summary.elapsed_seconds.max(1e-9);
+    Ok((summary, warnings))
+}
 
+/// What `deliver` needs besides the edition and the ledger.
+struct Context<'a> {
+    project: &'a Project,
+    opts: &'a SendOptions,
+    sink: Sink,
+    today: NaiveDate,
+    expected: u64,
+}
+
+/// Waits for the first due reader; when there is one, checks the server,
+/// freezes the record and runs the pipeline. `None` when nobody was due.
+fn deliver(
+    ctx: &Context<'_>,
+    edition: Edition,
+    mut ledger: Option<Ledger>,
+    mut due: tokio::sync::mpsc::Receiver<Vec<Recipient>>,
+) -> Result<Option<Counts>, Failure> {
+    let Some(first) = due.blocking_recv() else {
+        return Ok(None);
+    };
+    let settings = &ctx.project.settings;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-
     // A server that cannot be reached changes no row: connect first.
-    if let Sink::Smtp(smtp) = &sink {
+    if let Sink::Smtp(smtp) = &ctx.sink {
         preconnect(&runtime, smtp, settings.smtp.as_ref())?;
     }
-
-    if let (Some(l), true) = (ledger.as_mut(), opts.to.is_empty()) {
-        match l.freeze(opts.date, &edition.record.hash(), opts.force)? {
-            Freeze::New | Freeze::Same => {}
-            Freeze::Changed { frozen_at } => {
-                return Err(Failure::one(Problem::new(
-                    &edition.record.path,
-                    None,
-                    format!(
-                        "this record changed after delivery began ({frozen_at}); some readers already got the old version. Restore it, or pass --force to send the edited version to the rest"
-                    ),
-                )));
-            }
-        }
+    if let (Some(l), true) = (ledger.as_mut(), ctx.opts.to.is_empty()) {
+        freeze(l, &edition, ctx.opts)?;
     }
-
-    let total = recipients.len() as u64;
     let smtp = settings.smtp.as_ref();
     let delivery = Delivery {
-        concurrency: match &sink {
+        concurrency: match &ctx.sink {
             Sink::Smtp(_) => smtp.map_or(1, |s| s.concurrency),
             _ => 2,
         },
         email: edition.email,
-        sink,
+        sink: ctx.sink.clone(),
         ledger,
-        date: opts.date,
-        today,
-        tests: !opts.to.is_empty(),
+        date: ctx.opts.date,
+        today: ctx.today,
+        tests: !ctx.opts.to.is_empty(),
         retries: smtp.map_or(0, |s| s.retries),
         retry_base: smtp.map_or(Duration::from_secs(1), |s| s.retry_base),
         rate_per_second: smtp.map_or(0.0, |s| s.rate_per_second),
-        progress: opts.progress && std::io::stderr().is_terminal(),
+        progress: ctx.opts.progress && std::io::stderr().is_terminal(),
+        expected: ctx.expected,
         envelope_from: settings.from.email.clone(),
     };
-    let counts = pipeline::run(&runtime, delivery, recipients)?;
-    drop(lock);
+    Ok(Some(pipeline::run(
+        &runtime,
+        delivery,
+        Feed::new(first, due),
+    )?))
+}
 
+/// A run that died mid-send left rows behind: settle them first.
+fn settle(
+    ledger: &mut Ledger,
+    date: NaiveDate,
+    summary: &mut Summary,
+    warnings: &mut Vec<String>,
+) -> Result<(), Failure> {
+    let r = ledger.recover(date)?;
+    summary.recovered = r.unknown + r.unattempted;
+    if r.unknown > 0 {
+        warnings.push(format!(
+            "an earlier run stopped while sending; {} message{} may have been delivered and will be resent once (same Message-ID)",
+            r.unknown,
+            if r.unknown == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(())
+}
+
+/// What the ledger knows about this issue's readers (a dry run reads an
+/// existing ledger without writing).
+fn known(project: &Project, ledger: Option<&Ledger>, opts: &SendOptions) -> Result<Known, Failure> {
+    if !opts.to.is_empty() {
+        return Ok(Known::default());
+    }
+    let read;
+    let ledger = match ledger {
+        Some(l) => l,
+        None => match crate::ledger::read(project)? {
+            Some(l) => {
+                read = l;
+                &read
+            }
+            None => return Ok(Known::default()),
+        },
+    };
+    Ok(Known {
+        rows: ledger.statuses(opts.date)?,
+        suppressed: ledger.suppressed()?,
+    })
+}
+
+/// How many due readers this run may send: `--limit`, and what
+/// `daily_cap` leaves of today (not for test copies or dry runs).
+fn allowance(
+    settings: &crate::project::settings::Settings,
+    ledger: Option<&Ledger>,
+    opts: &SendOptions,
+    today: NaiveDate,
+) -> Result<Allowance, Failure> {
+    let mut allowance = Allowance {
+        limit: opts.limit,
+        room: None,
+    };
+    if settings.daily_cap > 0
+        && opts.to.is_empty()
+        && let Some(l) = ledger
+    {
+        let used = l.sent_on(today)?;
+        allowance.room = Some(settings.daily_cap.saturating_sub(used));
+    }
+    Ok(allowance)
+}
+
+/// Freezes the issue record on first delivery; an edited one needs --force.
+fn freeze(ledger: &mut Ledger, edition: &Edition, opts: &SendOptions) -> Result<(), Failure> {
+    match ledger.freeze(opts.date, &edition.record.hash(), opts.force)? {
+        Freeze::New | Freeze::Same => Ok(()),
+        Freeze::Changed { frozen_at } => Err(Failure::one(Problem::new(
+            &edition.record.path,
+            None,
+            format!(
+                "this record changed after delivery began ({frozen_at}); some readers already got the old version. Restore it, or pass --force to send the edited version to the rest"
+            ),
+        ))),
+    }
+}
+
+/// Puts the selection's tally and the pipeline's counts into the summary.
+fn account(
+    summary: &mut Summary,
+    warnings: &mut Vec<String>,
+    tally: &Tally,
+    allowance: Allowance,
+    counts: Option<Counts>,
+    opts: &SendOptions,
+) {
+    if opts.to.is_empty() {
+        summary.active = tally.active;
+    }
+    summary.already_sent = tally.already_sent;
+    summary.suppressed = tally.suppressed;
+    summary.failed_earlier = tally.failed_earlier;
+    summary.unknown_twice = tally.unanswered_twice;
+    (summary.left_by_limit, summary.left_by_cap) = allowance.left(tally.due);
+    if summary.left_by_cap > 0 {
+        warnings.push(format!(
+            "daily_cap: {} sent already today allow {} more now; {} wait for the next run",
+            "the messages",
+            allowance.room.unwrap_or(0),
+            summary.left_by_cap
+        ));
+    }
+    let fed = tally.due.min(allowance.max()) - tally.not_fed;
+    let counts = counts.unwrap_or_default();
     if let Some(stop) = &counts.stop {
         summary.stopped = Some(stop.to_string());
         summary.stopped_for_good = !stop.temporary();
     }
-    summary.not_attempted = counts.not_attempted;
-    summary.attempted = total - counts.not_attempted;
+    summary.not_attempted = counts.not_attempted + tally.not_fed;
+    summary.attempted = fed.saturating_sub(counts.not_attempted);
     summary.sent = counts.sent;
     summary.deferred = counts.deferred;
     summary.deferred_because = counts.last_deferral;
@@ -421,9 +477,14 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     summary.unknown_twice += counts.unknown_final;
     summary.failed = counts.failed;
     summary.bounced = counts.bounced;
-    summary.elapsed_seconds = started.elapsed().as_secs_f64();
-    summary.messages_per_second = counts.sent as f64 / summary.elapsed_seconds.max(1e-9);
-    Ok((summary, warnings))
+    if summary.unknown_twice > 0 {
+        warnings.push(format!(
+            "{} reader{} got no answer twice and {} not resent (see `dailyissue status`; `--retry-unknown` sends one more copy)",
+            summary.unknown_twice,
+            if summary.unknown_twice == 1 { "" } else { "s" },
+            if summary.unknown_twice == 1 { "is" } else { "are" },
+        ));
+    }
 }
 
 /// The readers of `send --to`: each address once (any case), listed readers
@@ -582,19 +643,6 @@ fn sink(project: &Project, opts: &SendOptions) -> Result<Sink, Failure> {
         )));
     }
     Ok(sink)
-}
-
-/// What a dry run reads from an existing ledger, opened once and read-only:
-/// row statuses and suppressions; nothing when there is no readable ledger.
-fn dry_run_view(
-    path: &std::path::Path,
-    list_id: &str,
-    date: NaiveDate,
-) -> anyhow::Result<(HashMap<String, Row>, HashSet<String>)> {
-    match Ledger::open_existing_read_only(path, list_id)? {
-        Some(l) => Ok((l.statuses(date)?, l.suppressed()?)),
-        None => Ok(Default::default()),
-    }
 }
 
 #[cfg(test)]

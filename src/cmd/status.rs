@@ -88,7 +88,7 @@ pub fn status(project: &Project, date: NaiveDate) -> Result<Report, Failure> {
     report.failed = get(Status::Failed);
     report.bounced = get(Status::Bounced);
     report.test_copies = ledger.test_sends(date)?;
-    report.suppressed = ledger.suppressed()?.len() as u64;
+    report.suppressed = ledger.suppressed_count()?;
     report.problems = ledger.failures(date)?;
     Ok(report)
 }

@@ -43,14 +43,12 @@ use chrono::NaiveDate;
 use lettre::address::Envelope;
 use tokio::sync::{oneshot, watch};
 
+use crate::deliver::Recipient;
 use crate::deliver::transport::{ConnectError, Connection, SendError, Sink};
 use crate::ledger::{Ledger, MAX_UNCERTAIN, Outcome, Status, Write};
 use crate::problem::Failure;
 use crate::project::subscribers::Subscriber;
 use crate::render::email::Email;
-
-/// Rows claimed per ledger transaction.
-const BATCH: usize = 64;
 
 /// The longest backoff between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -72,6 +70,9 @@ pub(crate) struct Delivery {
     pub rate_per_second: f64,
     /// Show a progress bar (stderr is a terminal) instead of log lines.
     pub progress: bool,
+    /// Readers expected, for the progress display (the stream's length is
+    /// only known at its end).
+    pub expected: u64,
     pub envelope_from: lettre::Address,
 }
 
@@ -137,12 +138,27 @@ pub(crate) struct Counts {
     pub stop: Option<Stop>,
 }
 
-/// One reader this run sends to.
-#[derive(Debug)]
-pub(crate) struct Recipient {
-    pub reader: Subscriber,
-    /// Earlier attempts whose outcome is unknown (see `ledger`).
-    pub uncertain: u32,
+/// The due readers, in batches, as the selection finds them.
+pub(crate) struct Feed {
+    first: Option<Vec<Recipient>>,
+    rest: tokio::sync::mpsc::Receiver<Vec<Recipient>>,
+}
+
+impl Feed {
+    /// `first` was already taken from `rest` (to know anyone is due).
+    pub fn new(first: Vec<Recipient>, rest: tokio::sync::mpsc::Receiver<Vec<Recipient>>) -> Feed {
+        Feed {
+            first: Some(first),
+            rest,
+        }
+    }
+
+    async fn next(&mut self) -> Option<Vec<Recipient>> {
+        match self.first.take() {
+            Some(first) if !first.is_empty() => Some(first),
+            _ => self.rest.recv().await,
+        }
+    }
 }
 
 /// A message waiting for a worker.
@@ -156,9 +172,9 @@ struct Job {
 pub(crate) fn run(
     runtime: &tokio::runtime::Runtime,
     d: Delivery,
-    recipients: Vec<Recipient>,
+    feed: Feed,
 ) -> Result<Counts, Failure> {
-    let progress = Progress::new(recipients.len() as u64, d.progress);
+    let progress = Progress::new(d.expected, d.progress);
     let (writer_tx, writer) = match d.ledger {
         Some(l) => {
             let (tx, handle) = spawn_writer(l, d.date, d.today);
@@ -186,7 +202,7 @@ pub(crate) fn run(
         unanswered: AtomicU32::new(0),
         unanswered_limit: concurrency as u32 + 1,
     });
-    let counts = runtime.block_on(execute(shared.clone(), recipients, concurrency));
+    let counts = runtime.block_on(execute(shared.clone(), feed, concurrency));
     // The writer ends once every sender is gone; join it even after an
     // error so that whatever was recorded is committed.
     drop(shared);
@@ -337,13 +353,9 @@ type Queue = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Job>>>;
 
 /// Claims batches, queues them for the workers, and waits for every worker
 /// to finish; then settles whatever a stop left claimed but unattempted.
-async fn execute(
-    shared: Arc<Shared>,
-    recipients: Vec<Recipient>,
-    concurrency: usize,
-) -> Result<Counts, Failure> {
+async fn execute(shared: Arc<Shared>, feed: Feed, concurrency: usize) -> Result<Counts, Failure> {
     let signals = tokio::spawn(stop_on_signal(shared.clone()));
-    let counts = dispatch(&shared, recipients, concurrency).await;
+    let counts = dispatch(&shared, feed, concurrency).await;
     signals.abort();
     let _ = signals.await;
     counts
@@ -372,7 +384,7 @@ async fn stop_on_signal(shared: Arc<Shared>) {
 
 async fn dispatch(
     shared: &Arc<Shared>,
-    recipients: Vec<Recipient>,
+    mut feed: Feed,
     concurrency: usize,
 ) -> Result<Counts, Failure> {
     let (queue_tx, queue_rx) = tokio::sync::mpsc::channel::<Job>(concurrency * 2);
@@ -387,15 +399,17 @@ async fn dispatch(
     let mut dispatch_error = None;
     // Claimed but never handed to a worker because the run stopped.
     let mut unqueued: Vec<Job> = Vec::new();
-    let mut recipients = recipients.into_iter();
     'dispatch: loop {
         if shared.stopped() {
             break;
         }
-        let chunk: Vec<Recipient> = recipients.by_ref().take(BATCH).collect();
-        if chunk.is_empty() {
-            break;
-        }
+        let chunk = tokio::select! {
+            batch = feed.next() => match batch {
+                Some(batch) => batch,
+                None => break,
+            },
+            _ = stopped.wait_for(|s| *s) => break,
+        };
         let jobs: Vec<Job> = chunk
             .into_iter()
             .map(|r| Job {
@@ -457,7 +471,9 @@ async fn dispatch(
             unqueued.push(job);
         }
     }
-    let never_claimed = recipients.len() as u64;
+    // Readers still in the feed were never claimed: the selection counts
+    // them once it sees the feed closed.
+    drop(feed);
     if !unqueued.is_empty() {
         let reason = shared.not_attempted_reason();
         let writes = unqueued
@@ -480,7 +496,7 @@ async fn dispatch(
         .lock()
         .map_err(|_| anyhow::anyhow!("counter poisoned"))?
         .clone();
-    counts.not_attempted += unqueued.len() as u64 + never_claimed;
+    counts.not_attempted += unqueued.len() as u64;
     counts.stop = shared
         .stop
         .lock()

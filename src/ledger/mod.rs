@@ -35,6 +35,7 @@ use chrono::{NaiveDate, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::project::Project;
+use crate::project::subscribers::KeyDigest;
 
 const SCHEMA_VERSION: i32 = 2;
 
@@ -688,8 +689,9 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Every row's state for the issue, by address.
-    pub fn statuses(&self, date: NaiveDate) -> anyhow::Result<HashMap<String, Row>> {
+    /// Every row's state for the issue, by address digest (compact for a
+    /// million readers; see `KeyDigest`).
+    pub fn statuses(&self, date: NaiveDate) -> anyhow::Result<HashMap<KeyDigest, Row>> {
         let mut stmt = self
             .conn
             .prepare("SELECT address, status, uncertain FROM deliveries WHERE issue_date = ?1")?;
@@ -704,7 +706,7 @@ impl Ledger {
         for row in rows {
             let (address, status, uncertain) = row?;
             if let Some(status) = Status::parse(&status) {
-                out.insert(address, Row { status, uncertain });
+                out.insert(KeyDigest::of(&address), Row { status, uncertain });
             }
         }
         Ok(out)
@@ -776,14 +778,24 @@ impl Ledger {
         )? as u64)
     }
 
-    pub fn suppressed(&self) -> anyhow::Result<HashSet<String>> {
+    /// The suppressed addresses, by digest.
+    pub fn suppressed(&self) -> anyhow::Result<HashSet<KeyDigest>> {
         let mut stmt = self.conn.prepare("SELECT address FROM suppressions")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = HashSet::new();
         for row in rows {
-            out.insert(row?);
+            out.insert(KeyDigest::of(&row?));
         }
         Ok(out)
+    }
+
+    /// How many addresses are suppressed.
+    pub fn suppressed_count(&self) -> anyhow::Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM suppressions", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
     }
 
     pub fn suppressions(&self) -> anyhow::Result<Vec<Suppression>> {
@@ -920,16 +932,20 @@ mod tests {
         )
         .expect("record");
         let st = l.statuses(date).expect("statuses");
-        assert_eq!(st["a@x.org"].status, Status::Sent);
-        assert_eq!(st["b@x.org"].status, Status::Bounced);
+        assert_eq!(st[&KeyDigest::of("a@x.org")].status, Status::Sent);
+        assert_eq!(st[&KeyDigest::of("b@x.org")].status, Status::Bounced);
         assert_eq!(
-            st["d@x.org"],
+            st[&KeyDigest::of("d@x.org")],
             Row {
                 status: Status::Unknown,
                 uncertain: 1
             }
         );
-        assert!(l.suppressed().expect("supp").contains("b@x.org"));
+        assert!(
+            l.suppressed()
+                .expect("supp")
+                .contains(&KeyDigest::of("b@x.org"))
+        );
         assert_eq!(
             l.sent_on(date).expect("count"),
             2,
@@ -992,13 +1008,13 @@ mod tests {
         );
         let st = l.statuses(date).expect("statuses");
         assert_eq!(
-            st["a@x.org"],
+            st[&KeyDigest::of("a@x.org")],
             Row {
                 status: Status::Unknown,
                 uncertain: 1
             }
         );
-        assert_eq!(st["b@x.org"].status, Status::Sent);
+        assert_eq!(st[&KeyDigest::of("b@x.org")].status, Status::Sent);
         l.apply(date, date, &[claim(&["a@x.org", "d@x.org"])])
             .expect("claim");
         let r = l.recover(date).expect("recover");
@@ -1011,7 +1027,7 @@ mod tests {
         );
         let st = l.statuses(date).expect("statuses");
         assert_eq!(
-            st["a@x.org"],
+            st[&KeyDigest::of("a@x.org")],
             Row {
                 status: Status::Deferred,
                 uncertain: 1
@@ -1125,7 +1141,7 @@ mod tests {
         let mut l = Ledger::open(&path, LIST).expect("migrates");
         let date = d("2027-03-01");
         assert_eq!(
-            l.statuses(date).expect("rows")["a@x.org"].status,
+            l.statuses(date).expect("rows")[&KeyDigest::of("a@x.org")].status,
             Status::Sent
         );
         assert_eq!(
@@ -1159,7 +1175,7 @@ mod tests {
             .expect("valid")
             .expect("exists");
         assert_eq!(
-            copy.statuses(date).expect("rows")["a@x.org"].status,
+            copy.statuses(date).expect("rows")[&KeyDigest::of("a@x.org")].status,
             Status::Sent
         );
     }

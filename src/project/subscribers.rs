@@ -12,8 +12,9 @@
 //! unknown status, an overlong field) leave that row out of the list, so
 //! `send` can skip it while `check` fails on it. Both carry line numbers.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use lettre::Address;
 
@@ -40,16 +41,30 @@ pub struct Subscriber {
     pub line: u64,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct List {
-    /// The extra columns (all but email, name, status), in header order.
-    pub columns: Vec<String>,
-    pub subscribers: Vec<Subscriber>,
-    /// Rows left out, each with its line and reason.
-    pub problems: Vec<Problem>,
-}
-
 impl Subscriber {
+    /// Which personal values are empty: the name, the first name (a
+    /// `first_name` column, at index `first_name` of the extra columns,
+    /// wins over the name's first word), then each extra column. Templates
+    /// may test a value for emptiness, so readers with the same blanks get
+    /// the same rendering (a *shape*).
+    pub fn blanks(&self, first_name: Option<usize>) -> Vec<bool> {
+        let blank = |s: &str| s.chars().all(|c| c.is_control() || c.is_whitespace());
+        let mut key = Vec::with_capacity(2 + self.fields.len());
+        key.push(blank(&self.name));
+        key.push(blank(self.first_name(first_name)));
+        key.extend(self.fields.iter().map(|f| blank(f)));
+        key
+    }
+
+    /// The first name: the `first_name` column (its index among the extra
+    /// columns) when there is one, else the first word of the name.
+    pub fn first_name(&self, column: Option<usize>) -> &str {
+        match column {
+            Some(i) => self.fields.get(i).map_or("", String::as_str),
+            None => self.name.split_whitespace().next().unwrap_or(""),
+        }
+    }
+
     /// A reader who is not on the list (test copies, previews), with every
     /// extra column empty.
     pub fn ad_hoc(email: Address, name: &str, columns: usize) -> Subscriber {
@@ -64,22 +79,83 @@ impl Subscriber {
     }
 }
 
+/// The list, checked: its columns, its problems, what it holds — but not
+/// its rows. Rows are read again, one at a time, when they are needed
+/// ([`List::readers`]), so a list of a million readers costs the same memory
+/// as a list of ten: only what finding duplicates needs (a 12-byte digest
+/// per address) lives while the file is checked, and is dropped after.
+#[derive(Debug, Clone)]
+pub struct List {
+    /// The extra columns (all but email, name, status), in header order.
+    pub columns: Vec<String>,
+    /// Rows left out, each with its line and reason.
+    pub problems: Vec<Problem>,
+    /// Rows read (valid ones), and those of them that are active.
+    pub rows: usize,
+    pub active: usize,
+    /// The first active reader of each shape of personal data (which
+    /// values are empty), for checks that must see every shape.
+    samples: Vec<Subscriber>,
+    /// Lines of the rows left out.
+    skip: HashSet<u64>,
+    source: Source,
+    path: PathBuf,
+}
+
+/// Where the list's bytes come from: the file, read again through the one
+/// handle opened when it was checked (a file replaced meanwhile, as editors
+/// and exports do by renaming, is not seen), or bytes in memory.
+#[derive(Debug, Clone)]
+enum Source {
+    File(Arc<std::fs::File>),
+    Bytes(Arc<[u8]>),
+}
+
+/// A compact, fixed-size stand-in for an address key (two independent
+/// hashes, 96 bits), for sets over a whole list; a collision is about as
+/// likely as 1 in 10^16 at a million readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyDigest(u64, u32);
+
+impl KeyDigest {
+    pub fn of(key: &str) -> KeyDigest {
+        use std::hash::{Hash, Hasher};
+        let mut a = std::hash::DefaultHasher::new();
+        key.hash(&mut a);
+        let mut b = std::hash::DefaultHasher::new();
+        (0x9E37_79B9_u32, key).hash(&mut b);
+        KeyDigest(a.finish(), b.finish() as u32)
+    }
+}
+
 impl List {
     pub fn from_file(path_label: &Path, full_path: &Path) -> Result<List, Vec<Problem>> {
-        let bytes = std::fs::read(full_path).map_err(|e| {
+        let file = std::fs::File::open(full_path).map_err(|e| {
             vec![Problem::new(
                 path_label,
                 None,
                 format!("cannot read the subscriber list ({e}); set `subscribers` in dailyissue.toml to its path"),
             )]
         })?;
-        parse(&bytes, path_label)
+        scan(Source::File(Arc::new(file)), path_label)
     }
 
-    pub fn active(&self) -> impl Iterator<Item = &Subscriber> {
-        self.subscribers
-            .iter()
-            .filter(|s| s.status == Status::Active)
+    /// Every valid row, read again from the source in file order.
+    pub fn readers(&self) -> Readers<'_> {
+        Readers {
+            scanner: Scanner::open(self.source.clone(), &self.path).ok(),
+            skip: &self.skip,
+        }
+    }
+
+    /// The active readers, read again from the source.
+    pub fn active(&self) -> impl Iterator<Item = Subscriber> + '_ {
+        self.readers().filter(|s| s.status == Status::Active)
+    }
+
+    /// One active reader of each shape of personal data (see the field).
+    pub fn samples(&self) -> &[Subscriber] {
+        &self.samples
     }
 
     /// The listed reader with this address, or else an unnamed reader who is
@@ -87,15 +163,35 @@ impl List {
     /// `None` when `address` is not an email address.
     pub fn reader(&self, address: &str) -> Option<(Subscriber, bool)> {
         if let Some(r) = self.find(address) {
-            return Some((r.clone(), true));
+            return Some((r, true));
         }
         let email = parse_address(address.trim()).ok()?;
         Some((Subscriber::ad_hoc(email, "", self.columns.len()), false))
     }
 
-    pub fn find(&self, address: &str) -> Option<&Subscriber> {
+    pub fn find(&self, address: &str) -> Option<Subscriber> {
         let key = address.trim().to_lowercase();
-        self.subscribers.iter().find(|s| s.key == key)
+        self.readers().find(|s| s.key == key)
+    }
+}
+
+/// Rows of the list, read again (see [`List::readers`]).
+pub struct Readers<'a> {
+    scanner: Option<Scanner>,
+    skip: &'a HashSet<u64>,
+}
+
+impl Iterator for Readers<'_> {
+    type Item = Subscriber;
+
+    fn next(&mut self) -> Option<Subscriber> {
+        let scanner = self.scanner.as_mut()?;
+        loop {
+            match scanner.next_row()? {
+                Row::Reader(s) if !self.skip.contains(&s.line) => return Some(s),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -104,167 +200,76 @@ impl List {
 /// here, rather than an oversized issue blamed on the template later.
 pub const MAX_FIELD: usize = 1000;
 
-/// Parses CSV bytes. A broken file (unusable header, a quote that is never
-/// closed, a row with the wrong number of fields, a line break inside an
-/// address) is an error: every problem found, rows included, and nothing is
-/// sent. Problems of single rows (invalid or duplicate address, unknown
-/// status, an overlong field) are collected in [`List::problems`]; `send`
-/// skips those rows and `check` fails on them.
+/// Checks a list held in memory (tests, and anything that has the bytes).
+/// A broken file (unusable header, a quote that is never closed, a row with
+/// the wrong number of fields, a line break inside an address) is an error:
+/// every problem found, rows included, and nothing is sent. Problems of
+/// single rows (invalid or duplicate address, unknown status, an overlong
+/// field) are collected in [`List::problems`]; `send` skips those rows and
+/// `check` fails on them.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<List, Vec<Problem>> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    // Flexible so that a row of the wrong length reaches the checks below,
-    // which say what is probably wrong with it.
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let headers: Vec<String> = match reader.headers() {
-        Ok(h) => h.iter().map(|h| h.trim().to_lowercase()).collect(),
-        Err(e) => {
-            return Err(vec![Problem::at(
-                path,
-                1,
-                format!("cannot read the header row: {e}"),
-            )]);
-        }
-    };
-    let mut broken = Vec::new();
-    for (i, h) in headers.iter().enumerate() {
-        if let Some(first) = headers[..i].iter().position(|x| x == h && !h.is_empty()) {
-            broken.push(Problem::at(
-                path,
-                1,
-                format!(
-                    "the header row names the column `{h}` twice (columns {} and {}); give each column its own name",
-                    first + 1,
-                    i + 1
-                ),
-            ));
-        }
-    }
-    let Some(email_col) = headers.iter().position(|h| h == "email") else {
-        return Err(vec![Problem::at(
-            path,
-            1,
-            format!(
-                "the header row has no `email` column (found: {}); the first line must name the columns, e.g. email,name",
-                if headers.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    headers.join(", ")
-                }
-            ),
-        )]);
-    };
-    let name_col = headers.iter().position(|h| h == "name");
-    let status_col = headers.iter().position(|h| h == "status");
+    scan(Source::Bytes(Arc::from(bytes)), path)
+}
 
+/// The most shapes of personal data [`List::samples`] keeps.
+const MAX_SAMPLES: usize = 4096;
+
+/// The checking pass over the whole list.
+fn scan(source: Source, path: &Path) -> Result<List, Vec<Problem>> {
+    let mut scanner = Scanner::open(source.clone(), path)?;
+    let mut broken = std::mem::take(&mut scanner.header_problems);
+    let columns = scanner.extra_names();
+    let first_name = columns.iter().position(|c| c == "first_name");
     let mut list = List {
-        columns: headers
-            .iter()
-            .enumerate()
-            .filter(|(i, h)| {
-                *i != email_col && Some(*i) != name_col && Some(*i) != status_col && !h.is_empty()
-            })
-            .map(|(_, h)| h.clone())
-            .collect(),
-        ..List::default()
+        columns,
+        problems: Vec::new(),
+        rows: 0,
+        active: 0,
+        samples: Vec::new(),
+        skip: HashSet::new(),
+        source,
+        path: path.to_path_buf(),
     };
-    let extra: Vec<usize> = headers
-        .iter()
-        .enumerate()
-        .filter(|(i, h)| {
-            *i != email_col && Some(*i) != name_col && Some(*i) != status_col && !h.is_empty()
-        })
-        .map(|(i, _)| i)
-        .collect();
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                list.problems.push(Problem::new(
+    // Only what finding duplicates needs: a digest and a line per address.
+    let mut seen: HashMap<KeyDigest, u32> = HashMap::new();
+    let mut shapes: HashSet<Vec<bool>> = HashSet::new();
+    while let Some(row) = scanner.next_row() {
+        let s = match row {
+            Row::Broken(p) => {
+                broken.push(p);
+                continue;
+            }
+            Row::Skipped(line, p) => {
+                list.skip.insert(line);
+                list.problems.push(p);
+                continue;
+            }
+            Row::Reader(s) => s,
+        };
+        match seen.entry(KeyDigest::of(&s.key)) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                list.skip.insert(s.line);
+                list.problems.push(Problem::at(
                     path,
-                    (line > 0).then_some(line as usize),
-                    format!("unreadable row: {e}"),
+                    s.line as usize,
+                    format!(
+                        "duplicate address {} (first on line {}); delete one of the rows",
+                        s.email,
+                        first.get()
+                    ),
                 ));
-                continue;
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(u32::try_from(s.line).unwrap_or(u32::MAX));
+                list.rows += 1;
+                if s.status == Status::Active {
+                    list.active += 1;
+                    if list.samples.len() < MAX_SAMPLES && shapes.insert(s.blanks(first_name)) {
+                        list.samples.push(s);
+                    }
+                }
             }
         }
-        if record.iter().all(|f| f.is_empty()) {
-            continue;
-        }
-        let start = record.position().map_or(0, |p| p.byte() as usize);
-        let raw = bytes
-            .get(start..reader.position().byte() as usize)
-            .unwrap_or_default();
-        let line = first_line(record.position().map_or(1, |p| p.line()), raw);
-        let bad = |msg: String| Problem::at(path, line as usize, msg);
-        if let Some(p) = structure(
-            &record,
-            raw,
-            line,
-            headers.len(),
-            email_col,
-            reader.position().byte() as usize >= bytes.len(),
-        ) {
-            broken.push(bad(p));
-            continue;
-        }
-        if let Some((i, f)) = record.iter().enumerate().find(|(_, f)| f.len() > MAX_FIELD) {
-            list.problems.push(bad(format!(
-                "the `{}` field is {} long; a field may hold at most {MAX_FIELD} bytes (it is copied into every message): shorten it or delete the row",
-                headers[i],
-                size(f.len())
-            )));
-            continue;
-        }
-        let raw_email = record.get(email_col).unwrap_or("");
-        let email = match parse_address(raw_email) {
-            Ok(a) => a,
-            Err(why) => {
-                list.problems.push(bad(why));
-                continue;
-            }
-        };
-        let key = raw_email.to_lowercase();
-        if let Some(first) = seen.get(&key) {
-            list.problems.push(bad(format!(
-                "duplicate address {raw_email} (first on line {first}); delete one of the rows"
-            )));
-            continue;
-        }
-        let status = match status_col.and_then(|c| record.get(c)).unwrap_or("") {
-            "" | "active" => Status::Active,
-            "unsubscribed" => Status::Unsubscribed,
-            "bounced" => Status::Bounced,
-            other => {
-                list.problems.push(bad(format!(
-                    "status `{other}` is not one of active, unsubscribed, bounced"
-                )));
-                continue;
-            }
-        };
-        seen.insert(key.clone(), line);
-        let name = name_col
-            .and_then(|c| record.get(c))
-            .map(clean_line)
-            .unwrap_or_default();
-        let fields = extra
-            .iter()
-            .map(|&i| record.get(i).unwrap_or("").to_string())
-            .collect();
-        list.subscribers.push(Subscriber {
-            email,
-            key,
-            name,
-            status,
-            fields,
-            line,
-        });
     }
     if broken.is_empty() {
         Ok(list)
@@ -272,6 +277,294 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<List, Vec<Problem>> {
         broken.append(&mut list.problems);
         broken.sort_by_key(|p| p.line);
         Err(broken)
+    }
+}
+
+/// One row of the list, as the scanner judged it.
+enum Row {
+    Reader(Subscriber),
+    /// A problem of this row only (its line): the row is left out.
+    Skipped(u64, Problem),
+    /// The file's structure is broken here.
+    Broken(Problem),
+}
+
+/// Reads rows one at a time from a source, judging each.
+struct Scanner {
+    reader: csv::Reader<SourceReader>,
+    path: PathBuf,
+    headers: Vec<String>,
+    header_problems: Vec<Problem>,
+    email_col: usize,
+    name_col: Option<usize>,
+    status_col: Option<usize>,
+    extra: Vec<usize>,
+    record: csv::StringRecord,
+    /// Bytes after the BOM, to tell a field running to the end of the file.
+    len: u64,
+}
+
+impl Scanner {
+    fn open(source: Source, path: &Path) -> Result<Scanner, Vec<Problem>> {
+        let source_reader = SourceReader::new(source).map_err(|e| {
+            vec![Problem::new(
+                path,
+                None,
+                format!("cannot read the subscriber list ({e})"),
+            )]
+        })?;
+        let len = source_reader.len;
+        // Flexible so that a row of the wrong length reaches the checks
+        // below, which say what is probably wrong with it.
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(source_reader);
+        let headers: Vec<String> = match reader.headers() {
+            Ok(h) => h.iter().map(|h| h.trim().to_lowercase()).collect(),
+            Err(e) => {
+                return Err(vec![Problem::at(
+                    path,
+                    1,
+                    format!("cannot read the header row: {e}"),
+                )]);
+            }
+        };
+        let mut header_problems = Vec::new();
+        for (i, h) in headers.iter().enumerate() {
+            if let Some(first) = headers[..i].iter().position(|x| x == h && !h.is_empty()) {
+                header_problems.push(Problem::at(
+                    path,
+                    1,
+                    format!(
+                        "the header row names the column `{h}` twice (columns {} and {}); give each column its own name",
+                        first + 1,
+                        i + 1
+                    ),
+                ));
+            }
+        }
+        let Some(email_col) = headers.iter().position(|h| h == "email") else {
+            return Err(vec![Problem::at(
+                path,
+                1,
+                format!(
+                    "the header row has no `email` column (found: {}); the first line must name the columns, e.g. email,name",
+                    if headers.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        headers.join(", ")
+                    }
+                ),
+            )]);
+        };
+        let name_col = headers.iter().position(|h| h == "name");
+        let status_col = headers.iter().position(|h| h == "status");
+        let extra = headers
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| {
+                *i != email_col && Some(*i) != name_col && Some(*i) != status_col && !h.is_empty()
+            })
+            .map(|(i, _)| i)
+            .collect();
+        Ok(Scanner {
+            reader,
+            path: path.to_path_buf(),
+            headers,
+            header_problems,
+            email_col,
+            name_col,
+            status_col,
+            extra,
+            record: csv::StringRecord::new(),
+            len,
+        })
+    }
+
+    /// The extra columns' names, in header order.
+    fn extra_names(&self) -> Vec<String> {
+        self.extra
+            .iter()
+            .map(|&i| self.headers[i].clone())
+            .collect()
+    }
+
+    /// The next row, judged; `None` at the end.
+    fn next_row(&mut self) -> Option<Row> {
+        loop {
+            match self.reader.read_record(&mut self.record) {
+                Ok(false) => return None,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    return Some(Row::Skipped(
+                        line,
+                        Problem::new(
+                            &self.path,
+                            (line > 0).then_some(line as usize),
+                            format!("unreadable row: {e}"),
+                        ),
+                    ));
+                }
+            }
+            if !self.record.iter().all(|f| f.is_empty()) {
+                return Some(self.judge());
+            }
+        }
+    }
+
+    fn judge(&self) -> Row {
+        let record = &self.record;
+        let start = record.position().map_or(0, |p| p.byte());
+        let end = self.reader.position().byte();
+        let raw = self.reader.get_ref().raw(start, end);
+        let line = first_line(record.position().map_or(1, |p| p.line()), &raw);
+        let bad = |msg: String| Problem::at(&self.path, line as usize, msg);
+        if let Some(p) = structure(
+            record,
+            &raw,
+            line,
+            self.headers.len(),
+            self.email_col,
+            end >= self.len,
+        ) {
+            return Row::Broken(bad(p));
+        }
+        if let Some((i, f)) = record.iter().enumerate().find(|(_, f)| f.len() > MAX_FIELD) {
+            return Row::Skipped(
+                line,
+                bad(format!(
+                    "the `{}` field is {} long; a field may hold at most {MAX_FIELD} bytes (it is copied into every message): shorten it or delete the row",
+                    self.headers[i],
+                    size(f.len())
+                )),
+            );
+        }
+        let raw_email = record.get(self.email_col).unwrap_or("");
+        let email = match parse_address(raw_email) {
+            Ok(a) => a,
+            Err(why) => return Row::Skipped(line, bad(why)),
+        };
+        let status = match self.status_col.and_then(|c| record.get(c)).unwrap_or("") {
+            "" | "active" => Status::Active,
+            "unsubscribed" => Status::Unsubscribed,
+            "bounced" => Status::Bounced,
+            other => {
+                return Row::Skipped(
+                    line,
+                    bad(format!(
+                        "status `{other}` is not one of active, unsubscribed, bounced"
+                    )),
+                );
+            }
+        };
+        Row::Reader(Subscriber {
+            key: raw_email.to_lowercase(),
+            email,
+            name: self
+                .name_col
+                .and_then(|c| record.get(c))
+                .map(clean_line)
+                .unwrap_or_default(),
+            status,
+            fields: self
+                .extra
+                .iter()
+                .map(|&i| record.get(i).unwrap_or("").to_string())
+                .collect(),
+            line,
+        })
+    }
+}
+
+/// Reads a [`Source`] from the start (after a UTF-8 BOM) with positioned
+/// reads, keeping the last bytes read so the scanner can look at a record's
+/// raw text (quotes, blank lines before it) without holding the file.
+struct SourceReader {
+    source: Source,
+    /// Where the text starts (3 after a BOM).
+    base: u64,
+    /// Bytes of text in the source.
+    len: u64,
+    pos: u64,
+    window: Vec<u8>,
+    /// The position (from `base`) of `window[0]`.
+    window_start: u64,
+}
+
+/// How much of the recently read text [`SourceReader`] keeps.
+const WINDOW: usize = 256 * 1024;
+
+impl SourceReader {
+    fn new(source: Source) -> std::io::Result<SourceReader> {
+        let total = match &source {
+            Source::File(f) => f.metadata()?.len(),
+            Source::Bytes(b) => b.len() as u64,
+        };
+        let mut head = [0u8; 3];
+        let n = read_at(&source, &mut head, 0)?;
+        let base = if n == 3 && head == *b"\xEF\xBB\xBF" {
+            3
+        } else {
+            0
+        };
+        Ok(SourceReader {
+            source,
+            base,
+            len: total - base,
+            pos: 0,
+            window: Vec::new(),
+            window_start: 0,
+        })
+    }
+
+    /// The text between two positions: from the window when it is still
+    /// there, else read again.
+    fn raw(&self, start: u64, end: u64) -> std::borrow::Cow<'_, [u8]> {
+        let in_window = start >= self.window_start
+            && end <= self.window_start + self.window.len() as u64
+            && start <= end;
+        if in_window {
+            let from = (start - self.window_start) as usize;
+            let to = (end - self.window_start) as usize;
+            return std::borrow::Cow::Borrowed(&self.window[from..to]);
+        }
+        let mut buf = vec![0u8; end.saturating_sub(start) as usize];
+        let n = read_at(&self.source, &mut buf, self.base + start).unwrap_or(0);
+        buf.truncate(n);
+        std::borrow::Cow::Owned(buf)
+    }
+}
+
+impl std::io::Read for SourceReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = read_at(&self.source, buf, self.base + self.pos)?;
+        self.pos += n as u64;
+        self.window.extend_from_slice(&buf[..n]);
+        if self.window.len() > 2 * WINDOW {
+            let drop = self.window.len() - WINDOW;
+            self.window.drain(..drop);
+            self.window_start += drop as u64;
+        }
+        Ok(n)
+    }
+}
+
+/// Reads at an absolute offset without moving a shared cursor, so any
+/// number of passes can read one open file.
+fn read_at(source: &Source, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    match source {
+        Source::File(f) => {
+            use std::os::unix::fs::FileExt;
+            f.read_at(buf, offset)
+        }
+        Source::Bytes(b) => {
+            let start = (offset as usize).min(b.len());
+            let n = buf.len().min(b.len() - start);
+            buf[..n].copy_from_slice(&b[start..start + n]);
+            Ok(n)
+        }
     }
 }
 
@@ -397,8 +690,9 @@ mod tests {
             "\u{feff}Email,name,status,city\nAda@Example.org , Ada Lovelace,,London\nbob@example.net,Bob,unsubscribed,\n",
         );
         assert!(list.problems.is_empty(), "{:?}", list.problems);
-        assert_eq!(list.subscribers.len(), 2);
-        let ada = &list.subscribers[0];
+        assert_eq!(list.rows, 2);
+        let all: Vec<Subscriber> = list.readers().collect();
+        let ada = &all[0];
         assert_eq!(ada.email.to_string(), "Ada@Example.org");
         assert_eq!(ada.key, "ada@example.org");
         assert_eq!(ada.name, "Ada Lovelace");
@@ -423,7 +717,13 @@ mod tests {
                 "subscribers.csv:5: duplicate address A@EXAMPLE.ORG (first on line 2); delete one of the rows",
             ]
         );
-        assert_eq!(list.subscribers.len(), 3);
+        assert_eq!(list.rows, 3);
+        let keys: Vec<String> = list.readers().map(|s| s.key).collect();
+        assert_eq!(
+            keys,
+            ["a@example.org", "c@example.org", "d@example.org"],
+            "skipped rows are not read back"
+        );
     }
 
     #[test]
@@ -516,7 +816,7 @@ mod tests {
                 "subscribers.csv:2: the `name` field is 20 KB long; a field may hold at most 1000 bytes (it is copied into every message): shorten it or delete the row"
             ]
         );
-        assert_eq!(list.subscribers.len(), 1);
+        assert_eq!(list.readers().count(), 1);
     }
 
     #[test]
@@ -551,12 +851,40 @@ mod tests {
     fn lines_count_blank_lines_before_a_row() {
         let list = parse_str("email,name\n\n\nnope,A\n  \nb@example.org,B\n");
         assert_eq!(list.problems[0].line, Some(4), "{:?}", list.problems);
-        assert_eq!(list.subscribers[0].line, 6);
+        assert_eq!(list.readers().next().expect("a row").line, 6);
+    }
+
+    #[test]
+    fn a_file_is_read_again_from_the_handle_it_was_checked_with() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("list.csv");
+        let mut csv = String::from("\u{feff}email,name\n");
+        for i in 0..3000 {
+            csv.push_str(&format!("r{i}@example.org,\"Reader, {i}\"\n"));
+        }
+        csv.push_str("r7@example.org,dup\n");
+        std::fs::write(&path, &csv).expect("write");
+        let list = List::from_file(Path::new("list.csv"), &path).expect("valid");
+        assert_eq!(
+            (list.rows, list.active, list.problems.len()),
+            (3000, 3000, 1)
+        );
+        // An editor replaces the file by renaming: the run keeps its copy.
+        std::fs::write(dir.path().join("new.csv"), "email\nother@example.org\n").expect("write");
+        std::fs::rename(dir.path().join("new.csv"), &path).expect("rename");
+        let read: Vec<Subscriber> = list.active().collect();
+        assert_eq!(read.len(), 3000);
+        assert_eq!(read[2999].name, "Reader, 2999");
+        assert_eq!(read[2999].line, 3001);
+        assert_eq!(list.samples().len(), 1, "one shape: every row has a name");
     }
 
     #[test]
     fn line_breaks_in_names_are_neutralised() {
         let list = parse_str("email,name\na@example.org,\"Eve\r\nBcc: x@evil.example\"\n");
-        assert_eq!(list.subscribers[0].name, "Eve Bcc: x@evil.example");
+        assert_eq!(
+            list.readers().next().expect("a row").name,
+            "Eve Bcc: x@evil.example"
+        );
     }
 }

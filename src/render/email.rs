@@ -87,6 +87,8 @@ pub struct Email {
     /// Everything in the template context except the personal values.
     context: BTreeMap<String, Value>,
     columns: Vec<String>,
+    /// Where a `first_name` column is among `columns`, if there is one.
+    first_name_column: Option<usize>,
     secrets: Secrets,
     shapes: Mutex<HashMap<Vec<bool>, Arc<Shape>>>,
     /// Whether the templates only print personal values or test them for
@@ -245,6 +247,7 @@ impl Email {
             templates: templates.clone(),
             context,
             columns: columns.to_vec(),
+            first_name_column: columns.iter().position(|c| c == "first_name"),
             secrets,
             shapes: Mutex::new(HashMap::new()),
             splice: templates.personal_values_only_printed(),
@@ -271,36 +274,12 @@ impl Email {
         let mut v = Vec::with_capacity(FIXED + self.columns.len());
         v.push(reader.email.to_string());
         v.push(reader.name.clone());
-        v.push(clean_line(self.first_name(reader)));
+        v.push(clean_line(reader.first_name(self.first_name_column)));
         v.push(unsubscribe_url);
         for i in 0..self.columns.len() {
             v.push(clean_line(reader.fields.get(i).map_or("", String::as_str)));
         }
         v
-    }
-
-    /// A `first_name` column in the CSV wins over the first word of `name`.
-    fn first_name<'r>(&self, reader: &'r Subscriber) -> &'r str {
-        match self.columns.iter().position(|c| c == "first_name") {
-            Some(i) => reader.fields.get(i).map_or("", String::as_str),
-            None => reader.name.split_whitespace().next().unwrap_or(""),
-        }
-    }
-
-    /// Which personal values are empty for `reader`: the key of its shape,
-    /// without computing the unsubscribe token. Cheap enough to run over a
-    /// list of a million readers.
-    pub fn shape_key(&self, reader: &Subscriber) -> Vec<bool> {
-        let blank = |s: &str| s.chars().all(|c| c.is_control() || c.is_whitespace());
-        let mut key = Vec::with_capacity(FIXED + self.columns.len());
-        key.push(false);
-        key.push(reader.name.is_empty());
-        key.push(blank(self.first_name(reader)));
-        key.push(false);
-        for i in 0..self.columns.len() {
-            key.push(blank(reader.fields.get(i).map_or("", String::as_str)));
-        }
-        key
     }
 
     pub fn token(&self, reader: &Subscriber) -> String {

@@ -148,14 +148,8 @@ pub fn preflight(email: &Email, list: &List, record_path: &Path) -> Preflight {
     // One reader per shape; an empty list still gets its issue checked, as
     // the sample reader.
     let sample = crate::render::email::sample_reader(list.columns.len());
-    let mut keys = HashSet::new();
-    let mut shapes: Vec<&Subscriber> = Vec::new();
-    for reader in list.active() {
-        report.readers += 1;
-        if keys.insert(email.shape_key(reader)) {
-            shapes.push(reader);
-        }
-    }
+    report.readers = list.active;
+    let mut shapes: Vec<&Subscriber> = list.samples().iter().collect();
     if shapes.is_empty() {
         report.warnings.push(
             "the subscriber list has no active subscribers; checked the issue as a sample reader"
@@ -262,6 +256,7 @@ pub fn preflight(email: &Email, list: &List, record_path: &Path) -> Preflight {
 pub fn preflight_readers(email: &Email, list: &List, report: &mut Preflight) {
     let known: HashSet<String> = report.problems.iter().map(|p| p.to_string()).collect();
     for reader in list.active() {
+        let reader = &reader;
         let copy = match email.render(reader) {
             Ok(copy) => copy,
             Err(p) => {

@@ -204,7 +204,7 @@ fn names_are_escaped_and_cannot_inject_headers() {
         Path::new("s.csv"),
     )
     .expect("csv");
-    let raw = eml(&edition, &list.subscribers[0]);
+    let raw = eml(&edition, &list.readers().next().expect("a reader"));
     let msg = MessageParser::default()
         .parse(raw.as_bytes())
         .expect("parses");
