@@ -22,6 +22,10 @@ use crate::project::Project;
 use crate::serve::{self, ServeOptions};
 
 pub fn run(cli: Cli) -> ExitCode {
+    crate::log::init(crate::log::Verbosity {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    });
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
