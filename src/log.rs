@@ -13,7 +13,9 @@
 //!
 //! Which events show: `RUST_LOG` when set (`tracing_subscriber`'s
 //! `EnvFilter` syntax, e.g. `dailyissue=debug`), otherwise `-q` errors only,
-//! by default notes and warnings, `-v` debug, `-vv` trace.
+//! by default notes and warnings, `-v` debug, `-vv` trace. Whatever the
+//! filter, warnings from this crate are also kept for the `--json`
+//! document ([`warnings`]).
 //!
 //! Invariant: no full address and no token reaches a log line; addresses
 //! are written through [`mask`].
@@ -25,6 +27,7 @@ use std::sync::Mutex;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 /// How much the user asked to see (`-q`, `-v`, `-vv`).
@@ -47,12 +50,16 @@ impl Verbosity {
     }
 }
 
+/// Warnings emitted so far, for the `--json` document.
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 /// The progress bar on screen, if any: lines are printed above it.
 static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
 
 /// Sets up the subscriber for this process: lines on stderr (timestamped
 /// unless a terminal or the journal reads them), filtered by `RUST_LOG` or
-/// `verbosity`. A second call changes nothing.
+/// `verbosity`, and the warnings kept for `--json`. A second call changes
+/// nothing.
 pub fn init(verbosity: Verbosity) {
     let timestamps = !std::io::stderr().is_terminal() && !stderr_is_journal();
     let from_env = std::env::var("RUST_LOG")
@@ -64,7 +71,12 @@ pub fn init(verbosity: Verbosity) {
             Some(Err(bad)) => (EnvFilter::new(verbosity.directives()), Some(bad)),
             None => (EnvFilter::new(verbosity.directives()), None),
         };
-    let subscriber = tracing_subscriber::registry().with(Lines { timestamps }.with_filter(filter));
+    let kept = filter_fn(|meta| {
+        *meta.level() == Level::WARN && meta.target().starts_with(env!("CARGO_CRATE_NAME"))
+    });
+    let subscriber = tracing_subscriber::registry()
+        .with(Lines { timestamps }.with_filter(filter))
+        .with(Kept.with_filter(kept));
     if tracing::subscriber::set_global_default(subscriber).is_ok()
         && let Some((value, e)) = bad_env
     {
@@ -83,6 +95,11 @@ fn stderr_is_journal() -> bool {
         return false;
     };
     stream.to_string_lossy() == format!("{}:{}", stderr.dev(), stderr.ino())
+}
+
+/// Warnings this crate logged so far (also those `-q` hid).
+pub fn warnings() -> Vec<String> {
+    WARNINGS.lock().map(|w| w.clone()).unwrap_or_default()
 }
 
 /// A progress bar on stderr of `total` steps; until it is finished (or
@@ -155,6 +172,17 @@ impl<S: Subscriber> Layer<S> for Lines {
             text.push('\n');
         }
         write_above_bar(text.as_bytes());
+    }
+}
+
+/// The layer that keeps warnings for `--json`.
+struct Kept;
+
+impl<S: Subscriber> Layer<S> for Kept {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if let Ok(mut w) = WARNINGS.lock() {
+            w.push(message(event));
+        }
     }
 }
 

@@ -94,12 +94,12 @@ pub struct Summary {
     stopped_for_good: bool,
 }
 
-impl Summary {
+impl crate::cmd::Report for Summary {
     /// 0 when everything due went out (or nothing was due), 75 when some
     /// recipients are left for a later run, 1 when the run stopped on
     /// something a rerun will not fix by itself (the outbox cannot be
     /// written).
-    pub fn exit_code(&self) -> u8 {
+    fn exit_code(&self) -> u8 {
         if self.stopped_for_good {
             1
         } else if self.left() > 0 {
@@ -109,12 +109,7 @@ impl Summary {
         }
     }
 
-    /// Recipients a later run will attempt.
-    pub fn left(&self) -> u64 {
-        self.deferred + self.unknown + self.left_by_limit + self.left_by_cap + self.not_attempted
-    }
-
-    pub fn text(&self) -> String {
+    fn text(&self) -> String {
         if let Some(reason) = &self.skipped {
             return format!(
                 "issue {} of {}: nothing sent: {reason}\n",
@@ -181,7 +176,7 @@ impl Summary {
             "  {:.1} s, {:.0} msg/s\n",
             self.elapsed_seconds, self.messages_per_second
         ));
-        match self.exit_code() {
+        match crate::cmd::Report::exit_code(self) {
             0 => {}
             1 => {
                 out.push_str("  fix the problem above, then run `dailyissue send` again (exit 1)\n")
@@ -194,7 +189,14 @@ impl Summary {
     }
 }
 
-pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<String>), Failure> {
+impl Summary {
+    /// Recipients a later run will attempt.
+    pub fn left(&self) -> u64 {
+        self.deferred + self.unknown + self.left_by_limit + self.left_by_cap + self.not_attempted
+    }
+}
+
+pub fn send(project: &Project, opts: &SendOptions) -> Result<Summary, Failure> {
     let settings = &project.settings;
     let started = Instant::now();
     let sink = sink(project, opts)?;
@@ -205,7 +207,9 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     let lock = if opts.dry_run {
         None
     } else {
-        Some(lock(&project.path(&settings.ledger))?)
+        let held = lock(&project.path(&settings.ledger))?;
+        tracing::debug!("holding the run lock next to {}", settings.ledger.display());
+        Some(held)
     };
     let day = open_day(
         project,
@@ -216,7 +220,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
             write_record: !opts.dry_run,
         },
     )?;
-    let mut warnings = day.notes();
+    day.log_notes();
     let Day {
         loaded: Loaded { mut list, .. },
         edition,
@@ -234,7 +238,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         ..Summary::default()
     };
     for p in &list.problems {
-        warnings.push(format!("skipped: {p}"));
+        tracing::warn!("skipped: {p}");
     }
 
     // The schedule protects readers; `.eml` files and dry runs reach nobody.
@@ -244,7 +248,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         && let Some(reason) = off_schedule(settings, opts.date, opts.now)
     {
         summary.skipped = Some(reason);
-        return Ok((summary, warnings));
+        return Ok(summary);
     }
 
     let ledger_path = project.path(&settings.ledger);
@@ -259,11 +263,11 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         let r = l.recover(opts.date)?;
         summary.recovered = r.unknown + r.unattempted;
         if r.unknown > 0 {
-            warnings.push(format!(
+            tracing::warn!(
                 "an earlier run stopped while sending; {} message{} may have been delivered and will be resent once (same Message-ID)",
                 r.unknown,
                 if r.unknown == 1 { "" } else { "s" }
-            ));
+            );
         }
     }
 
@@ -305,12 +309,16 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
             }
         }
         if summary.unknown_twice > 0 {
-            warnings.push(format!(
+            tracing::warn!(
                 "{} reader{} got no answer twice and {} not resent (see `dailyissue status`; `--retry-unknown` sends one more copy)",
                 summary.unknown_twice,
                 if summary.unknown_twice == 1 { "" } else { "s" },
-                if summary.unknown_twice == 1 { "is" } else { "are" },
-            ));
+                if summary.unknown_twice == 1 {
+                    "is"
+                } else {
+                    "are"
+                },
+            );
         }
         due
     } else {
@@ -340,19 +348,25 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
             .unwrap_or(0);
         let room = settings.daily_cap.saturating_sub(used);
         if room < allowance {
-            warnings.push(format!(
+            tracing::info!(
                 "daily_cap {}: {used} already sent today, sending at most {room} now",
                 settings.daily_cap
-            ));
+            );
             summary.left_by_cap = allowance - room;
             allowance = room;
         }
     }
     let mut recipients = recipients;
     recipients.truncate(allowance as usize);
+    tracing::debug!(
+        "{} due, {} in this run, after {:.0?}",
+        recipients.len() as u64 + summary.left_by_limit + summary.left_by_cap,
+        allowance,
+        started.elapsed()
+    );
     if recipients.is_empty() {
         summary.elapsed_seconds = started.elapsed().as_secs_f64();
-        return Ok((summary, warnings));
+        return Ok(summary);
     }
 
     // Templates fail here, before any row changes, not halfway through.
@@ -402,11 +416,20 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         retries: smtp.map_or(0, |s| s.retries),
         retry_base: smtp.map_or(Duration::from_secs(1), |s| s.retry_base),
         rate_per_second: smtp.map_or(0.0, |s| s.rate_per_second),
-        progress: opts.progress && std::io::stderr().is_terminal(),
+        // The bar only on a terminal, and not when notes are hidden (-q).
+        progress: opts.progress
+            && std::io::stderr().is_terminal()
+            && tracing::enabled!(tracing::Level::INFO),
         envelope_from: settings.from.email.clone(),
     };
+    let sending = Instant::now();
     let counts = pipeline::run(&runtime, delivery, recipients)?;
     drop(lock);
+    tracing::debug!(
+        "the pipeline took {:.1?} for {total} message{}",
+        sending.elapsed(),
+        crate::cmd::plural(total)
+    );
 
     if let Some(stop) = &counts.stop {
         summary.stopped = Some(stop.to_string());
@@ -423,7 +446,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     summary.bounced = counts.bounced;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.messages_per_second = counts.sent as f64 / summary.elapsed_seconds.max(1e-9);
-    Ok((summary, warnings))
+    Ok(summary)
 }
 
 /// The readers of `send --to`: each address once (any case), listed readers
@@ -474,8 +497,14 @@ fn preconnect(
                         smtp.endpoint()
                     )));
                 }
-                Err(_) => {
-                    tokio::time::sleep(base.saturating_mul(2u32.saturating_pow(attempt))).await;
+                Err(e) => {
+                    let wait = base.saturating_mul(2u32.saturating_pow(attempt));
+                    tracing::debug!(
+                        "first connection failed ({e}); attempt {} of {} in {wait:?}",
+                        attempt + 2,
+                        retries + 1
+                    );
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
             }

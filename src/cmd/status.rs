@@ -23,8 +23,8 @@ pub struct Report {
     pub problems: Vec<Row>,
 }
 
-impl Report {
-    pub fn text(&self) -> String {
+impl crate::cmd::Report for Report {
+    fn text(&self) -> String {
         let mut out = format!(
             "issue of {}: sent {}, unknown {}, deferred {}, failed {}, bounced {}, sending {}\n",
             self.date,
