@@ -165,7 +165,7 @@ fn send_status_suppressions_and_archive_speak_json() {
 
     let status = document(&run(&dir, &["status", "--date", DATE, "--json"]).success());
     assert_eq!(status["sent"], 9, "{status}");
-    assert_eq!(status["problems"], serde_json::json!([]));
+    assert_eq!(status["addresses"], serde_json::json!([]));
 
     run(
         &dir,
