@@ -121,8 +121,7 @@ pub fn open_day(project: &Project, opts: DayOptions) -> Result<Day, Failure> {
     let started = std::time::Instant::now();
     let loaded = project.load()?;
     tracing::debug!(
-        "loaded settings, content, templates and {} subscriber rows in {:.0?}",
-        loaded.list.subscribers.len(),
+        "loaded content, templates, issue records and the list in {:.0?}",
         started.elapsed()
     );
     day_from(project, loaded, opts)

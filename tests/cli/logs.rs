@@ -73,7 +73,7 @@ fn verbose_adds_debug_lines_and_rust_log_overrides_the_flags() {
     for expected in [
         "debug: project: ",
         "debug: holding the run lock",
-        "debug: loaded settings, content, templates and 10 subscriber rows in ",
+        "debug: loaded content, templates, issue records and the list in ",
         "debug: prepared issue 1 of 2027-03-01",
         "debug: the pipeline took ",
     ] {
