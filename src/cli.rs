@@ -9,14 +9,51 @@ use clap::{Parser, Subcommand};
 /// Build and send a daily newsletter: one term, one tool, one tip.
 #[derive(Debug, Parser)]
 #[command(name = "dailyissue", version, about, long_about = None, max_term_width = 100)]
+#[command(after_help = AFTER_HELP)]
 pub struct Cli {
     /// Run as if started in DIR (the project is found in DIR or its nearest parent)
     #[arg(short = 'C', long = "directory", value_name = "DIR", global = true)]
     pub directory: Option<PathBuf>,
 
+    /// Print only errors on stderr: no notes, warnings or progress
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more on stderr: -v connections, retries and timings; -vv every message
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     #[command(subcommand)]
     pub command: Command,
 }
+
+impl Cli {
+    /// Whether the command asked for one JSON document on stdout (then a
+    /// failure is one too).
+    pub fn json(&self) -> bool {
+        match &self.command {
+            Command::Check { json, .. }
+            | Command::Plan { json, .. }
+            | Command::Send(SendArgs { json, .. })
+            | Command::Status { json, .. }
+            | Command::Archive { json, .. }
+            | Command::Suppressions {
+                action: SuppressionsAction::List { json },
+            } => *json,
+            _ => false,
+        }
+    }
+}
+
+const AFTER_HELP: &str = "\
+Reports go to stdout (one JSON document with --json, failures too); notes, warnings and
+progress go to stderr, each line with an RFC 3339 timestamp when stderr is not a terminal
+(cron, a log file; the systemd journal stamps lines itself). RUST_LOG (e.g.
+`dailyissue=debug`) overrides -q and -v.
+
+Exit codes: 0 done (or nothing to do), 2 bad input (every problem listed), 75 temporary
+(retry later: deferred recipients, unreachable server, another run holds the lock),
+1 anything else.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -31,6 +68,9 @@ pub enum Command {
         /// Check the issue of this day (YYYY-MM-DD); default: today in the newsletter's time zone
         #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
         date: Option<NaiveDate>,
+        /// Print the report, or every problem found, as one JSON object
+        #[arg(long)]
+        json: bool,
     },
     /// Write issue records for the coming days; existing records are kept as they are
     Plan {
@@ -40,55 +80,14 @@ pub enum Command {
         /// Number of consecutive days to plan
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
         days: u32,
-    },
-    /// Render the issue of a day as one reader gets it; sends nothing
-    Preview {
-        /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
-        #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
-        date: Option<NaiveDate>,
-        /// Render for this address (default: the first active subscriber)
-        #[arg(long = "as", value_name = "ADDR")]
-        reader: Option<String>,
-        /// What to print or write
-        #[arg(long, value_enum, default_value_t = PreviewFormat::Html)]
-        format: PreviewFormat,
-        /// Write to this file, or to this folder as .html, .txt and .eml
-        #[arg(long, value_name = "PATH")]
-        out: Option<PathBuf>,
-        /// Open the HTML in the default browser
-        #[arg(long)]
-        open: bool,
-    },
-    /// Deliver the issue of a day to every active subscriber who has not got it yet
-    Send {
-        /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
-        #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
-        date: Option<NaiveDate>,
-        /// Render everything but deliver nothing and write no delivery state
-        #[arg(long)]
-        dry_run: bool,
-        /// Write messages as .eml files into DIR instead of sending over SMTP
-        #[arg(long, value_name = "DIR")]
-        outbox: Option<PathBuf>,
-        /// Send a test copy to ADDR (repeatable); not counted as a delivery
-        #[arg(long, value_name = "ADDR")]
-        to: Vec<String>,
-        /// Send at most N messages in this run
-        #[arg(long, value_name = "N")]
-        limit: Option<u64>,
-        /// Print the summary as one JSON object
+        /// Print the plan as one JSON object
         #[arg(long)]
         json: bool,
-        /// Send even though the issue record changed after delivery began
-        #[arg(long)]
-        force: bool,
-        /// Also retry addresses that failed permanently (5xx) in an earlier run
-        #[arg(long)]
-        retry_failed: bool,
-        /// Also resend to readers whose two attempts got no answer (they may get a third copy)
-        #[arg(long)]
-        retry_unknown: bool,
     },
+    /// Render the issue of a day as one reader gets it; sends nothing
+    Preview(PreviewArgs),
+    /// Deliver the issue of a day to every active subscriber who has not got it yet
+    Send(SendArgs),
     /// Show what the ledger holds for the issue of a day
     Status {
         /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
@@ -130,6 +129,9 @@ pub enum Command {
         /// Then serve the folder (and unsubscribe links) on this address
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
         serve: Option<std::net::SocketAddr>,
+        /// Print the report as one JSON object
+        #[arg(long)]
+        json: bool,
     },
     /// Print shell completions
     Completions {
@@ -138,6 +140,58 @@ pub enum Command {
     },
     /// Print the man page (roff)
     Man,
+}
+
+// The arguments of `preview` (documented on the variant, which clap shows).
+#[derive(Debug, clap::Args)]
+pub struct PreviewArgs {
+    /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
+    pub date: Option<NaiveDate>,
+    /// Render for this address (default: the first active subscriber)
+    #[arg(long = "as", value_name = "ADDR")]
+    pub reader: Option<String>,
+    /// What to print or write
+    #[arg(long, value_enum, default_value_t = PreviewFormat::Html)]
+    pub format: PreviewFormat,
+    /// Write to this file, or to this folder as .html, .txt and .eml
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Open the HTML in the default browser
+    #[arg(long)]
+    pub open: bool,
+}
+
+// The arguments of `send` (documented on the variant, which clap shows).
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
+    pub date: Option<NaiveDate>,
+    /// Render everything but deliver nothing and write no delivery state
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write messages as .eml files into DIR instead of sending over SMTP
+    #[arg(long, value_name = "DIR")]
+    pub outbox: Option<PathBuf>,
+    /// Send a test copy to ADDR (repeatable); not counted as a delivery
+    #[arg(long, value_name = "ADDR")]
+    pub to: Vec<String>,
+    /// Send at most N messages in this run
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Print the summary as one JSON object
+    #[arg(long)]
+    pub json: bool,
+    /// Send even though the issue record changed after delivery began
+    #[arg(long)]
+    pub force: bool,
+    /// Also retry addresses that failed permanently (5xx) in an earlier run
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Also resend to readers whose two attempts got no answer (they may get a third copy)
+    #[arg(long)]
+    pub retry_unknown: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -153,7 +207,11 @@ pub enum PreviewFormat {
 #[derive(Debug, Subcommand)]
 pub enum SuppressionsAction {
     /// Print one suppressed address per line, with reason and date
-    List,
+    List {
+        /// Print the list as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
     /// Suppress addresses
     Add {
         /// Addresses to suppress

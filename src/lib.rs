@@ -17,8 +17,10 @@
 //! - [`archive`]: the static web archive.
 //!
 //! [`cmd`] holds one file per command (options → stages → a report), and
-//! [`run`] maps parsed arguments onto them; `main.rs` only parses arguments.
-//! Lower stages never import higher ones.
+//! [`run`] maps parsed arguments onto them and prints the report, as text
+//! or JSON; `main.rs` only parses arguments. Any module may log through
+//! `tracing`; [`log`] owns how lines look and which show. Lower stages
+//! never import higher ones.
 
 pub(crate) mod archive;
 pub(crate) mod atomic;
@@ -27,6 +29,7 @@ pub mod cmd;
 pub(crate) mod deliver;
 pub mod html;
 pub(crate) mod ledger;
+pub(crate) mod log;
 pub mod mail;
 pub(crate) mod pick;
 pub(crate) mod plan;

@@ -5,5 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    dailyissue::run::run(dailyissue::cli::Cli::parse())
+    match dailyissue::cli::Cli::try_parse() {
+        Ok(cli) => dailyissue::run::run(cli),
+        Err(e) => dailyissue::run::bad_arguments(e),
+    }
 }

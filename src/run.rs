@@ -1,37 +1,90 @@
-//! The command layer: turns parsed arguments into options, reads the clock
-//! once, calls one function per command, prints its result, and maps the
-//! outcome to an exit code. Errors are printed here and only here.
+//! The command layer: sets logging up, turns parsed arguments into
+//! options, reads the clock once, calls one function per command, prints
+//! its report (text, or one JSON document with `--json`), and maps the
+//! outcome to an exit code.
+//!
+//! Errors are printed here and only here: on stderr as they are (a report,
+//! not a log line: no timestamp, shown even with `-q`), and with `--json`
+//! also as one JSON document on stdout. The JSON shapes are documented in
+//! docs/json.md.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::CommandFactory;
 
-use crate::archive::{self, ArchiveOptions};
-use crate::cli::{Cli, Command, LedgerAction, PreviewFormat, SuppressionsAction};
+use crate::archive::ArchiveOptions;
+use crate::cli::{
+    Cli, Command, LedgerAction, PreviewArgs, PreviewFormat, SendArgs, SuppressionsAction,
+};
 use crate::cmd::check::{self, CheckOptions};
-use crate::cmd::init;
 use crate::cmd::plan::{self, PlanOptions};
 use crate::cmd::preview::{self, Format, PreviewOptions};
 use crate::cmd::send::{self, SendOptions};
-use crate::cmd::status;
-use crate::cmd::suppressions;
+use crate::cmd::{Report, archive, init, ledger, status, suppressions};
+use crate::log::{self, Verbosity};
 use crate::problem::Failure;
 use crate::project::Project;
 use crate::serve::{self, ServeOptions};
 
 pub fn run(cli: Cli) -> ExitCode {
-    match dispatch(cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(failure) => {
-            let code = failure.exit_code();
-            match &failure {
-                Failure::Other(e) => eprintln!("error: {e:#}"),
-                other => eprintln!("{other}"),
-            }
-            ExitCode::from(code)
-        }
+    log::init(Verbosity {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    });
+    let json = cli.json();
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(failure) => fail(&failure, json),
+    };
+    ExitCode::from(code)
+}
+
+/// Arguments clap refused: its message on stderr as usual, and with
+/// `--json` on the command line also one JSON document on stdout, so a
+/// script never has to parse prose. Help and `--version` print as usual.
+pub fn bad_arguments(e: clap::Error) -> ExitCode {
+    if e.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+        let _ = e.print();
+        let doc = Failed {
+            ok: false,
+            exit_code: crate::problem::EXIT_INPUT,
+            kind: "usage",
+            error: first_line(&e.render().to_string()),
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        };
+        print_json(&doc);
+        return ExitCode::from(crate::problem::EXIT_INPUT);
+    }
+    e.exit()
+}
+
+/// clap's message without its `error: ` label and usage lines.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
+/// What every command may need from outside: where it was started, and
+/// the clock.
+struct Env {
+    start: PathBuf,
+    now: DateTime<Utc>,
+}
+
+impl Env {
+    fn project(&self) -> Result<Project, Failure> {
+        let project = Project::discover(&self.start)?;
+        tracing::debug!("project: {}", project.root.display());
+        Ok(project)
+    }
+
+    /// `--date`, or today in the newsletter's time zone.
+    fn day(&self, project: &Project, date: Option<NaiveDate>) -> NaiveDate {
+        date.unwrap_or_else(|| project.today(self.now))
     }
 }
 
@@ -50,267 +103,234 @@ fn now() -> Result<DateTime<Utc>, Failure> {
     }
 }
 
-/// Runs one command; the number is the exit code of a run that finished
-/// (0, or 75 when recipients are left for a later run).
+/// Runs one command and prints its report; the number is the exit code of
+/// a run that finished (0, or 75 when recipients are left for a later run).
 fn dispatch(cli: Cli) -> Result<u8, Failure> {
-    let start = cli.directory.clone().unwrap_or_else(|| ".".into());
-    let project = || Project::discover(&start);
-    let now = now()?;
-    let today = |p: &Project, date: Option<NaiveDate>| date.unwrap_or_else(|| p.today(now));
-    let mut out = std::io::stdout().lock();
+    let env = Env {
+        start: cli.directory.clone().unwrap_or_else(|| ".".into()),
+        now: now()?,
+    };
     match cli.command {
-        Command::Init { dir } => {
-            let dir = start.join(dir);
-            let written = init::init(&dir)?;
-            writeln!(out, "created {} files in {}", written.len(), dir.display())?;
-            writeln!(
-                out,
-                "next: cd {} && dailyissue check && dailyissue plan",
-                dir.display()
-            )?;
-        }
-        Command::Check { date } => {
-            let project = project()?;
+        Command::Init { dir } => print(&init::init(&env.start.join(dir))?, false),
+        Command::Check { date, json } => {
+            let project = env.project()?;
             let opts = CheckOptions {
-                date: today(&project, date),
-                now,
+                date: env.day(&project, date),
+                now: env.now,
             };
-            let report = check::check(&project, opts)?;
-            for w in &report.warnings {
-                eprintln!("warning: {w}");
-            }
-            write!(out, "{}", report.text())?;
+            print(&check::check(&project, opts)?, json)
         }
-        Command::Plan { date, days } => {
-            let project = project()?;
+        Command::Plan { date, days, json } => {
+            let project = env.project()?;
             let opts = PlanOptions {
-                start: today(&project, date),
+                start: env.day(&project, date),
                 days,
             };
-            let planned = plan::plan(&project, opts)?;
-            let sections: Vec<String> = project
-                .settings
-                .sections
-                .iter()
-                .map(|s| s.name.clone())
-                .collect();
-            write!(out, "{}", plan::table(&planned, &sections))?;
-            let new = planned.iter().filter(|d| !d.kept).count();
-            writeln!(
-                out,
-                "{new} new record{} in issues/, {} kept",
-                if new == 1 { "" } else { "s" },
-                planned.len() - new
-            )?;
-            let mut warned = std::collections::BTreeSet::new();
-            for d in &planned {
-                for (section, slug, last) in &d.repeats {
-                    if warned.insert(section.clone()) {
-                        eprintln!(
-                            "warning: section `{section}` ran out of unused items on {}: it repeats `{slug}` (last sent {last}) and repeats from then on; add items to keep issues fresh",
-                            d.record.date
-                        );
-                    }
-                }
-            }
+            print(&plan::plan(&project, opts)?, json)
         }
-        Command::Preview {
-            date,
-            reader,
-            format,
-            out: path,
-            open,
-        } => {
-            let project = project()?;
-            let opts = PreviewOptions {
-                date: date.unwrap_or_else(|| project.today(now)),
-                now,
-                reader,
-                format: match format {
-                    PreviewFormat::Html => Format::Html,
-                    PreviewFormat::Text => Format::Text,
-                    PreviewFormat::Eml => Format::Eml,
-                },
-                out: path,
-                open,
-            };
-            let result = preview::preview(&project, &opts)?;
-            for w in &result.warnings {
-                eprintln!("note: {w}");
-            }
-            if let Some(bytes) = result.stdout {
-                out.write_all(&bytes)?;
-            }
-            for p in &result.written {
-                eprintln!("wrote {} (as {})", p.display(), result.reader);
-            }
-        }
-        Command::Send {
-            date,
-            dry_run,
-            outbox,
-            to,
-            limit,
-            json,
-            force,
-            retry_failed,
-            retry_unknown,
-        } => {
-            let project = project()?;
-            let opts = SendOptions {
-                date: date.unwrap_or_else(|| project.today(now)),
-                implicit_date: date.is_none(),
-                now,
-                dry_run,
-                outbox,
-                to,
-                limit,
-                force,
-                retry_failed,
-                retry_unknown,
-                progress: !json,
-            };
-            let (summary, warnings) = send::send(&project, &opts)?;
-            for w in &warnings {
-                eprintln!("note: {w}");
-            }
-            if json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string(&summary).map_err(anyhow::Error::from)?
-                )?;
-            } else {
-                write!(out, "{}", summary.text())?;
-            }
-            return Ok(summary.exit_code());
-        }
+        Command::Preview(args) => run_preview(&env, args),
+        Command::Send(args) => run_send(&env, args),
         Command::Status { date, json } => {
-            let project = project()?;
-            let date = today(&project, date);
-            let report = status::status(&project, date)?;
-            if json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string(&report).map_err(anyhow::Error::from)?
-                )?;
-            } else {
-                write!(out, "{}", report.text())?;
-            }
+            let project = env.project()?;
+            let date = env.day(&project, date);
+            print(&status::status(&project, date)?, json)
         }
         Command::Unsubscribe { target } => {
-            let project = project()?;
-            let done = suppressions::unsubscribe(&project, &target)?;
-            writeln!(
-                out,
-                "{} {}",
-                done.address,
-                if done.new {
-                    "is unsubscribed"
-                } else {
-                    "was already suppressed"
-                }
-            )?;
+            print(&suppressions::unsubscribe(&env.project()?, &target)?, false)
         }
-        Command::Suppressions { action } => {
-            let project = project()?;
-            match action {
-                SuppressionsAction::List => {
-                    for s in suppressions::list(&project)? {
-                        writeln!(
-                            out,
-                            "{}\t{}\t{}{}",
-                            s.address,
-                            s.reason,
-                            s.created_at.get(..10).unwrap_or(&s.created_at),
-                            s.note.map(|n| format!("\t{n}")).unwrap_or_default()
-                        )?;
-                    }
-                }
-                SuppressionsAction::Add { addresses, reason } => {
-                    let new = suppressions::add(&project, &addresses, &reason)?;
-                    writeln!(
-                        out,
-                        "{new} added, {} already suppressed",
-                        addresses.len() - new
-                    )?;
-                }
-                SuppressionsAction::Remove { addresses } => {
-                    let removed = suppressions::remove(&project, &addresses)?;
-                    writeln!(
-                        out,
-                        "{removed} removed, {} were not suppressed",
-                        addresses.len() - removed
-                    )?;
-                }
-            }
-        }
+        Command::Suppressions { action } => run_suppressions(&env.project()?, action),
         Command::Ledger {
             action: LedgerAction::Backup { file },
-        } => {
-            let project = project()?;
-            let ledger = crate::ledger::read(&project)?.ok_or_else(|| {
-                Failure::Usage(format!(
-                    "there is no ledger at {} yet: nothing to back up",
-                    project.ledger_path().display()
-                ))
-            })?;
-            let dest = start.join(&file);
-            ledger.backup(&dest)?;
-            let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-            writeln!(
-                out,
-                "backed up {} to {} ({} KB)",
-                project.ledger_path().display(),
-                dest.display(),
-                size.div_ceil(1024)
-            )?;
-        }
+        } => print(
+            &ledger::backup(&env.project()?, &env.start.join(file))?,
+            false,
+        ),
         Command::Serve { listen } => {
-            let project = project()?;
-            serve::serve(&project, &ServeOptions { listen, root: None })?;
+            serve::serve(&env.project()?, &ServeOptions { listen, root: None })?;
+            Ok(0)
         }
         Command::Archive {
-            out: dir,
+            out,
             all,
             serve: listen,
+            json,
         } => {
-            let project = project()?;
-            let report = archive::archive(&project, &ArchiveOptions { out: dir, all })?;
-            if let Some(note) = &report.note {
-                eprintln!("note: {note}");
-            }
-            writeln!(
-                out,
-                "archive in {}: {} issue{}, {} glossary term{}; {} file{} written, {} unchanged, {} removed",
-                report.out.display(),
-                report.issues,
-                if report.issues == 1 { "" } else { "s" },
-                report.terms,
-                if report.terms == 1 { "" } else { "s" },
-                report.written,
-                if report.written == 1 { "" } else { "s" },
-                report.unchanged,
-                report.removed
-            )?;
+            let project = env.project()?;
+            let report = archive::archive(&project, &ArchiveOptions { out, all })?;
+            let code = print(&report, json)?;
             if let Some(listen) = listen {
-                out.flush()?;
-                serve::serve(
-                    &project,
-                    &ServeOptions {
-                        listen,
-                        root: Some(report.out),
-                    },
-                )?;
+                let root = Some(report.out);
+                serve::serve(&project, &ServeOptions { listen, root })?;
             }
+            Ok(code)
         }
         Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "dailyissue", &mut out);
+            Ok(0)
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
+            Ok(0)
         }
     }
-    Ok(0)
+}
+
+fn run_preview(env: &Env, args: PreviewArgs) -> Result<u8, Failure> {
+    let project = env.project()?;
+    let opts = PreviewOptions {
+        date: env.day(&project, args.date),
+        now: env.now,
+        reader: args.reader,
+        format: match args.format {
+            PreviewFormat::Html => Format::Html,
+            PreviewFormat::Text => Format::Text,
+            PreviewFormat::Eml => Format::Eml,
+        },
+        out: args.out,
+        open: args.open,
+    };
+    let preview = preview::preview(&project, &opts)?;
+    match &preview.stdout {
+        // The message itself is the output; there is nothing to report.
+        Some(bytes) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()?;
+            Ok(0)
+        }
+        None => print(&preview, false),
+    }
+}
+
+fn run_send(env: &Env, args: SendArgs) -> Result<u8, Failure> {
+    let project = env.project()?;
+    let opts = SendOptions {
+        date: env.day(&project, args.date),
+        implicit_date: args.date.is_none(),
+        now: env.now,
+        dry_run: args.dry_run,
+        outbox: args.outbox,
+        to: args.to,
+        limit: args.limit,
+        force: args.force,
+        retry_failed: args.retry_failed,
+        retry_unknown: args.retry_unknown,
+        progress: !args.json,
+    };
+    print(&send::send(&project, &opts)?, args.json)
+}
+
+fn run_suppressions(project: &Project, action: SuppressionsAction) -> Result<u8, Failure> {
+    match action {
+        SuppressionsAction::List { json } => print(&suppressions::list(project)?, json),
+        SuppressionsAction::Add { addresses, reason } => {
+            print(&suppressions::add(project, &addresses, &reason)?, false)
+        }
+        SuppressionsAction::Remove { addresses } => {
+            print(&suppressions::remove(project, &addresses)?, false)
+        }
+    }
+}
+
+/// The JSON document of a command that finished: `ok`, `exit_code` and
+/// `warnings`, then the report's own fields.
+#[derive(serde::Serialize)]
+struct Done<'a, R> {
+    ok: bool,
+    exit_code: u8,
+    warnings: Vec<String>,
+    #[serde(flatten)]
+    report: &'a R,
+}
+
+/// The JSON document of a command that failed.
+#[derive(serde::Serialize)]
+struct Failed {
+    ok: bool,
+    exit_code: u8,
+    /// `input` (files; see `problems`), `usage` (arguments, environment),
+    /// `temporary` (retry later) or `other`.
+    kind: &'static str,
+    /// One line for people; `problems` has the details of bad input.
+    error: String,
+    problems: Vec<ProblemJson>,
+    warnings: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct ProblemJson {
+    path: String,
+    line: Option<usize>,
+    message: String,
+}
+
+/// Prints a finished command's report; returns its exit code.
+fn print(report: &impl Report, json: bool) -> Result<u8, Failure> {
+    let code = report.exit_code();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let doc = Done {
+            ok: code == 0,
+            exit_code: code,
+            warnings: log::warnings(),
+            report,
+        };
+        let text = serde_json::to_string(&doc).map_err(anyhow::Error::from)?;
+        writeln!(out, "{text}")?;
+    } else {
+        out.write_all(report.text().as_bytes())?;
+    }
+    out.flush()?;
+    Ok(code)
+}
+
+/// Prints why a command failed; returns the exit code.
+fn fail(failure: &Failure, json: bool) -> u8 {
+    let code = failure.exit_code();
+    match failure {
+        Failure::Other(e) => eprintln!("error: {e:#}"),
+        other => eprintln!("{other}"),
+    }
+    if json {
+        let (kind, error, problems) = match failure {
+            Failure::Input(problems) => (
+                "input",
+                format!(
+                    "{} problem{} found",
+                    problems.len(),
+                    crate::cmd::plural(problems.len() as u64)
+                ),
+                problems
+                    .iter()
+                    .map(|p| ProblemJson {
+                        path: p.path.display().to_string(),
+                        line: p.line,
+                        message: p.message.clone(),
+                    })
+                    .collect(),
+            ),
+            Failure::Usage(m) => ("usage", m.clone(), Vec::new()),
+            Failure::Temporary(m) => ("temporary", m.clone(), Vec::new()),
+            Failure::Other(e) => ("other", format!("{e:#}"), Vec::new()),
+        };
+        print_json(&Failed {
+            ok: false,
+            exit_code: code,
+            kind,
+            error,
+            problems,
+            warnings: log::warnings(),
+        });
+    }
+    code
+}
+
+/// One JSON document on stdout; nothing more can be done if that fails.
+fn print_json(doc: &impl serde::Serialize) {
+    if let Ok(text) = serde_json::to_string(doc) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
 }

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::cmd::{DayOptions, SecretUse, day_from};
+use crate::cmd::{DayOptions, SecretUse, day_from, plural};
 use crate::pick;
 use crate::problem::{Failure, Problem};
 use crate::project::content::Pool;
@@ -22,6 +22,7 @@ pub struct CheckOptions {
 }
 
 /// What `check` found when nothing was wrong (with `--json`, this document).
+/// Warnings (unsafe links, repeats, deliverability) are logged as found.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Report {
     pub newsletter: String,
@@ -33,8 +34,13 @@ pub struct Report {
     /// The DNS TXT records to publish, one per `[[dkim]]` key.
     pub dkim_records: Vec<String>,
     /// Days each section can go on before it repeats an item.
-    pub days_left: Vec<(String, usize)>,
-    pub warnings: Vec<String>,
+    pub days_left: Vec<DaysLeft>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct DaysLeft {
+    pub section: String,
+    pub days: usize,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -64,8 +70,8 @@ pub struct IssueSummary {
     pub largest_html_kb: usize,
 }
 
-impl Report {
-    pub fn text(&self) -> String {
+impl crate::cmd::Report for Report {
+    fn text(&self) -> String {
         let mut out = format!(
             "settings: {} ({}), sections {}\n",
             self.newsletter,
@@ -124,7 +130,7 @@ impl Report {
             let left: Vec<String> = self
                 .days_left
                 .iter()
-                .map(|(s, n)| format!("{s} {n} day{}", if *n == 1 { "" } else { "s" }))
+                .map(|d| format!("{} {} day{}", d.section, d.days, plural(d.days as u64)))
                 .collect();
             out.push_str(&format!(
                 "unused items from {} last: {}\n",
@@ -196,7 +202,9 @@ fn summarise(project: &Project, parts: &Parts, report: &mut Report, problems: &m
     }
     if let Some(pool) = &parts.pool {
         report.content = content_summary(pool);
-        report.warnings.extend(unsafe_links(pool));
+        for w in unsafe_links(pool) {
+            tracing::warn!("{w}");
+        }
     }
     if let (Some(pool), Some(issues)) = (&parts.pool, &parts.issues) {
         problems.extend(records_against(pool, issues));
@@ -290,12 +298,16 @@ fn check_issue(
         }
     };
     // The development secret is expected here; only real mail needs one.
-    report.warnings.extend(day.repeat_notes.iter().cloned());
+    for note in &day.repeat_notes {
+        tracing::warn!("{note}");
+    }
     let email = &day.edition.email;
     let list = &day.loaded.list;
     let mut found = preflight::preflight(email, list, &day.edition.record.path);
     preflight::preflight_readers(email, list, &mut found);
-    report.warnings.append(&mut found.warnings);
+    for w in &found.warnings {
+        tracing::warn!("{w}");
+    }
     report.dkim_records = day.edition.dkim_records.clone();
     if !found.problems.is_empty() {
         problems.append(&mut found.problems);
@@ -315,6 +327,9 @@ fn check_issue(
         .pool
         .sections
         .iter()
-        .map(|s| (s.name.clone(), pick::days_left(s, &history, opts.date)))
+        .map(|s| DaysLeft {
+            section: s.name.clone(),
+            days: pick::days_left(s, &history, opts.date),
+        })
         .collect();
 }

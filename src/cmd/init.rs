@@ -59,8 +59,26 @@ const FILES: &[(&str, &str)] = &[
     ("issues/.gitkeep", ""),
 ];
 
-/// Writes the project into `dir`, returning the paths written.
-pub fn init(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
+/// What `init` wrote.
+#[derive(Debug, serde::Serialize)]
+pub struct Created {
+    pub dir: PathBuf,
+    /// Paths relative to `dir`.
+    pub files: Vec<PathBuf>,
+}
+
+impl crate::cmd::Report for Created {
+    fn text(&self) -> String {
+        let dir = self.dir.display();
+        format!(
+            "created {} files in {dir}\nnext: cd {dir} && dailyissue check && dailyissue plan\n",
+            self.files.len()
+        )
+    }
+}
+
+/// Writes the project into `dir`.
+pub fn init(dir: &Path) -> Result<Created, Failure> {
     let mut files: Vec<(PathBuf, &str)> = FILES
         .iter()
         .map(|(p, text)| (PathBuf::from(p), *text))
@@ -88,5 +106,8 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
             .with_context(|| format!("cannot create the project in {}", dir.display()))?;
         written.push(rel);
     }
-    Ok(written)
+    Ok(Created {
+        dir: dir.to_path_buf(),
+        files: written,
+    })
 }

@@ -1,11 +1,13 @@
 //! The commands: one file each. A command takes its options (plain values
 //! the command layer made from the arguments, the clock and the
 //! environment), loads the project once, calls the stages, and returns a
-//! report that `run` prints as text or JSON. Only this layer (and `run`)
-//! touches the environment, the clock and the disk for its own sake.
+//! [`Report`] that `run` prints as text or JSON. Only this layer (and
+//! `run`) touches the environment, the clock and the disk for its own sake.
 
+pub(crate) mod archive;
 pub(crate) mod check;
 pub(crate) mod init;
+pub(crate) mod ledger;
 pub(crate) mod plan;
 pub(crate) mod preview;
 pub(crate) mod send;
@@ -21,6 +23,26 @@ use crate::mail::token::Secrets;
 use crate::problem::{Failure, Problem};
 use crate::project::{Loaded, Project};
 use crate::render::edition::{Edition, Inputs};
+
+/// What a command tells whoever ran it: a text for people, or the same
+/// fields as one JSON object for scripts (`--json`; `run` adds `ok`,
+/// `exit_code` and `warnings`, see docs/json.md). Notes and warnings are
+/// not part of the text: they are logged as they happen.
+pub trait Report: serde::Serialize {
+    fn text(&self) -> String;
+
+    /// The exit code of a run that finished: 0, or 75 when something is
+    /// left for a later run, 1 when it stopped on something a rerun will
+    /// not fix.
+    fn exit_code(&self) -> u8 {
+        0
+    }
+}
+
+/// `s` after a count that is not 1.
+pub(crate) fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
 
 /// Where the unsubscribe secret may fall back to the development one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,13 +109,15 @@ pub struct Day {
 }
 
 impl Day {
-    /// Everything to tell whoever previews or sends: the secret first.
-    pub fn notes(&self) -> Vec<String> {
-        self.secret_note
-            .iter()
-            .chain(&self.repeat_notes)
-            .cloned()
-            .collect()
+    /// Tells whoever previews or sends: a note when the development secret
+    /// stands in, a warning for each repeated item.
+    pub fn log_notes(&self) {
+        if let Some(note) = &self.secret_note {
+            tracing::info!("{note}");
+        }
+        for note in &self.repeat_notes {
+            tracing::warn!("{note}");
+        }
     }
 }
 
@@ -101,12 +125,18 @@ impl Day {
 /// place `preview`, `send` and `check` get their edition from, so they
 /// render exactly the same message.
 pub fn open_day(project: &Project, opts: DayOptions) -> Result<Day, Failure> {
+    let started = std::time::Instant::now();
     let loaded = project.load()?;
+    tracing::debug!(
+        "loaded content, templates, issue records and the list in {:.0?}",
+        started.elapsed()
+    );
     day_from(project, loaded, opts)
 }
 
 /// [`open_day`] for a project already loaded.
 pub fn day_from(project: &Project, mut loaded: Loaded, opts: DayOptions) -> Result<Day, Failure> {
+    let started = std::time::Instant::now();
     let secrets = secrets(project, opts.secrets)?;
     let dkim = dkim_keys(project)?;
     let planned = crate::plan::ensure(
@@ -133,6 +163,17 @@ pub fn day_from(project: &Project, mut loaded: Loaded, opts: DayOptions) -> Resu
         dkim,
         sent_at: opts.now,
     })?;
+    tracing::debug!(
+        "prepared issue {} of {} ({}) in {:.0?}",
+        edition.record.record.number,
+        opts.date,
+        if planned.kept {
+            "planned"
+        } else {
+            "picked now"
+        },
+        started.elapsed()
+    );
     if !planned.kept && opts.write_record {
         atomic::write(
             &project.path(&edition.record.path),

@@ -2,9 +2,12 @@
 //! for the whole range first and written only when every day could be
 //! picked, each atomically; existing records are kept byte for byte.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::NaiveDate;
 
 use crate::atomic;
+use crate::cmd::plural;
 use crate::plan::{PlannedDay, ensure};
 use crate::problem::Failure;
 use crate::project::Project;
@@ -15,8 +18,75 @@ pub struct PlanOptions {
     pub days: u32,
 }
 
+/// What `plan` did: one entry per day, in order.
+#[derive(Debug, serde::Serialize)]
+pub struct Plan {
+    /// Section names, in the order of the settings (the table's columns).
+    pub sections: Vec<String>,
+    pub days: Vec<Day>,
+    /// Records written now.
+    pub new: usize,
+    /// Records that existed and were kept byte for byte.
+    pub kept: usize,
+}
+
+/// One planned day.
+#[derive(Debug, serde::Serialize)]
+pub struct Day {
+    pub date: NaiveDate,
+    pub number: u32,
+    pub subject: Option<String>,
+    /// Section name → slug.
+    pub picks: BTreeMap<String, String>,
+    /// True when the record was written now, false when it was kept.
+    pub new: bool,
+    /// Items repeated because their section ran out of unused ones.
+    pub repeats: Vec<Repeat>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Repeat {
+    pub section: String,
+    pub slug: String,
+    pub last_sent: NaiveDate,
+}
+
+impl From<PlannedDay> for Day {
+    fn from(d: PlannedDay) -> Day {
+        Day {
+            date: d.record.date,
+            number: d.record.number,
+            subject: d.record.subject,
+            picks: d.record.picks,
+            new: !d.kept,
+            repeats: d
+                .repeats
+                .into_iter()
+                .map(|(section, slug, last_sent)| Repeat {
+                    section,
+                    slug,
+                    last_sent,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl crate::cmd::Report for Plan {
+    fn text(&self) -> String {
+        let mut out = table(&self.days, &self.sections);
+        out.push_str(&format!(
+            "{} new record{} in issues/, {} kept\n",
+            self.new,
+            plural(self.new as u64),
+            self.kept
+        ));
+        out
+    }
+}
+
 /// Plans `opts.days` days from `opts.start`, writing the new records.
-pub fn plan(project: &Project, opts: PlanOptions) -> Result<Vec<PlannedDay>, Failure> {
+pub fn plan(project: &Project, opts: PlanOptions) -> Result<Plan, Failure> {
     let last = opts
         .start
         .checked_add_days(chrono::Days::new(u64::from(opts.days.saturating_sub(1))))
@@ -38,11 +108,42 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<Vec<PlannedDay>, Fai
             atomic::write(&project.path(&stored.path), stored.text.as_bytes())?;
         }
     }
-    Ok(days)
+    let days: Vec<Day> = days.into_iter().map(Day::from).collect();
+    warn_repeats(&days);
+    let new = days.iter().filter(|d| d.new).count();
+    Ok(Plan {
+        sections: project
+            .settings
+            .sections
+            .iter()
+            .map(|s| s.name.clone())
+            .collect(),
+        kept: days.len() - new,
+        new,
+        days,
+    })
+}
+
+/// One warning per section that ran out, on the first day it repeats.
+fn warn_repeats(days: &[Day]) {
+    let mut warned = BTreeSet::new();
+    for d in days {
+        for r in &d.repeats {
+            if warned.insert(&r.section) {
+                tracing::warn!(
+                    "section `{}` ran out of unused items on {}: it repeats `{}` (last sent {}) and repeats from then on; add items to keep issues fresh",
+                    r.section,
+                    d.date,
+                    r.slug,
+                    r.last_sent
+                );
+            }
+        }
+    }
 }
 
 /// The plan as a table, one line per day, for the terminal.
-pub fn table(days: &[PlannedDay], sections: &[String]) -> String {
+fn table(days: &[Day], sections: &[String]) -> String {
     let mut rows = vec![{
         let mut head = vec!["DATE".to_string(), "NO.".to_string()];
         head.extend(sections.iter().map(|s| s.to_uppercase()));
@@ -51,12 +152,12 @@ pub fn table(days: &[PlannedDay], sections: &[String]) -> String {
         head
     }];
     for d in days {
-        let mut row = vec![d.record.date.to_string(), d.record.number.to_string()];
+        let mut row = vec![d.date.to_string(), d.number.to_string()];
         for s in sections {
-            row.push(d.record.picks.get(s).cloned().unwrap_or_else(|| "-".into()));
+            row.push(d.picks.get(s).cloned().unwrap_or_else(|| "-".into()));
         }
-        row.push(d.record.subject.clone().unwrap_or_default());
-        row.push(if d.kept { "kept" } else { "new" }.into());
+        row.push(d.subject.clone().unwrap_or_default());
+        row.push(if d.new { "new" } else { "kept" }.into());
         rows.push(row);
     }
     let columns = rows[0].len();

@@ -41,14 +41,25 @@ pub struct PreviewOptions {
     pub open: bool,
 }
 
-#[derive(Debug)]
+/// What `preview` made: the message itself for stdout, or the files it
+/// wrote (the report then names them, and the reader, on stdout).
+#[derive(Debug, serde::Serialize)]
 pub struct Preview {
     /// What to print on stdout when there is no `--out`.
+    #[serde(skip)]
     pub stdout: Option<Vec<u8>>,
     /// Files written.
     pub written: Vec<PathBuf>,
-    pub warnings: Vec<String>,
     pub reader: String,
+}
+
+impl crate::cmd::Report for Preview {
+    fn text(&self) -> String {
+        self.written
+            .iter()
+            .map(|p| format!("wrote {} (as {})\n", p.display(), self.reader))
+            .collect()
+    }
 }
 
 pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Failure> {
@@ -61,11 +72,11 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
             write_record: true,
         },
     )?;
-    let mut warnings = day.notes();
+    day.log_notes();
     let edition = &day.edition;
     let list = &day.loaded.list;
     if day.created {
-        warnings.push(format!("wrote {}", edition.record.path.display()));
+        tracing::info!("wrote {}", edition.record.path.display());
     }
     let reader = match &opts.reader {
         Some(addr) => {
@@ -73,9 +84,9 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
                 .reader(addr)
                 .ok_or_else(|| Failure::Usage(format!("--as {addr}: not a valid email address")))?;
             if !listed {
-                warnings.push(format!(
-                    "{addr} is not on the list; rendering for an unnamed reader"
-                ));
+                tracing::info!(
+                    "the --as address is not on the list; rendering for an unnamed reader"
+                );
             }
             reader
         }
@@ -136,7 +147,6 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
     Ok(Preview {
         stdout,
         written,
-        warnings,
         reader: reader.email.to_string(),
     })
 }

@@ -95,12 +95,12 @@ pub struct Summary {
     stopped_for_good: bool,
 }
 
-impl Summary {
+impl crate::cmd::Report for Summary {
     /// 0 when everything due went out (or nothing was due), 75 when some
     /// recipients are left for a later run, 1 when the run stopped on
     /// something a rerun will not fix by itself (the outbox cannot be
     /// written).
-    pub fn exit_code(&self) -> u8 {
+    fn exit_code(&self) -> u8 {
         if self.stopped_for_good {
             1
         } else if self.left() > 0 {
@@ -110,12 +110,7 @@ impl Summary {
         }
     }
 
-    /// Recipients a later run will attempt.
-    pub fn left(&self) -> u64 {
-        self.deferred + self.unknown + self.left_by_limit + self.left_by_cap + self.not_attempted
-    }
-
-    pub fn text(&self) -> String {
+    fn text(&self) -> String {
         if let Some(reason) = &self.skipped {
             return format!(
                 "issue {} of {}: nothing sent: {reason}\n",
@@ -182,7 +177,7 @@ impl Summary {
             "  {:.1} s, {:.0} msg/s\n",
             self.elapsed_seconds, self.messages_per_second
         ));
-        match self.exit_code() {
+        match crate::cmd::Report::exit_code(self) {
             0 => {}
             1 => {
                 out.push_str("  fix the problem above, then run `dailyissue send` again (exit 1)\n")
@@ -195,7 +190,14 @@ impl Summary {
     }
 }
 
-pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<String>), Failure> {
+impl Summary {
+    /// Recipients a later run will attempt.
+    pub fn left(&self) -> u64 {
+        self.deferred + self.unknown + self.left_by_limit + self.left_by_cap + self.not_attempted
+    }
+}
+
+pub fn send(project: &Project, opts: &SendOptions) -> Result<Summary, Failure> {
     let settings = &project.settings;
     let started = Instant::now();
     let sink = sink(project, opts)?;
@@ -206,7 +208,9 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
     let lock = if opts.dry_run {
         None
     } else {
-        Some(lock(&project.path(&settings.ledger))?)
+        let held = lock(&project.path(&settings.ledger))?;
+        tracing::debug!("holding the run lock next to {}", settings.ledger.display());
+        Some(held)
     };
     let day = open_day(
         project,
@@ -217,7 +221,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
             write_record: !opts.dry_run,
         },
     )?;
-    let mut warnings = day.notes();
+    day.log_notes();
     let Day {
         loaded: Loaded { list, .. },
         edition,
@@ -235,7 +239,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         ..Summary::default()
     };
     for p in &list.problems {
-        warnings.push(format!("skipped: {p}"));
+        tracing::warn!("skipped: {p}");
     }
     // The schedule protects readers; `.eml` files and dry runs reach nobody.
     if opts.implicit_date
@@ -244,7 +248,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         && let Some(reason) = off_schedule(settings, opts.date, opts.now)
     {
         summary.skipped = Some(reason);
-        return Ok((summary, warnings));
+        return Ok(summary);
     }
     let mut ledger = if opts.dry_run {
         None
@@ -252,7 +256,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         Some(crate::ledger::open(project)?)
     };
     if let (Some(l), true) = (ledger.as_mut(), opts.to.is_empty()) {
-        settle(l, opts.date, &mut summary, &mut warnings)?;
+        settle(l, opts.date, &mut summary)?;
     }
     let known = known(project, ledger.as_ref(), opts)?;
     let today = opts.now.with_timezone(&settings.timezone).date_naive();
@@ -295,10 +299,10 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<(Summary, Vec<Strin
         Ok::<_, Failure>((tally, counts?))
     })?;
     drop(lock);
-    account(&mut summary, &mut warnings, &tally, allowance, counts, opts);
+    account(&mut summary, &tally, allowance, counts, opts);
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.messages_per_second = summary.sent as f64 / summary.elapsed_seconds.max(1e-9);
-    Ok((summary, warnings))
+    Ok(summary)
 }
 
 /// What `deliver` needs besides the edition and the ledger.
@@ -348,32 +352,38 @@ fn deliver(
         retries: smtp.map_or(0, |s| s.retries),
         retry_base: smtp.map_or(Duration::from_secs(1), |s| s.retry_base),
         rate_per_second: smtp.map_or(0.0, |s| s.rate_per_second),
-        progress: ctx.opts.progress && std::io::stderr().is_terminal(),
+        progress: ctx.opts.progress
+            && std::io::stderr().is_terminal()
+            && tracing::enabled!(tracing::Level::INFO),
         expected: ctx.expected,
         envelope_from: settings.from.email.clone(),
     };
-    Ok(Some(pipeline::run(
-        &runtime,
-        delivery,
-        Feed::new(first, due),
-    )?))
+    let sending = Instant::now();
+    let counts = pipeline::run(&runtime, delivery, Feed::new(first, due))?;
+    let total = counts.sent
+        + counts.deferred
+        + counts.unknown
+        + counts.unknown_final
+        + counts.failed
+        + counts.bounced;
+    tracing::debug!(
+        "the pipeline took {:.1?} for {total} message{}",
+        sending.elapsed(),
+        crate::cmd::plural(total)
+    );
+    Ok(Some(counts))
 }
 
 /// A run that died mid-send left rows behind: settle them first.
-fn settle(
-    ledger: &mut Ledger,
-    date: NaiveDate,
-    summary: &mut Summary,
-    warnings: &mut Vec<String>,
-) -> Result<(), Failure> {
+fn settle(ledger: &mut Ledger, date: NaiveDate, summary: &mut Summary) -> Result<(), Failure> {
     let r = ledger.recover(date)?;
     summary.recovered = r.unknown + r.unattempted;
     if r.unknown > 0 {
-        warnings.push(format!(
+        tracing::warn!(
             "an earlier run stopped while sending; {} message{} may have been delivered and will be resent once (same Message-ID)",
             r.unknown,
             if r.unknown == 1 { "" } else { "s" }
-        ));
+        );
     }
     Ok(())
 }
@@ -440,7 +450,6 @@ fn freeze(ledger: &mut Ledger, edition: &Edition, opts: &SendOptions) -> Result<
 /// Puts the selection's tally and the pipeline's counts into the summary.
 fn account(
     summary: &mut Summary,
-    warnings: &mut Vec<String>,
     tally: &Tally,
     allowance: Allowance,
     counts: Option<Counts>,
@@ -455,12 +464,11 @@ fn account(
     summary.unknown_twice = tally.unanswered_twice;
     (summary.left_by_limit, summary.left_by_cap) = allowance.left(tally.due);
     if summary.left_by_cap > 0 {
-        warnings.push(format!(
-            "daily_cap: {} sent already today allow {} more now; {} wait for the next run",
-            "the messages",
+        tracing::info!(
+            "daily_cap: what was sent today leaves room for {} more now; {} wait for the next run",
             allowance.room.unwrap_or(0),
             summary.left_by_cap
-        ));
+        );
     }
     let fed = tally.due.min(allowance.max()) - tally.not_fed;
     let counts = counts.unwrap_or_default();
@@ -478,12 +486,16 @@ fn account(
     summary.failed = counts.failed;
     summary.bounced = counts.bounced;
     if summary.unknown_twice > 0 {
-        warnings.push(format!(
+        tracing::warn!(
             "{} reader{} got no answer twice and {} not resent (see `dailyissue status`; `--retry-unknown` sends one more copy)",
             summary.unknown_twice,
             if summary.unknown_twice == 1 { "" } else { "s" },
-            if summary.unknown_twice == 1 { "is" } else { "are" },
-        ));
+            if summary.unknown_twice == 1 {
+                "is"
+            } else {
+                "are"
+            },
+        );
     }
 }
 
@@ -535,8 +547,14 @@ fn preconnect(
                         smtp.endpoint()
                     )));
                 }
-                Err(_) => {
-                    tokio::time::sleep(base.saturating_mul(2u32.saturating_pow(attempt))).await;
+                Err(e) => {
+                    let wait = base.saturating_mul(2u32.saturating_pow(attempt));
+                    tracing::debug!(
+                        "first connection failed ({e}); attempt {} of {} in {wait:?}",
+                        attempt + 2,
+                        retries + 1
+                    );
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
             }

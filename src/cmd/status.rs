@@ -20,11 +20,14 @@ pub struct Report {
     pub bounced: u64,
     pub test_copies: u64,
     pub suppressed: u64,
-    pub problems: Vec<Row>,
+    /// Every failed, bounced, deferred or unknown address, with its last
+    /// reply. (`problems` in a JSON document always means bad input, so
+    /// not that name.)
+    pub addresses: Vec<Row>,
 }
 
-impl Report {
-    pub fn text(&self) -> String {
+impl crate::cmd::Report for Report {
+    fn text(&self) -> String {
         let mut out = format!(
             "issue of {}: sent {}, unknown {}, deferred {}, failed {}, bounced {}, sending {}\n",
             self.date,
@@ -39,7 +42,7 @@ impl Report {
             "test copies {}, suppressed addresses {}\n",
             self.test_copies, self.suppressed
         ));
-        for p in &self.problems {
+        for p in &self.addresses {
             out.push_str(&format!(
                 "{:<9} {} (attempts {}): {}\n",
                 p.status.as_str(),
@@ -49,7 +52,7 @@ impl Report {
             ));
         }
         let unanswered: Vec<&Row> = self
-            .problems
+            .addresses
             .iter()
             .filter(|p| p.status == Status::Unknown)
             .collect();
@@ -89,6 +92,6 @@ pub fn status(project: &Project, date: NaiveDate) -> Result<Report, Failure> {
     report.bounced = get(Status::Bounced);
     report.test_copies = ledger.test_sends(date)?;
     report.suppressed = ledger.suppressed_count()?;
-    report.problems = ledger.failures(date)?;
+    report.addresses = ledger.failures(date)?;
     Ok(report)
 }

@@ -3,6 +3,7 @@
 //! the ledger, apart from the CSV, so re-exporting the CSV never
 //! resubscribes anyone.
 
+use crate::cmd::Report;
 use crate::ledger::{Ledger, Suppression};
 use crate::mail::token::{self, Secrets};
 use crate::problem::Failure;
@@ -20,10 +21,77 @@ fn address(text: &str) -> Result<String, Failure> {
 }
 
 /// What `unsubscribe` did.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct Unsubscribed {
     pub address: String,
+    /// False when the address was already suppressed.
     pub new: bool,
+}
+
+impl Report for Unsubscribed {
+    fn text(&self) -> String {
+        let what = if self.new {
+            "is unsubscribed"
+        } else {
+            "was already suppressed"
+        };
+        format!("{} {what}\n", self.address)
+    }
+}
+
+/// The suppression list, by address.
+#[derive(Debug, serde::Serialize)]
+pub struct List {
+    pub suppressions: Vec<Suppression>,
+}
+
+impl Report for List {
+    /// One line per address: address, reason, day, and the note if any,
+    /// separated by tabs.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for s in &self.suppressions {
+            let day = s.created_at.get(..10).unwrap_or(&s.created_at);
+            out.push_str(&format!("{}\t{}\t{day}", s.address, s.reason));
+            if let Some(note) = &s.note {
+                out.push_str(&format!("\t{note}"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// What `suppressions add` did.
+#[derive(Debug, serde::Serialize)]
+pub struct Added {
+    pub added: usize,
+    pub already_suppressed: usize,
+}
+
+impl Report for Added {
+    fn text(&self) -> String {
+        format!(
+            "{} added, {} already suppressed\n",
+            self.added, self.already_suppressed
+        )
+    }
+}
+
+/// What `suppressions remove` did.
+#[derive(Debug, serde::Serialize)]
+pub struct Removed {
+    pub removed: usize,
+    pub not_suppressed: usize,
+}
+
+impl Report for Removed {
+    fn text(&self) -> String {
+        format!(
+            "{} removed, {} were not suppressed\n",
+            self.removed, self.not_suppressed
+        )
+    }
 }
 
 /// Suppresses an address, or the address a token was made for (the token
@@ -48,15 +116,16 @@ pub fn unsubscribe(project: &Project, arg: &str) -> Result<Unsubscribed, Failure
     Ok(Unsubscribed { address: addr, new })
 }
 
-pub fn list(project: &Project) -> Result<Vec<Suppression>, Failure> {
-    match crate::ledger::read(project)? {
-        Some(l) => Ok(l.suppressions()?),
-        None => Ok(Vec::new()),
-    }
+pub fn list(project: &Project) -> Result<List, Failure> {
+    let suppressions = match crate::ledger::read(project)? {
+        Some(l) => l.suppressions()?,
+        None => Vec::new(),
+    };
+    Ok(List { suppressions })
 }
 
-/// Adds addresses; returns how many were new.
-pub fn add(project: &Project, addresses: &[String], reason: &str) -> Result<usize, Failure> {
+/// Adds addresses.
+pub fn add(project: &Project, addresses: &[String], reason: &str) -> Result<Added, Failure> {
     let addrs = addresses
         .iter()
         .map(|a| address(a))
@@ -66,11 +135,14 @@ pub fn add(project: &Project, addresses: &[String], reason: &str) -> Result<usiz
     for a in addrs {
         new += usize::from(l.suppress(&a, reason, Some("by hand"))?);
     }
-    Ok(new)
+    Ok(Added {
+        added: new,
+        already_suppressed: addresses.len() - new,
+    })
 }
 
-/// Removes addresses; returns how many were there.
-pub fn remove(project: &Project, addresses: &[String]) -> Result<usize, Failure> {
+/// Removes addresses.
+pub fn remove(project: &Project, addresses: &[String]) -> Result<Removed, Failure> {
     let addrs = addresses
         .iter()
         .map(|a| address(a))
@@ -80,5 +152,8 @@ pub fn remove(project: &Project, addresses: &[String]) -> Result<usize, Failure>
     for a in addrs {
         removed += usize::from(l.unsuppress(&a)?);
     }
-    Ok(removed)
+    Ok(Removed {
+        removed,
+        not_suppressed: addresses.len() - removed,
+    })
 }

@@ -307,15 +307,7 @@ struct Progress {
 
 impl Progress {
     fn new(total: u64, terminal: bool) -> Progress {
-        let bar = terminal.then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} {per_sec} eta {eta} {msg}",
-            ) {
-                bar.set_style(style);
-            }
-            bar
-        });
+        let bar = terminal.then(|| crate::log::progress_bar(total));
         Progress {
             bar,
             total,
@@ -336,7 +328,7 @@ impl Progress {
                 if last.elapsed() >= Duration::from_secs(5) {
                     *last = Instant::now();
                     let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-                    eprintln!("progress: {done}/{} ({rate:.0} msg/s)", self.total);
+                    tracing::info!("progress: {done}/{} ({rate:.0} msg/s)", self.total);
                 }
             }
         }
@@ -376,7 +368,7 @@ async fn stop_on_signal(shared: Arc<Shared>) {
         }
     };
     signalled().await;
-    eprintln!("stopping: finishing the messages on the wire (a second Ctrl-C quits at once)");
+    tracing::warn!("stopping: finishing the messages on the wire (a second Ctrl-C quits at once)");
     shared.halt(Some(Stop::Interrupted));
     signalled().await;
     std::process::exit(130);
@@ -647,6 +639,12 @@ impl Shared {
             }
             let (outcome, flow, attempted) =
                 self.deliver(&mut conn, &mut connect_failures, &job).await;
+            tracing::trace!(
+                "{} {}: {}",
+                crate::log::mask(&job.reader.key),
+                outcome.status.as_str(),
+                crate::log::mask_in(outcome.reply.as_deref().unwrap_or(""), &job.reader.key)
+            );
             self.count(&outcome, &job, attempted);
             let go_on = match flow {
                 Flow::Continue => true,
@@ -729,6 +727,11 @@ impl Shared {
             }
             if let Err(e) = conn.ensure().await {
                 *connect_failures += 1;
+                tracing::debug!(
+                    "cannot connect (failure {} of at most {}): {e}",
+                    *connect_failures,
+                    self.retries + 1
+                );
                 if *connect_failures > self.retries {
                     let reply = format!("not attempted: {e}");
                     let reason = match e {
@@ -772,12 +775,25 @@ impl Shared {
                     if transient >= self.retries {
                         return (outcome(Status::Deferred, reply), Flow::Continue, true);
                     }
+                    tracing::debug!(
+                        "{} deferred ({}); retry {} of {}",
+                        crate::log::mask(&reader.key),
+                        crate::log::mask_in(&reply, &reader.key),
+                        transient + 1,
+                        self.retries
+                    );
                     self.backoff(transient).await;
                     transient += 1;
                 }
                 // An idle connection the server had closed: nothing was
                 // sent on it, so one immediate retry on a fresh one.
-                Err(SendError::Dropped { stale: true, .. }) if !stale_retried => {
+                Err(SendError::Dropped {
+                    stale: true,
+                    reason,
+                }) if !stale_retried => {
+                    tracing::debug!(
+                        "an idle connection was closed ({reason}); retrying on a new one"
+                    );
                     stale_retried = true;
                 }
                 Err(SendError::Dropped { reason, .. }) => {

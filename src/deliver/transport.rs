@@ -150,6 +150,19 @@ impl Smtp {
         format!("{}:{}", self.host, self.port)
     }
 
+    /// `STARTTLS, authenticated` and the like, for `-v`.
+    fn describe_session(&self) -> String {
+        let tls = match self.tls {
+            Tls::Implicit => "TLS",
+            Tls::Starttls => "STARTTLS",
+            Tls::None => "plain",
+        };
+        match &self.credentials {
+            Some(_) => format!("{tls}, authenticated"),
+            None => tls.to_string(),
+        }
+    }
+
     /// How long to wait for the reply to the message's final dot: servers
     /// scan the message then, so it gets twice the command timeout.
     fn data_timeout(&self) -> Duration {
@@ -158,6 +171,7 @@ impl Smtp {
 
     /// Opens, secures and authenticates one connection.
     pub async fn connect(&self) -> Result<AsyncSmtpConnection, ConnectError> {
+        let started = std::time::Instant::now();
         let unreachable = |what: &str, e: &dyn std::fmt::Display| {
             ConnectError::Unreachable(format!("{what} {}: {e}", self.endpoint()))
         };
@@ -238,6 +252,12 @@ impl Smtp {
                 }
             })?;
         }
+        let how = self.describe_session();
+        let took = started.elapsed();
+        tracing::debug!(
+            "SMTP connection opened to {} ({how}) in {took:.0?}",
+            self.endpoint()
+        );
         Ok(conn)
     }
 }

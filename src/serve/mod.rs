@@ -15,7 +15,8 @@
 //!
 //! Writes go to the same ledger as `send`, through one connection that
 //! waits on SQLite's lock (busy timeout) rather than failing, so an
-//! unsubscribe is never lost while a send runs. Addresses in logs are masked.
+//! unsubscribe is never lost while a send runs. Addresses in logs are masked
+//! and tokens never logged (`-v` logs each request with `/u/***`).
 
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -29,6 +30,7 @@ use axum::routing::get;
 
 use crate::html::escape as html_escape;
 use crate::ledger::Ledger;
+use crate::log::mask;
 use crate::mail::token::{self, Secrets};
 use crate::problem::Failure;
 use crate::project::Project;
@@ -55,8 +57,8 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
     let settings = &project.settings;
     let secrets = Secrets::from_env(settings);
     if secrets.is_none() {
-        eprintln!(
-            "warning: {} is not set, so unsubscribe links cannot be checked: they answer 503 until it is (the archive is served)",
+        tracing::warn!(
+            "{} is not set, so unsubscribe links cannot be checked: they answer 503 until it is (the archive is served)",
             settings.unsubscribe.secret_env
         );
     }
@@ -82,7 +84,7 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::Usage(format!("cannot listen on {}: {e}", opts.listen)))?;
         let addr = listener.local_addr().map_err(anyhow::Error::from)?;
-        eprintln!(
+        tracing::info!(
             "serving unsubscribe links and {} on http://{addr}",
             state.archive.display()
         );
@@ -100,18 +102,26 @@ fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/u/{token}", get(confirm_page).post(unsubscribe))
         .fallback(static_file)
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
 
-/// `a***@example.org`: enough to follow a log, not enough to harvest.
-pub fn mask(address: &str) -> String {
-    match address.split_once('@') {
-        Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}***@{domain}")
-        }
-        None => "***".into(),
-    }
+/// `-v`: one line per request, with the token of an unsubscribe link
+/// left out.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = match request.uri().path() {
+        p if p.starts_with("/u/") => "/u/***".to_string(),
+        p => p.to_string(),
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(
+        "{method} {path} {} in {:.0?}",
+        response.status().as_u16(),
+        started.elapsed()
+    );
+    response
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -185,7 +195,7 @@ async fn unsubscribe(
         return not_configured();
     };
     let Some(address) = token::verify(secrets, &state.list_id, &token) else {
-        eprintln!("unsubscribe: refused an invalid token");
+        tracing::info!("unsubscribe: refused an invalid token");
         return invalid();
     };
     let how = if body.contains("List-Unsubscribe=One-Click") {
@@ -205,7 +215,7 @@ async fn unsubscribe(
     .await;
     match written {
         Ok(Ok(new)) => {
-            eprintln!(
+            tracing::info!(
                 "unsubscribe: {} ({how}){}",
                 mask(&address),
                 if new { "" } else { ", already suppressed" }
@@ -219,7 +229,11 @@ async fn unsubscribe(
             )
         }
         Ok(Err(e)) => {
-            eprintln!("unsubscribe: cannot record {}: {e:#}", mask(&address));
+            tracing::error!(
+                "unsubscribe: cannot record {}: {}",
+                mask(&address),
+                crate::log::mask_in(&format!("{e:#}"), &address)
+            );
             page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Please try again",
@@ -227,7 +241,7 @@ async fn unsubscribe(
             )
         }
         Err(e) => {
-            eprintln!("unsubscribe: task failed: {e}");
+            tracing::error!("unsubscribe: task failed: {e}");
             page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Please try again",
@@ -290,12 +304,6 @@ fn content_type(path: &Path) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_addresses() {
-        assert_eq!(mask("ada.park@example.net"), "a***@example.net");
-        assert_eq!(mask("nope"), "***");
-    }
 
     #[test]
     fn archive_paths_stay_inside() {

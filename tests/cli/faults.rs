@@ -353,7 +353,7 @@ fn no_reader_gets_more_than_two_copies_whatever_happens() {
     let settled = st["sent"].as_u64().unwrap_or(0) + st["unknown"].as_u64().unwrap_or(0);
     assert_eq!(settled, 300, "every row is sent or unanswered twice: {st}");
     // Only a row the ledger lists as unanswered may lack a copy.
-    let unanswered: Vec<String> = st["problems"]
+    let unanswered: Vec<String> = st["addresses"]
         .as_array()
         .map(|rows| {
             rows.iter()

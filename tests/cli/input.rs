@@ -176,7 +176,7 @@ fn a_huge_name_is_blamed_on_its_row_and_send_skips_and_counts_it() {
     assert_eq!(summary["invalid_rows"], 1, "{}", sent.stdout);
     assert!(
         sent.stderr.contains(&format!(
-            "note: skipped: {LIST}:4: the `name` field is 10240 KB long"
+            "warning: skipped: {LIST}:4: the `name` field is 10240 KB long"
         )),
         "{}",
         sent.stderr

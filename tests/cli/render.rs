@@ -320,7 +320,8 @@ fn preview_cli_writes_all_formats_and_never_a_ledger() {
         ],
     )
     .success();
-    assert!(eml.stderr.contains("x.eml"));
+    // With --out, what was written (and for whom) is the report, on stdout.
+    assert!(eml.stdout.starts_with("wrote x.eml (as "), "{}", eml.stdout);
     assert!(
         std::fs::read_to_string(dir.join("x.eml"))
             .expect("eml")
