@@ -43,7 +43,7 @@ use chrono::NaiveDate;
 use lettre::address::Envelope;
 use tokio::sync::{oneshot, watch};
 
-use crate::deliver::Recipient;
+use crate::deliver::{BATCH, Recipient};
 use crate::deliver::transport::{ConnectError, Connection, SendError, Sink};
 use crate::ledger::{Ledger, MAX_UNCERTAIN, Outcome, Status, Write};
 use crate::problem::Failure;
@@ -379,7 +379,9 @@ async fn dispatch(
     mut feed: Feed,
     concurrency: usize,
 ) -> Result<Counts, Failure> {
-    let (queue_tx, queue_rx) = tokio::sync::mpsc::channel::<Job>(concurrency * 2);
+    // Room for two batches: the dispatcher hands over a claimed batch in one
+    // go instead of waking for every free slot.
+    let (queue_tx, queue_rx) = tokio::sync::mpsc::channel::<Job>(2 * BATCH.max(concurrency));
     let queue: Queue = Arc::new(tokio::sync::Mutex::new(queue_rx));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
