@@ -283,12 +283,12 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             }
             writeln!(
                 out,
-                "archive in {}: {} issue{}, {} glossary term{}; {} file{} written, {} unchanged, {} removed",
+                "archive in {}: {} issue{}, {} item page{}; {} file{} written, {} unchanged, {} removed",
                 report.out.display(),
                 report.issues,
                 if report.issues == 1 { "" } else { "s" },
-                report.terms,
-                if report.terms == 1 { "" } else { "s" },
+                report.item_pages,
+                if report.item_pages == 1 { "" } else { "s" },
                 report.written,
                 if report.written == 1 { "" } else { "s" },
                 report.unchanged,
