@@ -13,5 +13,6 @@ mod ledger;
 mod plan;
 mod proxy;
 mod render;
+mod sections;
 mod send;
 mod smtp;
