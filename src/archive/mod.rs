@@ -476,7 +476,7 @@ impl<'a> Site<'a> {
             ctx.insert("appearances".into(), self.summaries(appearances));
             files.insert(
                 rel.clone(),
-                self.render(template, &rel, &section.name, ctx)?,
+                self.render(template, &rel, &section.path, ctx)?,
             );
         }
         Ok(())
@@ -519,22 +519,32 @@ impl<'a> Site<'a> {
             }
             items.push(value);
         }
+        // The items also go by the section's name in the plural (`terms`,
+        // `tools`), as the index templates of projects made before sections
+        // were data name them.
+        let plural = format!("{}s", section.name);
+        let groups: Vec<Value> = groups
+            .into_iter()
+            .map(|(letter, items)| {
+                let items = Value::from(items);
+                let mut group = BTreeMap::from([
+                    ("letter".to_string(), Value::from(letter)),
+                    ("items".to_string(), items.clone()),
+                ]);
+                group.entry(plural.clone()).or_insert(items);
+                Value::from(group)
+            })
+            .collect();
+        let items = Value::from(items);
         let mut ctx = BTreeMap::new();
         ctx.insert("section".into(), context::section_value(section, None));
-        ctx.insert("items".into(), Value::from(items));
-        ctx.insert(
-            "groups".into(),
-            Value::from(
-                groups
-                    .into_iter()
-                    .map(|(letter, items)| minijinja::context! { letter => letter, items => items })
-                    .collect::<Vec<_>>(),
-            ),
-        );
+        ctx.insert("items".into(), items.clone());
+        ctx.insert("groups".into(), Value::from(groups));
+        ctx.entry(plural).or_insert(items);
         let rel = format!("{}/index.html", section.path);
         files.insert(
             rel.clone(),
-            self.render(template, &rel, &section.name, ctx)?,
+            self.render(template, &rel, &section.path, ctx)?,
         );
         Ok(())
     }

@@ -373,3 +373,29 @@ fn the_built_in_templates_draw_any_section_with_a_generic_card() {
     );
     assert_eq!(broken_links(&site), Vec::<String>::new());
 }
+
+#[test]
+fn index_templates_written_before_sections_were_data_still_render() {
+    let (_tmp, dir) = init_project();
+    // What the glossary and tools templates of older projects used.
+    std::fs::write(
+        dir.join("templates/web/glossary.html"),
+        "{{ terms | length }} terms{% for g in groups %} {{ g.letter }}:{{ g.terms | length }}{% endfor %}; {{ nav == \"glossary\" }}\n",
+    )
+    .expect("glossary");
+    std::fs::write(
+        dir.join("templates/web/tools.html"),
+        "{% for t in tools %}{{ t.slug }} {{ t.appearances | length }} {% endfor %}{{ nav == \"tools\" }}\n",
+    )
+    .expect("tools");
+    run(&dir, &["plan", "--date", DATE, "--days", "2"]).success();
+    run(&dir, &["archive", "--all"]).success();
+    assert_eq!(
+        read(dir.join("public/glossary/index.html")),
+        "2 terms H:1 T:1; True\n"
+    );
+    assert_eq!(
+        read(dir.join("public/tools/index.html")),
+        "notebooklm 1 ollama 1 True\n"
+    );
+}
