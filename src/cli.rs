@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
-/// Build and send a daily newsletter: one term, one tool, one tip.
+/// Build and send a daily newsletter from Markdown content, one issue a day.
 #[derive(Debug, Parser)]
 #[command(name = "dailyissue", version, about, long_about = None, max_term_width = 100)]
 #[command(after_help = AFTER_HELP)]
@@ -118,7 +118,7 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
         listen: std::net::SocketAddr,
     },
-    /// Build the static web archive: issue pages, glossary, tools, Atom feed, sitemap
+    /// Build the static web archive: issue pages, section pages, Atom feed, sitemap
     Archive {
         /// Output folder (default: `archive_dir` from the settings, `public/`)
         #[arg(long, value_name = "DIR")]

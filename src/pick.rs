@@ -186,9 +186,8 @@ mod tests {
 
     fn item(slug: &str, extra: &str) -> Item {
         let section = SectionSettings {
-            name: "term".into(),
-            dir: "content/terms".into(),
             required: vec!["title".into()],
+            ..crate::project::settings::default_sections().remove(0)
         };
         parse_item(
             &format!("+++\ntitle = \"{slug}\"\n{extra}\n+++\nbody\n"),

@@ -1,7 +1,9 @@
 //! `archive`: the static web archive — one page per issue, an index newest
-//! first with pagination, one glossary page per featured term, an A–Z
-//! glossary, a tools page, an Atom feed of the latest 30 issues,
-//! `sitemap.xml` and one stylesheet.
+//! first with pagination, the pages of the sections that have them (a page
+//! per featured item and an A–Z index for `pages = "each"`, one page listing
+//! them for `pages = "list"`), an Atom feed of the latest 30 issues,
+//! `sitemap.xml` and one stylesheet. No section is known by name: its
+//! settings say where its pages go and which templates draw them.
 //!
 //! Pages come from `templates/web/` (defaults built in) and link to each
 //! other with relative URLs, so the site works at any path and from
@@ -23,6 +25,7 @@ use crate::problem::{Failure, Problem};
 use crate::project::Project;
 use crate::project::content::{Item, Pool};
 use crate::project::issue::Stored;
+use crate::project::settings::{ITEM_TEMPLATE, ITEMS_TEMPLATE, Pages, SectionSettings};
 use crate::project::templates::Templates;
 use crate::render::context::{self, item_value};
 use crate::render::markdown;
@@ -42,7 +45,8 @@ pub struct ArchiveOptions {
 pub struct ArchiveReport {
     pub out: PathBuf,
     pub issues: usize,
-    pub terms: usize,
+    /// Pages of single items (sections with `pages = "each"`).
+    pub item_pages: usize,
     pub written: usize,
     pub unchanged: usize,
     pub removed: usize,
@@ -128,7 +132,7 @@ pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport
     let site = Site::new(project, &pool, &templates, &entries);
     let files = site.build().map_err(Failure::one)?;
     report.issues = entries.len();
-    report.terms = site.terms.len();
+    report.item_pages = site.item_pages();
     write(&out, &files, &mut report)?;
     Ok(report)
 }
@@ -158,9 +162,9 @@ struct Site<'a> {
     pool: &'a Pool,
     templates: &'a Templates,
     entries: &'a [Entry<'a>],
-    /// Featured terms by slug, with the issues (indexes into `entries`) they appeared in.
-    terms: BTreeMap<String, Vec<usize>>,
-    tools: BTreeMap<String, Vec<usize>>,
+    /// For each section with pages: its featured items by slug, with the
+    /// issues (indexes into `entries`) they appeared in.
+    featured: BTreeMap<String, BTreeMap<String, Vec<usize>>>,
     html: HashMap<String, String>,
 }
 
@@ -171,15 +175,18 @@ impl<'a> Site<'a> {
         templates: &'a Templates,
         entries: &'a [Entry<'a>],
     ) -> Site<'a> {
-        let mut terms: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        let mut tools: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut featured: BTreeMap<String, BTreeMap<String, Vec<usize>>> = project
+            .settings
+            .sections
+            .iter()
+            .filter(|s| s.pages != Pages::None)
+            .map(|s| (s.name.clone(), BTreeMap::new()))
+            .collect();
         let mut html = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             for (section, slug) in &e.stored.record.picks {
-                match section.as_str() {
-                    "term" => terms.entry(slug.clone()).or_default().push(i),
-                    "tool" => tools.entry(slug.clone()).or_default().push(i),
-                    _ => {}
+                if let Some(items) = featured.get_mut(section) {
+                    items.entry(slug.clone()).or_default().push(i);
                 }
                 if let Some(item) = pool.get(section, slug) {
                     html.entry(item.slug.clone())
@@ -192,9 +199,61 @@ impl<'a> Site<'a> {
             pool,
             templates,
             entries,
-            terms,
-            tools,
+            featured,
             html,
+        }
+    }
+
+    fn item_pages(&self) -> usize {
+        self.project
+            .settings
+            .sections
+            .iter()
+            .filter(|s| s.pages == Pages::Each)
+            .map(|s| self.listed(s).len())
+            .sum()
+    }
+
+    /// A section's featured items that are still in the pool, by title,
+    /// each with the issues it appeared in.
+    fn listed(&self, section: &SectionSettings) -> Vec<(&'a Item, &[usize])> {
+        let Some(featured) = self.featured.get(&section.name) else {
+            return Vec::new();
+        };
+        let pool: &'a Pool = self.pool;
+        let mut items: Vec<(&'a Item, &[usize])> = featured
+            .iter()
+            .filter_map(|(slug, a)| pool.get(&section.name, slug).map(|i| (i, a.as_slice())))
+            .collect();
+        items.sort_by_key(|(i, _)| (i.title.to_lowercase(), i.slug.clone()));
+        items
+    }
+
+    /// The link from a page `root` below the archive's root to where
+    /// `slug` of `section` is shown, if it has been featured and its
+    /// section has pages. `from` is the section whose item page links, so
+    /// that items of one section link to each other as siblings.
+    fn href(
+        &self,
+        section: &SectionSettings,
+        slug: &str,
+        root: &str,
+        from: Option<&str>,
+    ) -> Option<String> {
+        if !self
+            .featured
+            .get(&section.name)
+            .is_some_and(|f| f.contains_key(slug))
+        {
+            return None;
+        }
+        match section.pages {
+            Pages::None => None,
+            Pages::Each if from == Some(section.name.as_str()) => {
+                Some(format!("../{slug}/index.html"))
+            }
+            Pages::Each => Some(format!("{root}{}/{slug}/index.html", section.path)),
+            Pages::List => Some(format!("{root}{}/index.html#{slug}", section.path)),
         }
     }
 
@@ -205,12 +264,17 @@ impl<'a> Site<'a> {
             url => s.url.as_str(),
             host => crate::render::context::host(&s.url),
             postal_address => s.postal_address.as_str(),
+            description => s.description.as_deref(),
+            sections => context::all_sections(s),
         }
     }
 
-    fn item(&self, item: &Item) -> Value {
+    /// An item for templates: its front matter, `body_html`, and `extra`.
+    fn item(&self, item: &Item, extra: &[(&str, Value)]) -> Value {
         let body = self.html.get(&item.slug).cloned().unwrap_or_default();
-        item_value(item, &[("body_html", Value::from_safe_string(body))])
+        let mut fields = vec![("body_html", Value::from_safe_string(body))];
+        fields.extend(extra.iter().cloned());
+        item_value(item, &fields)
     }
 
     fn issue_summary(&self, i: usize) -> Value {
@@ -272,8 +336,16 @@ impl<'a> Site<'a> {
         );
         self.issue_pages(&mut files)?;
         self.index_pages(&mut files)?;
-        self.glossary(&mut files)?;
-        self.tools_page(&mut files)?;
+        for section in &self.project.settings.sections {
+            match section.pages {
+                Pages::None => {}
+                Pages::List => self.index_page(section, &mut files)?,
+                Pages::Each => {
+                    self.item_pages_of(section, &mut files)?;
+                    self.index_page(section, &mut files)?;
+                }
+            }
+        }
         files.insert("feed.xml".into(), self.feed().into_bytes());
         files.insert("sitemap.xml".into(), self.sitemap(&files).into_bytes());
         Ok(files)
@@ -283,12 +355,23 @@ impl<'a> Site<'a> {
         for (i, e) in self.entries.iter().enumerate() {
             let record = &e.stored.record;
             let rel = format!("issues/{}/index.html", record.date);
+            let root = "../../";
             let mut ctx = BTreeMap::new();
-            for (section, slug) in &record.picks {
-                if let Some(item) = self.pool.get(section, slug) {
-                    ctx.insert(section.clone(), self.item(item));
-                }
+            let mut sections = Vec::new();
+            for section in &self.project.settings.sections {
+                let Some(item) = record
+                    .picks
+                    .get(&section.name)
+                    .and_then(|slug| self.pool.get(&section.name, slug))
+                else {
+                    continue;
+                };
+                let href = self.href(section, &item.slug, root, None);
+                let value = self.item(item, &[("href", Value::from(href))]);
+                sections.push(context::section_value(section, Some(value.clone())));
+                ctx.insert(section.name.clone(), value);
             }
+            ctx.insert("sections".into(), Value::from(sections));
             ctx.insert(
                 "issue".into(),
                 minijinja::context! {
@@ -361,107 +444,114 @@ impl<'a> Site<'a> {
         Ok(())
     }
 
-    fn glossary(&self, files: &mut BTreeMap<String, Vec<u8>>) -> Result<(), Problem> {
-        let mut listed = Vec::new();
-        for (slug, appearances) in &self.terms {
-            let Some(item) = self.pool.get("term", slug) else {
-                continue;
-            };
-            let rel = format!("glossary/{slug}/index.html");
-            let related: Vec<Value> = item
-                .related
-                .iter()
-                .filter_map(|r| self.pool.find(r))
-                .map(|r| {
-                    let href = match r.section.as_str() {
-                        "term" if self.terms.contains_key(&r.slug) => {
-                            Some(format!("../{}/index.html", r.slug))
-                        }
-                        "tool" if self.tools.contains_key(&r.slug) => {
-                            Some(format!("../../tools/index.html#{}", r.slug))
-                        }
-                        _ => None,
-                    };
-                    minijinja::context! { title => r.title.as_str(), href => href }
-                })
-                .collect();
+    /// One page per featured item of `section` (`pages = "each"`), at
+    /// `PATH/SLUG/`: the section's `page_template`, or the generic one.
+    fn item_pages_of(
+        &self,
+        section: &SectionSettings,
+        files: &mut BTreeMap<String, Vec<u8>>,
+    ) -> Result<(), Problem> {
+        let template = self.template(&section.page_template, ITEM_TEMPLATE);
+        let root = "../../";
+        for (item, appearances) in self.listed(section) {
+            let rel = format!("{}/{}/index.html", section.path, item.slug);
+            let related: Vec<Value> =
+                item.related
+                    .iter()
+                    .filter_map(|r| self.pool.find(r))
+                    .map(|r| {
+                        let href =
+                            self.project.settings.section(&r.section).and_then(|s| {
+                                self.href(s, &r.slug, root, Some(section.name.as_str()))
+                            });
+                        minijinja::context! { title => r.title.as_str(), href => href }
+                    })
+                    .collect();
+            let value = self.item(item, &[]);
             let mut ctx = BTreeMap::new();
-            ctx.insert("term".into(), self.item(item));
+            ctx.insert("item".into(), value.clone());
+            ctx.insert(section.name.clone(), value);
+            ctx.insert("section".into(), context::section_value(section, None));
             ctx.insert("related".into(), Value::from(related));
             ctx.insert("appearances".into(), self.summaries(appearances));
             files.insert(
                 rel.clone(),
-                self.render("web/term.html", &rel, "glossary", ctx)?,
+                self.render(template, &rel, &section.path, ctx)?,
             );
-            listed.push(item);
         }
-        listed.sort_by_key(|i| (i.title.to_lowercase(), i.slug.clone()));
+        Ok(())
+    }
+
+    /// The index of a section's featured items, at `PATH/`: the section's
+    /// `index_template`, or the generic one. Items come by title (`items`)
+    /// and grouped by first letter (`groups`), each with its `href` from
+    /// the index and the issues it appeared in.
+    fn index_page(
+        &self,
+        section: &SectionSettings,
+        files: &mut BTreeMap<String, Vec<u8>>,
+    ) -> Result<(), Problem> {
+        let template = self.template(&section.index_template, ITEMS_TEMPLATE);
+        let mut items = Vec::new();
         let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
-        for item in &listed {
+        for (item, appearances) in self.listed(section) {
+            // From PATH/index.html, whose root is one folder up.
+            let href = match section.pages {
+                Pages::Each => format!("../{}/{}/index.html", section.path, item.slug),
+                _ => format!("#{}", item.slug),
+            };
+            let value = self.item(
+                item,
+                &[
+                    ("href", Value::from(href)),
+                    ("appearances", self.summaries(appearances)),
+                ],
+            );
             let letter = item
                 .title
                 .chars()
                 .next()
                 .filter(|c| c.is_ascii_alphabetic())
                 .map_or("#".to_string(), |c| c.to_ascii_uppercase().to_string());
-            let term = minijinja::context! {
-                slug => item.slug.as_str(),
-                title => item.title.as_str(),
-                summary => item.fields.get("summary").and_then(|s| s.as_str()).unwrap_or(""),
-            };
             match groups.last_mut() {
-                Some((l, terms)) if *l == letter => terms.push(term),
-                _ => groups.push((letter, vec![term])),
+                Some((l, group)) if *l == letter => group.push(value.clone()),
+                _ => groups.push((letter, vec![value.clone()])),
             }
+            items.push(value);
         }
+        // The items also go by the section's name in the plural (`terms`,
+        // `tools`), as the index templates of projects made before sections
+        // were data name them.
+        let plural = format!("{}s", section.name);
+        let groups: Vec<Value> = groups
+            .into_iter()
+            .map(|(letter, items)| {
+                let items = Value::from(items);
+                let mut group = BTreeMap::from([
+                    ("letter".to_string(), Value::from(letter)),
+                    ("items".to_string(), items.clone()),
+                ]);
+                group.entry(plural.clone()).or_insert(items);
+                Value::from(group)
+            })
+            .collect();
+        let items = Value::from(items);
         let mut ctx = BTreeMap::new();
-        ctx.insert(
-            "terms".into(),
-            Value::from(
-                listed
-                    .iter()
-                    .map(|i| Value::from(i.slug.as_str()))
-                    .collect::<Vec<_>>(),
-            ),
-        );
-        ctx.insert(
-            "groups".into(),
-            Value::from(
-                groups
-                    .into_iter()
-                    .map(|(letter, terms)| minijinja::context! { letter => letter, terms => terms })
-                    .collect::<Vec<_>>(),
-            ),
-        );
-        let rel = "glossary/index.html".to_string();
+        ctx.insert("section".into(), context::section_value(section, None));
+        ctx.insert("items".into(), items.clone());
+        ctx.insert("groups".into(), Value::from(groups));
+        ctx.entry(plural).or_insert(items);
+        let rel = format!("{}/index.html", section.path);
         files.insert(
             rel.clone(),
-            self.render("web/glossary.html", &rel, "glossary", ctx)?,
+            self.render(template, &rel, &section.path, ctx)?,
         );
         Ok(())
     }
 
-    fn tools_page(&self, files: &mut BTreeMap<String, Vec<u8>>) -> Result<(), Problem> {
-        let mut tools: Vec<(&Item, &Vec<usize>)> = self
-            .tools
-            .iter()
-            .filter_map(|(slug, a)| self.pool.get("tool", slug).map(|item| (item, a)))
-            .collect();
-        tools.sort_by_key(|(i, _)| (i.title.to_lowercase(), i.slug.clone()));
-        let values: Vec<Value> = tools
-            .iter()
-            .map(|(item, appearances)| {
-                item_value(item, &[("appearances", self.summaries(appearances))])
-            })
-            .collect();
-        let mut ctx = BTreeMap::new();
-        ctx.insert("tools".into(), Value::from(values));
-        let rel = "tools/index.html".to_string();
-        files.insert(
-            rel.clone(),
-            self.render("web/tools.html", &rel, "tools", ctx)?,
-        );
-        Ok(())
+    /// `name` if the project or the built-ins have it, else `generic`.
+    fn template<'n>(&self, name: &'n str, generic: &'n str) -> &'n str {
+        self.templates.first(&[name, generic]).unwrap_or(generic)
     }
 
     /// When an issue counts as published: its day at `send_time`, local time.
@@ -513,9 +603,7 @@ impl<'a> Site<'a> {
         let mut feed = Feed::default();
         feed.set_id(format!("{}/", s.url));
         feed.set_title(Text::plain(s.name.clone()));
-        feed.set_subtitle(Some(Text::plain(
-            "One AI term, one tool and one tip, every morning.",
-        )));
+        feed.set_subtitle(s.description.clone().map(Text::plain));
         let mut me = Link::default();
         me.set_href(format!("{}/feed.xml", s.url));
         me.set_rel("self");

@@ -16,8 +16,8 @@ pub struct Report {
     pub out: PathBuf,
     /// Issue pages published.
     pub issues: usize,
-    /// Glossary pages.
-    pub terms: usize,
+    /// Pages of single items (sections with `pages = "each"`).
+    pub item_pages: usize,
     /// Files written because they are new or changed.
     pub written: usize,
     pub unchanged: usize,
@@ -28,12 +28,12 @@ pub struct Report {
 impl crate::cmd::Report for Report {
     fn text(&self) -> String {
         format!(
-            "archive in {}: {} issue{}, {} glossary term{}; {} file{} written, {} unchanged, {} removed\n",
+            "archive in {}: {} issue{}, {} item page{}; {} file{} written, {} unchanged, {} removed\n",
             self.out.display(),
             self.issues,
             plural(self.issues as u64),
-            self.terms,
-            plural(self.terms as u64),
+            self.item_pages,
+            plural(self.item_pages as u64),
             self.written,
             plural(self.written as u64),
             self.unchanged,
@@ -50,7 +50,7 @@ pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<Report, Failu
     Ok(Report {
         out: built.out,
         issues: built.issues,
-        terms: built.terms,
+        item_pages: built.item_pages,
         written: built.written,
         unchanged: built.unchanged,
         removed: built.removed,

@@ -59,6 +59,75 @@ const FILES: &[(&str, &str)] = &[
     ("issues/.gitkeep", ""),
 ];
 
+/// The sample's own templates (the repository's `templates/`), written
+/// over the built-in defaults: the look of its term, tool and tip in the
+/// email, on issue pages and in the archive (glossary, tools page), and its
+/// wording in the masthead and on the site.
+const SAMPLE_TEMPLATES: &[(&str, &str)] = &[
+    ("email.html", include_str!("../../templates/email.html")),
+    ("email.txt", include_str!("../../templates/email.txt")),
+    (
+        "email/term.html",
+        include_str!("../../templates/email/term.html"),
+    ),
+    (
+        "email/term.txt",
+        include_str!("../../templates/email/term.txt"),
+    ),
+    (
+        "email/tool.html",
+        include_str!("../../templates/email/tool.html"),
+    ),
+    (
+        "email/tool.txt",
+        include_str!("../../templates/email/tool.txt"),
+    ),
+    (
+        "email/tip.html",
+        include_str!("../../templates/email/tip.html"),
+    ),
+    (
+        "email/tip.txt",
+        include_str!("../../templates/email/tip.txt"),
+    ),
+    (
+        "web/base.html",
+        include_str!("../../templates/web/base.html"),
+    ),
+    (
+        "web/index.html",
+        include_str!("../../templates/web/index.html"),
+    ),
+    (
+        "web/issue/term.html",
+        include_str!("../../templates/web/issue/term.html"),
+    ),
+    (
+        "web/issue/tool.html",
+        include_str!("../../templates/web/issue/tool.html"),
+    ),
+    (
+        "web/issue/tip.html",
+        include_str!("../../templates/web/issue/tip.html"),
+    ),
+    (
+        "web/term.html",
+        include_str!("../../templates/web/term.html"),
+    ),
+    (
+        "web/term-explained.html",
+        include_str!("../../templates/web/term-explained.html"),
+    ),
+    (
+        "web/glossary.html",
+        include_str!("../../templates/web/glossary.html"),
+    ),
+    (
+        "web/tools.html",
+        include_str!("../../templates/web/tools.html"),
+    ),
+];
+
 /// What `init` wrote.
 #[derive(Debug, serde::Serialize)]
 pub struct Created {
@@ -83,10 +152,15 @@ pub fn init(dir: &Path) -> Result<Created, Failure> {
         .iter()
         .map(|(p, text)| (PathBuf::from(p), *text))
         .collect();
+    // Every built-in template, so the project shows what it can change,
+    // with the sample's own in place of the generic ones.
+    let mut project_templates: std::collections::BTreeMap<&str, &str> =
+        templates::DEFAULTS.iter().copied().collect();
+    project_templates.extend(SAMPLE_TEMPLATES.iter().copied());
     files.extend(
-        templates::DEFAULTS
-            .iter()
-            .map(|(name, text)| (Path::new(templates::DIR).join(name), *text)),
+        project_templates
+            .into_iter()
+            .map(|(name, text)| (Path::new(templates::DIR).join(name), text)),
     );
     let existing: Vec<String> = files
         .iter()
@@ -110,4 +184,39 @@ pub fn init(dir: &Path) -> Result<Created, Failure> {
         dir: dir.to_path_buf(),
         files: written,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `init` writes the sample's templates: all of them, so a file added to
+    /// the repository's `templates/` must be listed here too.
+    #[test]
+    fn every_sample_template_is_written() {
+        fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("read templates/") {
+                let entry = entry.expect("entry");
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if entry.file_type().expect("type").is_dir() {
+                    walk(&entry.path(), &format!("{name}/"), out);
+                } else {
+                    out.push(name);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join(templates::DIR),
+            "",
+            &mut found,
+        );
+        found.sort();
+        let mut listed: Vec<String> = SAMPLE_TEMPLATES
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(found, listed);
+    }
 }

@@ -43,8 +43,8 @@ use chrono::NaiveDate;
 use lettre::address::Envelope;
 use tokio::sync::{oneshot, watch};
 
-use crate::deliver::{BATCH, Recipient};
 use crate::deliver::transport::{ConnectError, Connection, SendError, Sink};
+use crate::deliver::{BATCH, Recipient};
 use crate::ledger::{Ledger, MAX_UNCERTAIN, Outcome, Status, Write};
 use crate::problem::Failure;
 use crate::project::subscribers::Subscriber;

@@ -135,7 +135,7 @@ impl Pool {
                         &item.path,
                         item.related_line,
                         format!(
-                            "`related` names `{r}`, but no item has that slug; use the file name without .md of an existing term, tool or tip"
+                            "`related` names `{r}`, but no item has that slug; use the file name without .md of an existing item of any section"
                         ),
                     ));
                 }
@@ -234,7 +234,10 @@ fn split_front_matter(text: &str, path: &Path) -> Result<(String, String, usize)
     ))
 }
 
-/// Parses and checks one content file.
+/// Parses and checks one content file: the fields its section requires,
+/// and the types of the fields every section recognises (`title`, `draft`,
+/// `date`, `not_before`, `last_reviewed`, `tags`, `related`, `url`,
+/// `sources`). Any other field is the templates' business.
 pub fn parse_item(
     text: &str,
     section: &SectionSettings,
@@ -297,15 +300,6 @@ pub fn parse_item(
         Some(toml::Value::String(_)) => wrong("title", "a non-empty string", "\"Token\""),
         Some(_) => wrong("title", "a string", "\"Token\""),
         None => {}
-    }
-    for key in [
-        "summary", "audience", "best_if", "skip_if", "pricing", "best_for",
-    ] {
-        if let Some(v) = fields.get(key)
-            && !v.is_str()
-        {
-            wrong(key, "a string", "\"...\"");
-        }
     }
     let draft = match fields.get("draft") {
         None => false,
@@ -497,6 +491,34 @@ mod tests {
         assert!(errs[2].contains(":3: `draft` must be true or false"));
         assert!(errs[3].contains(":4: `date` must be a date"));
         assert!(errs[4].contains(":5: `tags` must be a list of strings"));
+    }
+
+    #[test]
+    fn only_recognised_and_required_fields_are_checked() {
+        let promo = SectionSettings {
+            name: "promo".into(),
+            dir: "content/promos".into(),
+            required: vec!["title".into(), "price".into()],
+            ..term()
+        };
+        let check = |text: &str| {
+            parse_item(
+                text,
+                &promo,
+                "course",
+                Path::new("content/promos/course.md"),
+            )
+            .map_err(|ps| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+        };
+        // A section's own fields may have any type; templates decide.
+        let item = check("+++\ntitle = \"Course\"\nprice = 49\nsummary = 5\n+++\n").expect("valid");
+        assert_eq!(item.fields["price"].as_integer(), Some(49));
+        let errs = check("+++\ntitle = \"Course\"\nurl = \"ftp://x\"\n+++\n").expect_err("invalid");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains(
+            ":1: missing required field `price` (section `promo` requires title, price)"
+        ));
+        assert!(errs[1].contains(":3: `url` must be an absolute https URL"));
     }
 
     #[test]

@@ -17,43 +17,36 @@ use crate::problem::Problem;
 
 pub use crate::project::settings::TEMPLATES_DIR as DIR;
 
-/// Defaults built into the binary, by template name.
+/// Defaults built into the binary, by template name (the files under
+/// `src/project/templates/`). They know no section by name: the email and
+/// the issue pages show each section with its own partial when the project
+/// has one (`email/NAME.html`, `email/NAME.txt`, `web/issue/NAME.html`), else
+/// with the generic card here; a section's archive pages use the templates
+/// its settings name when present, else `web/item.html` and
+/// `web/items.html`. The sample project (the repository's `templates/`,
+/// written by `init`) adds the partials and pages of its term, tool and tip.
 pub const DEFAULTS: &[(&str, &str)] = &[
-    ("email.html", include_str!("../../templates/email.html")),
-    ("email.txt", include_str!("../../templates/email.txt")),
-    ("email.css", include_str!("../../templates/email.css")),
+    ("email.html", include_str!("templates/email.html")),
+    ("email.txt", include_str!("templates/email.txt")),
+    ("email.css", include_str!("templates/email.css")),
     (
-        "web/base.html",
-        include_str!("../../templates/web/base.html"),
+        "email/section.html",
+        include_str!("templates/email/section.html"),
     ),
     (
-        "web/issue.html",
-        include_str!("../../templates/web/issue.html"),
+        "email/section.txt",
+        include_str!("templates/email/section.txt"),
     ),
+    ("web/base.html", include_str!("templates/web/base.html")),
+    ("web/issue.html", include_str!("templates/web/issue.html")),
     (
-        "web/index.html",
-        include_str!("../../templates/web/index.html"),
+        "web/issue/section.html",
+        include_str!("templates/web/issue/section.html"),
     ),
-    (
-        "web/term.html",
-        include_str!("../../templates/web/term.html"),
-    ),
-    (
-        "web/term-explained.html",
-        include_str!("../../templates/web/term-explained.html"),
-    ),
-    (
-        "web/glossary.html",
-        include_str!("../../templates/web/glossary.html"),
-    ),
-    (
-        "web/tools.html",
-        include_str!("../../templates/web/tools.html"),
-    ),
-    (
-        "web/style.css",
-        include_str!("../../templates/web/style.css"),
-    ),
+    ("web/index.html", include_str!("templates/web/index.html")),
+    ("web/item.html", include_str!("templates/web/item.html")),
+    ("web/items.html", include_str!("templates/web/items.html")),
+    ("web/style.css", include_str!("templates/web/style.css")),
 ];
 
 /// Where each template came from, for messages.
@@ -109,6 +102,15 @@ impl Templates {
 
     pub fn env(&self) -> &Environment<'static> {
         &self.env
+    }
+
+    /// The first of `names` that exists, as minijinja's `{% include [..] %}`
+    /// chooses: how a section's own template wins over the generic one.
+    pub fn first<'n>(&self, names: &[&'n str]) -> Option<&'n str> {
+        names
+            .iter()
+            .copied()
+            .find(|name| self.origins.contains_key(*name))
     }
 
     /// Whether every email template uses personal values only in ways the

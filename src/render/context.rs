@@ -11,7 +11,7 @@ use minijinja::Value;
 
 use crate::problem::Problem;
 use crate::project::content::{Item, Pool};
-use crate::project::settings::{FILE_NAME, Settings};
+use crate::project::settings::{FILE_NAME, SectionSettings, Settings};
 use crate::project::templates::{new_environment, problem};
 
 /// Converts a TOML value for templates: dates become `YYYY-MM-DD` strings.
@@ -63,8 +63,37 @@ pub fn item_value(item: &Item, extra: &[(&str, Value)]) -> Value {
     Value::from(map)
 }
 
+/// A section as templates see it: `name`, `title`, `index_title`,
+/// `pages` (`each`, `list` or `none`), `path`, and, in an issue, its
+/// `item`.
+pub fn section_value(section: &SectionSettings, item: Option<Value>) -> Value {
+    let mut map: BTreeMap<&str, Value> = BTreeMap::new();
+    map.insert("name", Value::from(section.name.as_str()));
+    map.insert("title", Value::from(section.title.as_str()));
+    map.insert("index_title", Value::from(section.index_title.as_str()));
+    map.insert("pages", Value::from(section.pages.as_str()));
+    map.insert("path", Value::from(section.path.as_str()));
+    if let Some(item) = item {
+        map.insert("item", item);
+    }
+    Value::from(map)
+}
+
+/// Every section of the newsletter, in order, without items: what a
+/// site's navigation lists (`newsletter.sections`).
+pub fn all_sections(settings: &Settings) -> Value {
+    Value::from(
+        settings
+            .sections
+            .iter()
+            .map(|s| section_value(s, None))
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// The context of the settings' one-line templates (`subject`, `preheader`):
-/// each section's item by section name, `issue` and `newsletter`.
+/// each section's item by section name, `sections` (each with its `item`,
+/// in the settings' order), `issue` and `newsletter`.
 pub fn headline_context(
     settings: &Settings,
     pool: &Pool,
@@ -73,11 +102,19 @@ pub fn headline_context(
     date: NaiveDate,
 ) -> Value {
     let mut map: BTreeMap<String, Value> = BTreeMap::new();
-    for (section, slug) in picks {
-        if let Some(item) = pool.get(section, slug) {
-            map.insert(section.clone(), item_value(item, &[]));
-        }
+    let mut sections = Vec::new();
+    for section in &settings.sections {
+        let Some(item) = picks
+            .get(&section.name)
+            .and_then(|slug| pool.get(&section.name, slug))
+        else {
+            continue;
+        };
+        let value = item_value(item, &[]);
+        sections.push(section_value(section, Some(value.clone())));
+        map.insert(section.name.clone(), value);
     }
+    map.insert("sections".into(), Value::from(sections));
     map.insert(
         "issue".into(),
         minijinja::context! { number => number, date => date.to_string() },

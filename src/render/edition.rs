@@ -44,7 +44,7 @@ pub struct Inputs<'a> {
     pub settings: &'a Settings,
     pub pool: &'a Pool,
     pub templates: &'a Templates,
-    /// Every record, so the email links only glossary pages that exist.
+    /// Every record, so the email links only archive pages that exist.
     pub issues: &'a Issues,
     /// The day's record.
     pub record: Stored,

@@ -118,7 +118,7 @@ pub struct Inputs<'a> {
     pub templates: &'a Templates,
     pub record: &'a IssueRecord,
     /// Slugs featured by issues up to and including this one, so the email
-    /// links only glossary pages that exist.
+    /// links only archive pages that exist.
     pub featured: &'a std::collections::HashSet<String>,
     /// Names of the CSV's extra columns.
     pub columns: &'a [String],
@@ -134,13 +134,11 @@ pub fn web_url(settings: &Settings, date: NaiveDate) -> String {
     format!("{}/issues/{date}/", settings.url)
 }
 
-/// The page of an item in the web archive, if items of its section get one.
+/// The page of an item in the web archive, if items of its section get one
+/// (the section's `pages`).
 pub fn page_url(settings: &Settings, section: &str, slug: &str) -> Option<String> {
-    match section {
-        "term" => Some(format!("{}/glossary/{slug}/", settings.url)),
-        "tool" => Some(format!("{}/tools/#{slug}", settings.url)),
-        _ => None,
-    }
+    let path = settings.section(section)?.page_path(slug)?;
+    Some(format!("{}/{path}", settings.url))
 }
 
 impl Email {
@@ -208,8 +206,8 @@ impl Email {
                     ("related_items", Value::from(related)),
                 ],
             );
+            sections.push(context::section_value(s, Some(value.clone())));
             context.insert(s.name.clone(), value);
-            sections.push(Value::from(s.name.as_str()));
         }
         context.insert("sections".into(), Value::from(sections));
         context.insert(
@@ -230,6 +228,8 @@ impl Email {
                 url => settings.url.as_str(),
                 host => context::host(&settings.url),
                 postal_address => settings.postal_address.as_str(),
+                description => settings.description.as_deref(),
+                sections => context::all_sections(settings),
                 from_name => settings.from.name.as_deref(),
                 from_email => settings.from.email.to_string(),
                 reply_to => settings.reply_to.as_ref().map(|m| m.email.to_string()),

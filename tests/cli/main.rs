@@ -15,5 +15,6 @@ mod logs;
 mod plan;
 mod proxy;
 mod render;
+mod sections;
 mod send;
 mod smtp;

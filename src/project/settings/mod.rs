@@ -8,7 +8,6 @@
 //! durations, dates, reserved names) live in `values`; the rule that no
 //! two paths collide lives in `layout`.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
@@ -19,14 +18,14 @@ use toml::Spanned;
 use crate::problem::{Problem, line_of};
 
 mod layout;
+mod section;
 #[cfg(test)]
 mod tests;
 mod values;
 
 pub(crate) use layout::{lexical, private_inside};
-use values::{
-    MAX_LATENESS, MAX_RETRIES, RESERVED, has_control, is_env_name, is_identifier, url_problem,
-};
+pub use section::{ITEM_TEMPLATE, ITEMS_TEMPLATE, Pages, SectionSettings, default_sections};
+use values::{MAX_LATENESS, MAX_RETRIES, has_control, is_env_name, url_problem};
 pub use values::{date_in_range, is_host, is_loopback, parse_duration};
 
 pub const FILE_NAME: &str = "dailyissue.toml";
@@ -45,6 +44,9 @@ pub struct Settings {
     pub from: Mailbox,
     pub reply_to: Option<Mailbox>,
     pub postal_address: String,
+    /// One line about the newsletter: the feed's subtitle, and the
+    /// built-in templates' page description and footer.
+    pub description: Option<String>,
     pub subject: String,
     pub preheader: String,
     pub subscribers: PathBuf,
@@ -65,13 +67,6 @@ pub struct Settings {
     /// Every `[[dkim]]` key (a single `[dkim]` table is one); each message
     /// carries one signature per key.
     pub dkim: Vec<DkimSettings>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SectionSettings {
-    pub name: String,
-    pub dir: PathBuf,
-    pub required: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -141,10 +136,9 @@ struct Raw {
     from: Spanned<String>,
     reply_to: Option<Spanned<String>>,
     postal_address: Spanned<String>,
-    #[serde(default = "default_subject")]
-    subject: Spanned<String>,
-    #[serde(default = "default_preheader")]
-    preheader: String,
+    description: Option<Spanned<String>>,
+    subject: Option<Spanned<String>>,
+    preheader: Option<String>,
     #[serde(default = "default_subscribers")]
     subscribers: Spanned<PathBuf>,
     #[serde(default = "default_ledger")]
@@ -164,20 +158,11 @@ struct Raw {
     list_id: Option<Spanned<String>>,
     feedback_id: Option<Spanned<String>>,
     #[serde(default)]
-    section: Vec<Spanned<RawSection>>,
+    section: Vec<Spanned<section::RawSection>>,
     smtp: Option<Spanned<RawSmtp>>,
     unsubscribe: Option<RawUnsubscribe>,
     #[serde(default)]
     dkim: RawDkims,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSection {
-    name: String,
-    dir: Option<PathBuf>,
-    #[serde(default)]
-    required: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -253,14 +238,23 @@ struct RawDkim {
     algorithm: DkimAlgorithm,
 }
 
-fn default_subject() -> Spanned<String> {
-    Spanned::new(
-        0..0,
-        "{{ term.title }}, {{ tool.title }}, and one tip".into(),
-    )
+/// The subject when the settings give none: the sample's for its three
+/// sections; otherwise the titles of the day's items, in section order.
+fn default_subject(sections: &[SectionSettings]) -> String {
+    if section::are_the_defaults(sections) {
+        "{{ term.title }}, {{ tool.title }}, and one tip".into()
+    } else {
+        "{{ sections | map(attribute='item.title') | join(', ') }}".into()
+    }
 }
-fn default_preheader() -> String {
-    "{{ term.summary }}".into()
+/// The preheader when the settings give none: the sample's term summary;
+/// otherwise the first section's item's `summary`, or its title.
+fn default_preheader(sections: &[SectionSettings]) -> String {
+    if section::are_the_defaults(sections) {
+        "{{ term.summary }}".into()
+    } else {
+        "{% for s in sections[:1] %}{{ s.item.summary | default(s.item.title) }}{% endfor %}".into()
+    }
 }
 fn default_subscribers() -> Spanned<PathBuf> {
     Spanned::new(0..0, "subscribers.csv".into())
@@ -301,20 +295,6 @@ fn default_secret_env() -> Spanned<String> {
 }
 fn default_dkim_algorithm() -> DkimAlgorithm {
     DkimAlgorithm::RsaSha256
-}
-
-/// The sections used when the settings declare none: one term, one tool, one tip.
-pub fn default_sections() -> Vec<SectionSettings> {
-    let s = |name: &str, dir: &str, required: &[&str]| SectionSettings {
-        name: name.into(),
-        dir: dir.into(),
-        required: required.iter().map(|r| r.to_string()).collect(),
-    };
-    vec![
-        s("term", "content/terms", &["title", "summary"]),
-        s("tool", "content/tools", &["title", "summary", "url"]),
-        s("tip", "content/tips", &["title", "summary"]),
-    ]
 }
 
 impl Settings {
@@ -421,9 +401,11 @@ impl Settings {
                     .into(),
             );
         }
-        if raw.subject.get_ref().trim().is_empty() {
+        if let Some(subject) = &raw.subject
+            && subject.get_ref().trim().is_empty()
+        {
             bad(
-                raw.subject.span(),
+                subject.span(),
                 "`subject` must not be empty: it is the template of every issue's subject, e.g. \"{{ term.title }}, and more\"".into(),
             );
         }
@@ -466,52 +448,14 @@ impl Settings {
                 chrono::NaiveTime::MIN
             }
         };
-        let mut sections = Vec::new();
-        let mut seen = BTreeSet::new();
-        for s in &raw.section {
-            let span = s.span();
-            let s = s.get_ref();
-            if !is_identifier(&s.name) {
-                bad(
-                    span.clone(),
-                    format!(
-                        "section name `{}` must start with a lowercase letter and use only a-z, 0-9 and _ (it becomes a template variable)",
-                        s.name.escape_debug()
-                    ),
-                );
-            } else if RESERVED.contains(&s.name.as_str()) {
-                bad(
-                    span.clone(),
-                    format!(
-                        "section name `{}` is taken: templates already have a `{}` of their own (reserved: {}); choose another name, e.g. `{}_item`",
-                        s.name,
-                        s.name,
-                        RESERVED.join(", "),
-                        s.name
-                    ),
-                );
-            }
-            if !seen.insert(s.name.clone()) {
-                bad(
-                    span.clone(),
-                    format!("section `{}` is declared twice", s.name),
-                );
-            }
-            let mut required = s.required.clone();
-            if !required.iter().any(|r| r == "title") {
-                required.insert(0, "title".into());
-            }
-            sections.push(SectionSettings {
-                name: s.name.clone(),
-                dir: s
-                    .dir
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from(format!("content/{}s", s.name))),
-                required,
-            });
-        }
-        if sections.is_empty() {
-            sections = default_sections();
+        let sections = section::parse(&raw.section, &mut bad);
+        if let Some(d) = &raw.description
+            && (d.get_ref().trim().is_empty() || has_control(d.get_ref()))
+        {
+            bad(
+                d.span(),
+                "`description` must be one line of text without control characters: it is the feed's subtitle and the pages' description".into(),
+            );
         }
 
         let env_name = |bad: &mut dyn FnMut(std::ops::Range<usize>, String),
@@ -855,8 +799,13 @@ impl Settings {
             from,
             reply_to: reply_to.flatten(),
             postal_address: raw.postal_address.into_inner(),
-            subject: raw.subject.into_inner(),
-            preheader: raw.preheader,
+            description: raw.description.map(Spanned::into_inner),
+            subject: raw
+                .subject
+                .map_or_else(|| default_subject(&sections), Spanned::into_inner),
+            preheader: raw
+                .preheader
+                .unwrap_or_else(|| default_preheader(&sections)),
             subscribers: raw.subscribers.into_inner(),
             ledger: raw.ledger.into_inner(),
             outbox: raw.outbox.into_inner(),
