@@ -341,7 +341,9 @@ fn deliver(
     let delivery = Delivery {
         concurrency: match &ctx.sink {
             Sink::Smtp(_) => smtp.map_or(1, |s| s.concurrency),
-            _ => 2,
+            // Files and dry runs are bound by rendering and signing: a
+            // worker per core keeps every core busy.
+            _ => std::thread::available_parallelism().map_or(2, |n| n.get()),
         },
         email: edition.email,
         sink: ctx.sink.clone(),

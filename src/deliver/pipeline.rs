@@ -50,6 +50,9 @@ use crate::problem::Failure;
 use crate::project::subscribers::Subscriber;
 use crate::render::email::Email;
 
+/// How long a worker runs before it lets the scheduler move the others.
+const YIELD_AFTER: Duration = Duration::from_micros(500);
+
 /// The longest backoff between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -635,6 +638,7 @@ impl Shared {
         let mut next = self.take(&queue).await;
         // Whether `next` is already marked `transmitting`.
         let mut begun = false;
+        let mut busy_since = Instant::now();
         while let Some(job) = next.take() {
             if !begun {
                 self.write(self.begin(&job).into_iter().collect()).await?;
@@ -671,6 +675,15 @@ impl Shared {
             writes.extend(next.as_ref().and_then(|n| self.begin(n)));
             self.write(writes).await?;
             self.progress.tick();
+            // Rendering and signing run without a pause, and every await
+            // here may complete at once (a dry run, a fast ledger): yield
+            // now and then, or the other workers, woken into this thread's
+            // LIFO slot, never run elsewhere and one core does all the work
+            // (measured: RSA-signed dry run 1,150 -> 2,300 msg/s).
+            if busy_since.elapsed() >= YIELD_AFTER {
+                tokio::task::yield_now().await;
+                busy_since = Instant::now();
+            }
             if go_on && next.is_none() {
                 next = self.take(&queue).await;
                 begun = false;
