@@ -55,7 +55,8 @@ pub enum Command {
         /// Write to this file, or to this folder as .html, .txt and .eml
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
-        /// Open the HTML in the default browser
+        /// Open the HTML in the default browser (or $BROWSER); an error where
+        /// none can start, as over SSH
         #[arg(long)]
         open: bool,
     },
