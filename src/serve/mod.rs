@@ -196,11 +196,10 @@ async fn unsubscribe(
         eprintln!("unsubscribe: refused an invalid token");
         return invalid();
     };
-    let how = if body.contains("List-Unsubscribe=One-Click") {
-        "one-click"
-    } else {
-        "web form"
-    };
+    // The body is a form (application/x-www-form-urlencoded, RFC 8058).
+    let one_click = url::form_urlencoded::parse(body.as_bytes())
+        .any(|(key, value)| key == "List-Unsubscribe" && value == "One-Click");
+    let how = if one_click { "one-click" } else { "web form" };
     let st = state.clone();
     let addr = address.clone();
     let written = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
