@@ -2,6 +2,11 @@
 //! applies them: host names, URLs, environment variable names, durations,
 //! the dates the project can hold, and the names templates reserve. Pure
 //! functions, so `subscribers`, `content` and `cli` share them.
+//!
+//! URLs go through `url` and durations through humantime; host names are
+//! checked here because `url::Host::parse` follows the URL standard, which
+//! lets `smtp!.example.com` or `-x.org` through, while SMTP and DNS need
+//! RFC 1123 names.
 
 use chrono::NaiveDate;
 
