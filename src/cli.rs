@@ -157,7 +157,8 @@ pub struct PreviewArgs {
     /// Write to this file, or to this folder as .html, .txt and .eml
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
-    /// Open the HTML in the default browser
+    /// Open the HTML in the default browser (or $BROWSER); an error where
+    /// none can start, as over SSH
     #[arg(long)]
     pub open: bool,
 }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::atomic;
@@ -151,22 +152,49 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
     })
 }
 
+/// Opens the preview in a browser through `opener` (`$BROWSER`, macOS
+/// `open`, Windows, WSL, else xdg-open). On Linux and the BSDs opener does
+/// not wait for xdg-open, which may not return until the browser closes,
+/// so a launch that fails later goes unseen; what can be known beforehand,
+/// no browser possible at all (no `$BROWSER`, no graphical session, not
+/// WSL: a server or an SSH session), is an error here, as is a browser
+/// command that cannot start.
 fn open_in_browser(path: &Path) -> Result<(), Failure> {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    std::process::Command::new(opener)
-        .arg(path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(|_| ())
-        .map_err(|e| {
-            Failure::Other(anyhow::anyhow!(
-                "cannot run {opener} to open {}: {e}",
-                path.display()
-            ))
-        })
+    let context = || format!("cannot open a browser for {}", path.display());
+    if cfg!(all(unix, not(target_os = "macos")))
+        && let Some(why) = no_browser(|name| std::env::var_os(name))
+    {
+        return Err(Failure::Other(anyhow::anyhow!(why).context(context())));
+    }
+    opener::open_browser(path)
+        .with_context(context)
+        .map_err(Failure::Other)
+}
+
+/// Why no browser can be shown on a Linux or BSD desktop with this
+/// environment, if none can.
+fn no_browser(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<String> {
+    let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
+    let session = ["BROWSER", "DISPLAY", "WAYLAND_DISPLAY", "WSL_DISTRO_NAME"];
+    (!session.iter().any(|name| set(name))).then(|| {
+        "there is no graphical session (DISPLAY and WAYLAND_DISPLAY are unset) and BROWSER is not set: open the file by hand, or set BROWSER to a browser command"
+            .to_string()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browser_needs_a_session_or_browser_set() {
+        let with = |vars: &[(&str, &str)]| {
+            no_browser(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.into()))
+        };
+        assert!(with(&[]).is_some_and(|why| why.contains("BROWSER is not set")));
+        assert!(with(&[("DISPLAY", "")]).is_some());
+        for var in ["BROWSER", "DISPLAY", "WAYLAND_DISPLAY", "WSL_DISTRO_NAME"] {
+            assert_eq!(with(&[(var, "x")]), None, "{var}");
+        }
+    }
 }

@@ -418,7 +418,7 @@ mod tests {
             .expect("renders");
         assert_eq!(
             out,
-            "<a href=\"https://x.org/a?b=1&amp;c=2\">&lt;b&gt;&#x27;A&#x27;&lt;/b&gt;</a>"
+            "<a href=\"https://x.org/a?b=1&amp;c=2\">&lt;b&gt;&#39;A&#39;&lt;/b&gt;</a>"
         );
     }
 

@@ -231,7 +231,7 @@ impl TextRenderer {
         }
         if let Some(level) = self.heading {
             let underline = if level == HeadingLevel::H1 { '=' } else { '-' };
-            let len = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+            let len = lines.iter().map(|l| l.as_str().width()).max().unwrap_or(0);
             self.out.push_str(&rest);
             self.out.push_str(&underline.to_string().repeat(len));
             self.out.push('\n');
@@ -495,6 +495,13 @@ mod tests {
             "What it means\n-------------\n\nA token is a small chunk [1] of text that a language model reads and writes,\none after another, many times a second.\n\n-  first point\n-  second point that is long enough to need wrapping because it keeps going\n   and going on\n\n1. step one\n2. step two [2]\n\n[1] https://en.wikipedia.org/wiki/Token\n[2] https://x.org\n"
         );
         assert!(text.lines().all(|l| l.chars().count() <= WIDTH));
+    }
+
+    #[test]
+    fn heading_underlines_span_the_display_width() {
+        // CJK and most emoji take two columns in a monospaced mail client.
+        assert_eq!(to_text("# 日本語", BASE), "日本語\n======\n");
+        assert_eq!(to_text("## Tip 🙂", BASE), "Tip 🙂\n------\n");
     }
 
     #[test]

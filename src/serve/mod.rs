@@ -7,26 +7,32 @@
 //! - an invalid or tampered token answers 400 with a neutral page and
 //!   writes nothing;
 //! - `GET /healthz`: 200;
-//! - anything else: a file from the archive folder, when it exists, for
-//!   GET and HEAD only (other methods get 405 with `Allow`), never a
-//!   dotfile or anything under a dot-folder; a folder that holds the
-//!   project's settings, list, ledger, outbox or DKIM key is refused at
-//!   start (hand-written for now; tower-http's `ServeDir` is to replace it).
+//! - anything else: a file from the archive folder through tower-http's
+//!   `ServeDir` (paths that leave the folder, `/x/` → `x/index.html`, `/x`
+//!   → redirect to `/x/`, content types, HEAD, 405 with `Allow` for other
+//!   methods, ranges, `If-Modified-Since`), never a dotfile or anything
+//!   under a dot-folder (checked here, after percent-decoding, since
+//!   `ServeDir` serves them); text types are labelled UTF-8; a missing
+//!   file gets a small page. A folder that holds the project's settings,
+//!   list, ledger, outbox or DKIM key is refused at start.
 //!
 //! Writes go to the same ledger as `send`, through one connection that
 //! waits on SQLite's lock (busy timeout) rather than failing, so an
 //! unsubscribe is never lost while a send runs. Addresses in logs are masked
 //! and tokens never logged (`-v` logs each request with `/u/***`).
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{Method, StatusCode, Uri, header};
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use percent_encoding::percent_decode_str;
+use tower_http::services::ServeDir;
 
 use crate::html::escape as html_escape;
 use crate::ledger::Ledger;
@@ -50,6 +56,7 @@ struct AppState {
     name: String,
     ledger: Mutex<Ledger>,
     archive: PathBuf,
+    files: ServeDir,
 }
 
 /// Runs until interrupted (Ctrl-C / SIGTERM).
@@ -73,6 +80,7 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
         list_id: settings.list_id.clone(),
         name: settings.name.clone(),
         ledger: Mutex::new(ledger),
+        files: ServeDir::new(&archive),
         archive,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -198,11 +206,10 @@ async fn unsubscribe(
         tracing::info!("unsubscribe: refused an invalid token");
         return invalid();
     };
-    let how = if body.contains("List-Unsubscribe=One-Click") {
-        "one-click"
-    } else {
-        "web form"
-    };
+    // The body is a form (application/x-www-form-urlencoded, RFC 8058).
+    let one_click = url::form_urlencoded::parse(body.as_bytes())
+        .any(|(key, value)| key == "List-Unsubscribe" && value == "One-Click");
+    let how = if one_click { "one-click" } else { "web form" };
     let st = state.clone();
     let addr = address.clone();
     let written = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
@@ -251,54 +258,68 @@ async fn unsubscribe(
     }
 }
 
-/// Serves the web archive: `/x/` → `x/index.html`; GET and HEAD only; no
-/// path may leave the folder or name a dotfile.
-async fn static_file(State(state): State<Arc<AppState>>, method: Method, uri: Uri) -> Response {
-    if method != Method::GET && method != Method::HEAD {
-        return (
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "GET, HEAD")],
-            "method not allowed\n",
-        )
-            .into_response();
+/// Serves the web archive through `ServeDir`, minus dotfiles, with a
+/// friendly 404.
+async fn static_file(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    if hidden(req.uri().path()) {
+        return not_found();
     }
-    let Some(path) = archive_path(&state.archive, uri.path()) else {
-        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    match state.files.clone().try_call(req).await {
+        Ok(res) if res.status() == StatusCode::NOT_FOUND => not_found(),
+        Ok(res) => utf8(res.into_response()),
+        // What `ServeDir`'s own `call` answers 404 to: gone, unreadable,
+        // or a file taken for a folder (`/feed.xml/x`).
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::NotADirectory
+            ) =>
+        {
+            not_found()
+        }
+        Err(e) => {
+            tracing::error!("serve: cannot read from {}: {e}", state.archive.display());
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n").into_response()
+        }
+    }
+}
+
+/// Whether a request path names a dotfile or anything under a dot-folder
+/// (`.dailyissue/`, `.git/`, `.env`, the archive's own manifest), or `..`:
+/// never part of the site. Decoded first, as `ServeDir` decodes it, so
+/// `/%2Eenv` is caught too.
+fn hidden(url_path: &str) -> bool {
+    percent_decode_str(url_path)
+        .decode_utf8_lossy()
+        .split(['/', '\\'])
+        .any(|segment| segment.starts_with('.'))
+}
+
+/// `ServeDir` names the type from the extension with no charset; what the
+/// archive writes is UTF-8, so text, XML and Atom say so (a stylesheet or
+/// `.txt` with non-ASCII text would otherwise be read as Latin-1).
+fn utf8(mut res: Response) -> Response {
+    let Some(ct) = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return res;
     };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, content_type(&path))], bytes).into_response(),
-        Err(_) => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    let textual =
+        ct.starts_with("text/") || (ct.starts_with("application/") && ct.ends_with("xml"));
+    if textual && let Ok(v) = HeaderValue::from_str(&format!("{ct}; charset=utf-8")) {
+        res.headers_mut().insert(header::CONTENT_TYPE, v);
     }
+    res
 }
 
-fn archive_path(root: &Path, url_path: &str) -> Option<PathBuf> {
-    let rel = Path::new(url_path.trim_start_matches('/'));
-    // Only plain names, and no dotfiles (`.dailyissue/`, `.git/`, the
-    // archive's own manifest): they are never part of the site.
-    if rel.components().any(|c| match c {
-        Component::Normal(name) => name.to_string_lossy().starts_with('.'),
-        _ => true,
-    }) {
-        return None;
-    }
-    let mut path = root.join(rel);
-    if url_path.ends_with('/') || path.is_dir() {
-        path = path.join("index.html");
-    }
-    Some(path)
-}
-
-fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("xml") => "application/xml; charset=utf-8",
-        Some("atom") => "application/atom+xml; charset=utf-8",
-        Some("png") => "image/png",
-        Some("svg") => "image/svg+xml",
-        Some("txt") => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    }
+fn not_found() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "<p>There is no page at this address. The <a href=\"/\">archive's front page</a> lists every issue.</p>",
+    )
 }
 
 #[cfg(test)]
@@ -306,17 +327,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn archive_paths_stay_inside() {
-        let root = Path::new("/srv/public");
-        assert_eq!(
-            archive_path(root, "/issues/2027-03-01/"),
-            Some(root.join("issues/2027-03-01/index.html"))
-        );
-        assert_eq!(archive_path(root, "/feed.xml"), Some(root.join("feed.xml")));
-        assert_eq!(archive_path(root, "/../etc/passwd"), None);
-        assert_eq!(archive_path(root, "/a/../../b"), None);
-        assert_eq!(archive_path(root, "/.dailyissue/state.db"), None);
-        assert_eq!(archive_path(root, "/issues/.hidden"), None);
-        assert_eq!(archive_path(root, "/.dailyissue-archive"), None);
+    fn dotfiles_and_dot_folders_are_hidden() {
+        for path in [
+            "/.env",
+            "/.git/config",
+            "/.dailyissue/state.db",
+            "/.dailyissue-archive",
+            "/issues/.hidden",
+            "/issues/../.env",
+            "/../etc/passwd",
+            "/./index.html",
+            "/%2Eenv",
+            "/%2egit/config",
+            "/issues%2F..%2F.env",
+            "/a\\.env",
+        ] {
+            assert!(hidden(path), "{path}");
+        }
+        for path in ["/", "/feed.xml", "/issues/2027-03-01/", "/glossary/a.b/"] {
+            assert!(!hidden(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn text_types_are_labelled_utf8() {
+        let with = |ct: &'static str| {
+            let res = utf8(([(header::CONTENT_TYPE, ct)], "").into_response());
+            res.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .map(str::to_owned)
+        };
+        for (given, served) in [
+            ("text/html", "text/html; charset=utf-8"),
+            ("text/css", "text/css; charset=utf-8"),
+            ("text/xml", "text/xml; charset=utf-8"),
+            (
+                "application/atom+xml",
+                "application/atom+xml; charset=utf-8",
+            ),
+            ("image/svg+xml", "image/svg+xml"),
+            ("image/png", "image/png"),
+        ] {
+            assert_eq!(with(given).ok().as_deref(), Some(served), "{given}");
+        }
     }
 }

@@ -562,21 +562,18 @@ impl Drop for Served {
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_redirects(0)
         .build()
         .into()
 }
 
-#[test]
-fn serve_hands_out_no_dotfiles_and_only_answers_get_and_head() {
-    let (_tmp, dir) = sample_project();
-    run(&dir, &["plan", "--date", DATE, "--days", "1"]).success();
-    run(&dir, &["archive", "--all"]).success();
-    std::fs::write(dir.join("public/.env"), "SECRET=1").expect("dotfile");
-    std::fs::create_dir_all(dir.join("public/.git")).expect("dot-folder");
-    std::fs::write(dir.join("public/.git/config"), "[core]").expect("dotfile");
+/// `serve` on the sample project with its archive built; the base URL.
+fn served_archive(dir: &Path) -> (Served, String) {
+    run(dir, &["plan", "--date", DATE, "--days", "1"]).success();
+    run(dir, &["archive", "--all"]).success();
     let port = free_port();
-    let _served = Served(spawn(
-        &dir,
+    let served = Served(spawn(
+        dir,
         &["serve", "--listen", &format!("127.0.0.1:{port}")],
         &[],
     ));
@@ -587,6 +584,16 @@ fn serve_hands_out_no_dotfiles_and_only_answers_get_and_head() {
             .call()
             .is_ok_and(|r| r.status() == 200)
     });
+    (served, base)
+}
+
+#[test]
+fn serve_hands_out_no_dotfiles_and_only_answers_get_and_head() {
+    let (_tmp, dir) = sample_project();
+    std::fs::create_dir_all(dir.join("public/.git")).expect("dot-folder");
+    std::fs::write(dir.join("public/.env"), "SECRET=1").expect("dotfile");
+    std::fs::write(dir.join("public/.git/config"), "[core]").expect("dotfile");
+    let (_served, base) = served_archive(&dir);
     let get = |path: &str| {
         agent()
             .get(format!("{base}{path}"))
@@ -602,6 +609,9 @@ fn serve_hands_out_no_dotfiles_and_only_answers_get_and_head() {
         "/.git/config",
         "/.dailyissue-archive",
         "/issues/../.env",
+        "/%2Eenv",
+        "/%2egit/config",
+        "/issues%2F..%2F.env",
     ] {
         assert_eq!(get(hidden), 404, "{hidden}");
     }
@@ -615,10 +625,100 @@ fn serve_hands_out_no_dotfiles_and_only_answers_get_and_head() {
             .expect("request");
         let res = agent().run(req).expect(method);
         assert_eq!(res.status(), 405, "{method}");
-        assert_eq!(
-            res.headers().get("allow").and_then(|v| v.to_str().ok()),
-            Some("GET, HEAD"),
-            "{method}"
-        );
+        // The list is what counts ("GET,HEAD" from ServeDir).
+        let allow: Vec<String> = res
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(',')
+            .map(|m| m.trim().to_string())
+            .collect();
+        assert_eq!(allow, ["GET", "HEAD"], "{method}");
+    }
+}
+
+#[test]
+fn serve_labels_content_types_and_answers_head_and_missing_pages() {
+    let (_tmp, dir) = sample_project();
+    let public = dir.join("public");
+    std::fs::create_dir_all(&public).expect("public");
+    for (name, bytes) in [
+        ("logo.png", &b"\x89PNG\r\n\x1a\n"[..]),
+        ("logo.svg", b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>"),
+        ("robots.txt", "User-agent: *\n# caf\u{e9}\n".as_bytes()),
+        (
+            "feed.atom",
+            b"<feed xmlns=\"http://www.w3.org/2005/Atom\"/>",
+        ),
+    ] {
+        std::fs::write(public.join(name), bytes).expect("file");
+    }
+    let (_served, base) = served_archive(&dir);
+    let content_type = |path: &str| {
+        let res = agent().get(format!("{base}{path}")).call().expect("GET");
+        assert_eq!(res.status(), 200, "{path}");
+        res.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    for (path, want) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/issues/2027-03-01/", "text/html; charset=utf-8"),
+        ("/style.css", "text/css; charset=utf-8"),
+        ("/feed.xml", "text/xml; charset=utf-8"),
+        ("/sitemap.xml", "text/xml; charset=utf-8"),
+        ("/feed.atom", "application/atom+xml; charset=utf-8"),
+        ("/logo.png", "image/png"),
+        ("/logo.svg", "image/svg+xml"),
+        ("/robots.txt", "text/plain; charset=utf-8"),
+    ] {
+        assert_eq!(content_type(path).as_deref(), Some(want), "{path}");
+    }
+
+    // HEAD: the same headers, no body.
+    let css = std::fs::read(public.join("style.css")).expect("css");
+    let mut head = agent()
+        .head(format!("{base}/style.css"))
+        .call()
+        .expect("HEAD");
+    assert_eq!(head.status(), 200);
+    let header = |res: &ureq::http::Response<ureq::Body>, name: &str| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        header(&head, "content-type").as_deref(),
+        Some("text/css; charset=utf-8")
+    );
+    assert_eq!(header(&head, "content-length"), Some(css.len().to_string()));
+    assert_eq!(head.body_mut().read_to_vec().expect("body"), b"");
+
+    // A folder without its slash is sent to it, so relative links resolve.
+    let res = agent()
+        .get(format!("{base}/issues/2027-03-01"))
+        .call()
+        .expect("GET");
+    assert_eq!(res.status(), 307);
+    assert_eq!(
+        header(&res, "location").as_deref(),
+        Some("/issues/2027-03-01/")
+    );
+
+    // Missing: 404 with a page that leads back.
+    for path in [
+        "/nope.html",
+        "/issues/1999-01-01/",
+        "/feed.xml/",
+        "/feed.xml/x",
+    ] {
+        let mut res = agent().get(format!("{base}{path}")).call().expect("GET");
+        assert_eq!(res.status(), 404, "{path}");
+        let page = res.body_mut().read_to_string().expect("body");
+        assert!(page.contains("Page not found"), "{path}: {page}");
+        assert!(page.contains("href=\"/\""), "{path}: {page}");
     }
 }

@@ -264,6 +264,80 @@ fn every_sample_item_renders() {
     }
 }
 
+/// `preview --open` where no browser can start fails with the reason and
+/// the file's path; a `BROWSER` command gets the file.
+#[cfg(all(unix, not(target_os = "macos")))]
+#[test]
+fn preview_open_says_when_no_browser_can_open() {
+    let (_tmp, dir) = sample_project();
+    let open = |browser: Option<&Path>| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.current_dir(&dir).args([
+            "preview",
+            "--date",
+            "2027-03-01",
+            "--out",
+            "pv.html",
+            "--open",
+        ]);
+        for var in [
+            "RUST_LOG",
+            "DISPLAY",
+            "WAYLAND_DISPLAY",
+            "BROWSER",
+            "WSL_DISTRO_NAME",
+        ] {
+            cmd.env_remove(var);
+        }
+        if let Some(browser) = browser {
+            cmd.env("BROWSER", browser);
+        }
+        let out = cmd.output().expect("run dailyissue");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, stderr) = open(None);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot open a browser for")
+            && stderr.contains("pv.html")
+            && stderr.contains("BROWSER is not set"),
+        "{stderr}"
+    );
+    assert!(
+        dir.join("pv.html").is_file(),
+        "the preview is still written"
+    );
+
+    let (code, stderr) = open(Some(&dir.join("no-such-browser")));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-browser"), "{stderr}");
+
+    // Written by a child process, so that no descriptor open for writing
+    // leaks into programs other test threads start (exec would then fail
+    // with "text file busy").
+    let browser = dir.join("browser.sh");
+    let made = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            "printf '#!/bin/sh\\nprintf %%s \"$1\" > \"$0.opened\"\\n' > \"$1\" && chmod +x \"$1\"",
+        )
+        .arg("sh")
+        .arg(&browser)
+        .status()
+        .expect("sh");
+    assert!(made.success());
+    let (code, stderr) = open(Some(&browser));
+    assert_eq!(code, Some(0), "{stderr}");
+    let opened = dir.join("browser.sh.opened");
+    wait_for("the browser command to run", || {
+        std::fs::read_to_string(&opened).is_ok_and(|arg| arg.ends_with("pv.html"))
+    });
+}
+
 #[test]
 fn preview_cli_writes_all_formats_and_never_a_ledger() {
     let (_tmp, dir) = sample_project();

@@ -37,6 +37,18 @@ fn minimal_settings_get_defaults() {
 }
 
 #[test]
+fn durations_take_humantime_syntax() {
+    let s = parse(&format!(
+        "{MINIMAL}max_lateness = \"1h 30m\"\n[smtp]\nhost = \"smtp.example.com\"\ntimeout = \"1.5min\"\nretry_base = \"250ms\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(s.max_lateness, chrono::Duration::minutes(90));
+    let smtp = s.smtp.expect("smtp");
+    assert_eq!(smtp.timeout, std::time::Duration::from_secs(90));
+    assert_eq!(smtp.retry_base, std::time::Duration::from_millis(250));
+}
+
+#[test]
 fn unknown_key_is_named_with_its_line() {
     let errs = errors(&format!("{MINIMAL}subjet = \"x\"\n"));
     assert_eq!(errs.len(), 1);
@@ -148,6 +160,26 @@ fn values_that_would_break_later_are_refused_with_their_line() {
             "max_lateness = \"100000000d\"",
             7,
             "`max_lateness` = \"100000000d\" is more than 7 days",
+        ),
+        (
+            "max_lateness = \"6M\"",
+            7,
+            "`max_lateness` = \"6M\" is more than 7 days",
+        ),
+        (
+            "max_lateness = \"6 o'clock\"",
+            7,
+            "`max_lateness` = \"6 o'clock\" is not a duration; write e.g. \"6h\"",
+        ),
+        (
+            "[smtp]\nhost = \"smtp.example.com\"\ntimeout = \"2 hours\"",
+            9,
+            "[smtp] timeout = \"2 hours\" is longer than 3600s",
+        ),
+        (
+            "[smtp]\nhost = \"smtp.example.com\"\nretry_base = \"2\"",
+            9,
+            "[smtp] retry_base = \"2\" is not a duration; write e.g. \"2s\"",
         ),
         (
             "[[section]]\nname = \"issue\"",

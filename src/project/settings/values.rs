@@ -2,6 +2,11 @@
 //! applies them: host names, URLs, environment variable names, durations,
 //! the dates the project can hold, and the names templates reserve. Pure
 //! functions, so `subscribers`, `content` and `cli` share them.
+//!
+//! URLs go through `url` and durations through humantime; host names are
+//! checked here because `url::Host::parse` follows the URL standard, which
+//! lets `smtp!.example.com` or `-x.org` through, while SMTP and DNS need
+//! RFC 1123 names.
 
 use chrono::NaiveDate;
 
@@ -131,38 +136,14 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Parses durations such as `6h`, `90m`, `1h30m`, `45s`, `250ms`, `0`.
+/// Parses durations the way humantime reads them: a number and a unit,
+/// several in a row, spaces allowed (`6h`, `90m`, `1h30m`, `1h 30m`,
+/// `1.5h`, `45s`, `250ms`, `2d`), and `0` alone. humantime also knows
+/// longer unit names (`min`, `sec`, `hours`, `days`, `w`) and `M` (months)
+/// and `y` (years); the callers' upper limits (7 days, 1 hour) refuse
+/// those long spans with their own message.
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    if text == "0" {
-        return Some(std::time::Duration::ZERO);
-    }
-    let mut total_ms = 0u64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let ms_per = match &rest[..unit_len] {
-            "d" => 86_400_000,
-            "h" => 3_600_000,
-            "m" => 60_000,
-            "s" => 1_000,
-            "ms" => 1,
-            _ => return None,
-        };
-        total_ms = total_ms.checked_add(n.checked_mul(ms_per)?)?;
-        rest = &rest[unit_len..];
-    }
-    Some(std::time::Duration::from_millis(total_ms))
+    humantime::parse_duration(text).ok()
 }
 
 #[cfg(test)]
@@ -172,23 +153,50 @@ mod tests {
     #[test]
     fn durations_parse() {
         use std::time::Duration;
-        for (text, secs) in [
-            ("6h", 21600),
-            ("90m", 5400),
-            ("1h30m", 5400),
-            ("45s", 45),
+        for (text, ms) in [
+            ("6h", 21_600_000),
+            ("90m", 5_400_000),
+            ("1h30m", 5_400_000),
+            ("45s", 45_000),
+            ("250ms", 250),
             ("0", 0),
-            ("2d", 172800),
+            ("2d", 172_800_000),
+            // humantime's wider syntax, accepted since it replaced the
+            // hand-written parser (README, "Settings").
+            ("1h 30m", 5_400_000),
+            (" 6h ", 21_600_000),
+            ("90 min", 5_400_000),
+            ("30sec", 30_000),
+            ("1.5h", 5_400_000),
+            ("2 days", 172_800_000),
+            ("1w", 604_800_000),
         ] {
             assert_eq!(
                 parse_duration(text),
-                Some(Duration::from_secs(secs)),
+                Some(Duration::from_millis(ms)),
                 "{text}"
             );
         }
-        for text in ["", "6", "h", "6x", "1.5h"] {
+        for text in [
+            "",
+            "6",
+            "h",
+            "6x",
+            "1h30",
+            "1H",
+            "-5m",
+            "1h,30m",
+            "6 hours ago",
+        ] {
             assert_eq!(parse_duration(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn months_and_years_parse_so_the_limits_can_refuse_them() {
+        // `M` is months, not minutes: far beyond every limit.
+        assert!(parse_duration("6M").is_some_and(|d| d > MAX_LATENESS));
+        assert!(parse_duration("1y").is_some_and(|d| d > MAX_LATENESS));
     }
 
     #[test]
