@@ -8,22 +8,23 @@ use crate::ledger::{Ledger, Suppression};
 use crate::mail::token::{self, Secrets};
 use crate::problem::Failure;
 use crate::project::Project;
+use crate::project::subscribers::AddressKey;
 
 fn ledger(project: &Project) -> Result<Ledger, Failure> {
     Ok(crate::ledger::open(project)?)
 }
 
-fn address(text: &str) -> Result<String, Failure> {
+fn address(text: &str) -> Result<AddressKey, Failure> {
     let a = text.trim();
     a.parse::<lettre::Address>()
-        .map(|_| a.to_lowercase())
+        .map(|_| AddressKey::new(a))
         .map_err(|_| Failure::Usage(format!("`{text}` is not an email address")))
 }
 
 /// What `unsubscribe` did.
 #[derive(Debug, serde::Serialize)]
 pub struct Unsubscribed {
-    pub address: String,
+    pub address: AddressKey,
     /// False when the address was already suppressed.
     pub new: bool,
 }

@@ -185,6 +185,7 @@ pub(crate) fn select(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::project::subscribers::AddressKey;
 
     fn row(status: Status, uncertain: u32) -> Row {
         Row { status, uncertain }
@@ -247,10 +248,13 @@ mod tests {
             Subscriber::ad_hoc(format!("r{i}@example.org").parse().expect("address"), "", 0)
         };
         let mut known = Known::default();
+        known.rows.insert(
+            KeyDigest::of(&AddressKey::new("r0@example.org")),
+            row(Status::Sent, 0),
+        );
         known
-            .rows
-            .insert(KeyDigest::of("r0@example.org"), row(Status::Sent, 0));
-        known.suppressed.insert(KeyDigest::of("r1@example.org"));
+            .suppressed
+            .insert(KeyDigest::of(&AddressKey::new("r1@example.org")));
         let (tx, mut rx) = tokio::sync::mpsc::channel(1000);
         let allowance = Allowance {
             limit: Some(100),

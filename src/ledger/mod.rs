@@ -35,7 +35,7 @@ use chrono::{NaiveDate, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::project::Project;
-use crate::project::subscribers::KeyDigest;
+use crate::project::subscribers::{AddressKey, KeyDigest};
 
 const SCHEMA_VERSION: i32 = 2;
 
@@ -171,7 +171,7 @@ impl Row {
 /// The outcome of one delivery attempt, to be recorded.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub address: String,
+    pub address: AddressKey,
     pub status: Status,
     pub reply: Option<String>,
 }
@@ -218,9 +218,9 @@ pub struct Recovered {
 #[derive(Debug, Clone)]
 pub enum Write {
     /// Claim a batch for this run: `sending`, attempts + 1. (address, Message-ID)
-    Claim(Vec<(String, String)>),
+    Claim(Vec<(AddressKey, String)>),
     /// The SMTP transaction for this address is about to start.
-    Begin(String),
+    Begin(AddressKey),
     Record(Outcome),
     /// A test copy (`send --to`), never a delivery. (outcome, Message-ID)
     Test(Outcome, String),
@@ -602,29 +602,29 @@ impl Ledger {
                 match w {
                     Write::Claim(batch) => {
                         for (address, message_id) in batch {
-                            claim.execute(params![date, address, message_id, now])?;
+                            claim.execute(params![date, address.as_str(), message_id, now])?;
                         }
                     }
                     Write::Begin(address) => {
-                        begin.execute(params![date, address, now])?;
+                        begin.execute(params![date, address.as_str(), now])?;
                     }
                     Write::Record(o) => {
                         record.execute(params![
                             date,
-                            o.address,
+                            o.address.as_str(),
                             o.status.as_str(),
                             o.reply,
                             now,
                             day
                         ])?;
                         if o.status == Status::Bounced {
-                            suppress.execute(params![o.address, o.reply, now])?;
+                            suppress.execute(params![o.address.as_str(), o.reply, now])?;
                         }
                     }
                     Write::Test(o, message_id) => {
                         test.execute(params![
                             date,
-                            o.address,
+                            o.address.as_str(),
                             o.status.as_str(),
                             o.reply,
                             message_id,
@@ -706,7 +706,10 @@ impl Ledger {
         for row in rows {
             let (address, status, uncertain) = row?;
             if let Some(status) = Status::parse(&status) {
-                out.insert(KeyDigest::of(&address), Row { status, uncertain });
+                out.insert(
+                    KeyDigest::of(&AddressKey::new(&address)),
+                    Row { status, uncertain },
+                );
             }
         }
         Ok(out)
@@ -784,7 +787,7 @@ impl Ledger {
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = HashSet::new();
         for row in rows {
-            out.insert(KeyDigest::of(&row?));
+            out.insert(KeyDigest::of(&AddressKey::new(&row?)));
         }
         Ok(out)
     }
@@ -816,25 +819,25 @@ impl Ledger {
     /// Adds a suppression; returns false if the address was already suppressed.
     pub fn suppress(
         &mut self,
-        address: &str,
+        address: &AddressKey,
         reason: &str,
         note: Option<&str>,
     ) -> anyhow::Result<bool> {
         let n = self.conn.execute(
             "INSERT INTO suppressions (address, reason, note, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (address) DO NOTHING",
-            params![address.trim().to_lowercase(), reason, note, now()],
+            params![address.as_str(), reason, note, now()],
         ).map_err(|e| explain(e, &self.path))?;
         Ok(n > 0)
     }
 
     /// Removes a suppression; returns false if there was none.
-    pub fn unsuppress(&mut self, address: &str) -> anyhow::Result<bool> {
+    pub fn unsuppress(&mut self, address: &AddressKey) -> anyhow::Result<bool> {
         let n = self
             .conn
             .execute(
                 "DELETE FROM suppressions WHERE address = ?1",
-                params![address.trim().to_lowercase()],
+                params![address.as_str()],
             )
             .map_err(|e| explain(e, &self.path))?;
         Ok(n > 0)
@@ -869,7 +872,7 @@ mod tests {
         Write::Claim(
             addresses
                 .iter()
-                .map(|a| (a.to_string(), format!("<{a}>")))
+                .map(|a| (AddressKey::new(a), format!("<{a}>")))
                 .collect(),
         )
     }
@@ -932,10 +935,16 @@ mod tests {
         )
         .expect("record");
         let st = l.statuses(date).expect("statuses");
-        assert_eq!(st[&KeyDigest::of("a@x.org")].status, Status::Sent);
-        assert_eq!(st[&KeyDigest::of("b@x.org")].status, Status::Bounced);
         assert_eq!(
-            st[&KeyDigest::of("d@x.org")],
+            st[&KeyDigest::of(&AddressKey::new("a@x.org"))].status,
+            Status::Sent
+        );
+        assert_eq!(
+            st[&KeyDigest::of(&AddressKey::new("b@x.org"))].status,
+            Status::Bounced
+        );
+        assert_eq!(
+            st[&KeyDigest::of(&AddressKey::new("d@x.org"))],
             Row {
                 status: Status::Unknown,
                 uncertain: 1
@@ -944,7 +953,7 @@ mod tests {
         assert!(
             l.suppressed()
                 .expect("supp")
-                .contains(&KeyDigest::of("b@x.org"))
+                .contains(&KeyDigest::of(&AddressKey::new("b@x.org")))
         );
         assert_eq!(
             l.sent_on(date).expect("count"),
@@ -1008,13 +1017,16 @@ mod tests {
         );
         let st = l.statuses(date).expect("statuses");
         assert_eq!(
-            st[&KeyDigest::of("a@x.org")],
+            st[&KeyDigest::of(&AddressKey::new("a@x.org"))],
             Row {
                 status: Status::Unknown,
                 uncertain: 1
             }
         );
-        assert_eq!(st[&KeyDigest::of("b@x.org")].status, Status::Sent);
+        assert_eq!(
+            st[&KeyDigest::of(&AddressKey::new("b@x.org"))].status,
+            Status::Sent
+        );
         l.apply(date, date, &[claim(&["a@x.org", "d@x.org"])])
             .expect("claim");
         let r = l.recover(date).expect("recover");
@@ -1027,7 +1039,7 @@ mod tests {
         );
         let st = l.statuses(date).expect("statuses");
         assert_eq!(
-            st[&KeyDigest::of("a@x.org")],
+            st[&KeyDigest::of(&AddressKey::new("a@x.org"))],
             Row {
                 status: Status::Deferred,
                 uncertain: 1
@@ -1054,18 +1066,18 @@ mod tests {
     fn suppressions_add_list_remove() {
         let (_dir, mut l) = ledger();
         assert!(
-            l.suppress(" Ada@Example.org ", "unsubscribed", Some("by hand"))
+            l.suppress(&" Ada@Example.org ".into(), "unsubscribed", Some("by hand"))
                 .expect("add")
         );
         assert!(
-            !l.suppress("ada@example.org", "unsubscribed", None)
+            !l.suppress(&"ada@example.org".into(), "unsubscribed", None)
                 .expect("again")
         );
         assert_eq!(
             l.suppressions().expect("list")[0].address,
             "ada@example.org"
         );
-        assert!(l.unsuppress("ADA@example.org").expect("remove"));
+        assert!(l.unsuppress(&"ADA@example.org".into()).expect("remove"));
         assert!(l.suppressions().expect("list").is_empty());
     }
 
@@ -1141,7 +1153,7 @@ mod tests {
         let mut l = Ledger::open(&path, LIST).expect("migrates");
         let date = d("2027-03-01");
         assert_eq!(
-            l.statuses(date).expect("rows")[&KeyDigest::of("a@x.org")].status,
+            l.statuses(date).expect("rows")[&KeyDigest::of(&AddressKey::new("a@x.org"))].status,
             Status::Sent
         );
         assert_eq!(
@@ -1175,7 +1187,7 @@ mod tests {
             .expect("valid")
             .expect("exists");
         assert_eq!(
-            copy.statuses(date).expect("rows")[&KeyDigest::of("a@x.org")].status,
+            copy.statuses(date).expect("rows")[&KeyDigest::of(&AddressKey::new("a@x.org"))].status,
             Status::Sent
         );
     }

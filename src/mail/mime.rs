@@ -19,9 +19,11 @@ use sha2::{Digest, Sha256};
 
 use chrono::NaiveDate;
 
+use crate::project::subscribers::AddressKey;
+
 /// The Message-ID of the issue of `date` for `key` (a lower-cased address):
 /// the same on every run, so a resend after a crash carries the same ID.
-pub fn message_id(date: chrono::NaiveDate, key: &str, domain: &str) -> String {
+pub fn message_id(date: chrono::NaiveDate, key: &AddressKey, domain: &str) -> String {
     let digest = Sha256::digest(format!("{date}\n{key}").as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("<{}.{hex}@{domain}>", date.format("%Y%m%d"))
@@ -62,8 +64,8 @@ impl Issue {
 #[derive(Debug)]
 pub struct Copy {
     pub to: Mailbox,
-    /// The reader's identity (lower-cased address), for the Message-ID.
-    pub key: String,
+    /// The reader's identity, for the Message-ID.
+    pub key: AddressKey,
     /// The token of the reader's unsubscribe links (https and mailto).
     pub token: String,
     pub unsubscribe_url: String,
@@ -157,9 +159,9 @@ mod tests {
     #[test]
     fn message_ids_are_stable_and_do_not_reveal_the_address() {
         let d: chrono::NaiveDate = "2027-03-01".parse().expect("date");
-        let a = message_id(d, "ada@example.org", "example.com");
-        assert_eq!(a, message_id(d, "ada@example.org", "example.com"));
-        assert_ne!(a, message_id(d, "bob@example.org", "example.com"));
+        let a = message_id(d, &"ada@example.org".into(), "example.com");
+        assert_eq!(a, message_id(d, &"ada@example.org".into(), "example.com"));
+        assert_ne!(a, message_id(d, &"bob@example.org".into(), "example.com"));
         assert!(a.starts_with("<20270301.") && a.ends_with("@example.com>") && !a.contains("ada"));
     }
 

@@ -14,6 +14,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::project::settings::Settings;
+use crate::project::subscribers::AddressKey;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -81,9 +82,8 @@ fn mac(secret: &[u8], list_id: &str, address: &str) -> HmacSha256 {
 }
 
 /// The token for `address` (any case; it is lower-cased and trimmed).
-pub fn token(secrets: &Secrets, list_id: &str, address: &str) -> String {
-    let address = address.trim().to_lowercase();
-    let tag = mac(&secrets.current, list_id, &address)
+pub fn token(secrets: &Secrets, list_id: &str, address: &AddressKey) -> String {
+    let tag = mac(&secrets.current, list_id, address)
         .finalize()
         .into_bytes();
     format!(
@@ -95,13 +95,13 @@ pub fn token(secrets: &Secrets, list_id: &str, address: &str) -> String {
 
 /// The address a token was made for, if the token is genuine under the
 /// current or the previous secret.
-pub fn verify(secrets: &Secrets, list_id: &str, token: &str) -> Option<String> {
+pub fn verify(secrets: &Secrets, list_id: &str, token: &str) -> Option<AddressKey> {
     let (addr, tag) = token.trim().split_once('.')?;
     let address = String::from_utf8(URL_SAFE_NO_PAD.decode(addr).ok()?).ok()?;
     let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
     let genuine = |secret: &[u8]| mac(secret, list_id, &address).verify_slice(&tag).is_ok();
     let ok = genuine(&secrets.current) || secrets.previous.as_deref().is_some_and(genuine);
-    ok.then_some(address)
+    ok.then(|| AddressKey::new(&address))
 }
 
 #[cfg(test)]
@@ -113,9 +113,9 @@ mod tests {
     #[test]
     fn round_trips_and_ignores_case() {
         let s = Secrets::new(b"k1", None);
-        let t = token(&s, LIST, " Ada@Example.org ");
+        let t = token(&s, LIST, &AddressKey::new(" Ada@Example.org "));
         assert_eq!(verify(&s, LIST, &t).as_deref(), Some("ada@example.org"));
-        assert_eq!(t, token(&s, LIST, "ada@example.org"));
+        assert_eq!(t, token(&s, LIST, &AddressKey::new("ada@example.org")));
         assert!(
             t.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn tampered_tokens_fail() {
         let s = Secrets::new(b"k1", None);
-        let t = token(&s, LIST, "ada@example.org");
+        let t = token(&s, LIST, &AddressKey::new("ada@example.org"));
         let (_, tag) = t.split_once('.').expect("two parts");
         let other = format!("{}.{tag}", URL_SAFE_NO_PAD.encode("bob@example.org"));
         assert_eq!(
@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn wrong_secret_fails_and_previous_secret_still_works() {
         let old = Secrets::new(b"old", None);
-        let t = token(&old, LIST, "ada@example.org");
+        let t = token(&old, LIST, &AddressKey::new("ada@example.org"));
         assert_eq!(verify(&Secrets::new(b"new", None), LIST, &t), None);
         let rotated = Secrets::new(b"new", Some(b"old"));
         assert_eq!(
@@ -156,7 +156,7 @@ mod tests {
             Some("ada@example.org")
         );
         assert_ne!(
-            token(&rotated, LIST, "ada@example.org"),
+            token(&rotated, LIST, &AddressKey::new("ada@example.org")),
             t,
             "new tokens use the new secret"
         );

@@ -27,11 +27,54 @@ pub enum Status {
     Bounced,
 }
 
+/// A reader's identity: the address trimmed and lower-cased. Ledger rows,
+/// suppressions, link tokens and Message-IDs are all made from it, so
+/// `Ada@Example.org` and `ada@example.org` are one reader everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct AddressKey(String);
+
+impl AddressKey {
+    pub fn new(address: &str) -> AddressKey {
+        AddressKey(address.trim().to_lowercase())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for AddressKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for AddressKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for AddressKey {
+    fn from(a: &str) -> AddressKey {
+        AddressKey::new(a)
+    }
+}
+
+impl From<&Address> for AddressKey {
+    fn from(a: &Address) -> AddressKey {
+        AddressKey::new(a.as_ref())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Subscriber {
     pub email: Address,
-    /// Lower-cased address: the identity used by the ledger and suppressions.
-    pub key: String,
+    /// The identity used by the ledger and suppressions.
+    pub key: AddressKey,
     /// Display name with line breaks and control characters removed; may be empty.
     pub name: String,
     pub status: Status,
@@ -69,7 +112,7 @@ impl Subscriber {
     /// extra column empty.
     pub fn ad_hoc(email: Address, name: &str, columns: usize) -> Subscriber {
         Subscriber {
-            key: email.to_string().to_lowercase(),
+            key: AddressKey::from(&email),
             email,
             name: clean_line(name),
             status: Status::Active,
@@ -118,7 +161,11 @@ enum Source {
 pub struct KeyDigest(u64, u32);
 
 impl KeyDigest {
-    pub fn of(key: &str) -> KeyDigest {
+    pub fn of(key: &AddressKey) -> KeyDigest {
+        KeyDigest::of_str(key.as_str())
+    }
+
+    fn of_str(key: &str) -> KeyDigest {
         use std::hash::{Hash, Hasher};
         let mut a = std::hash::DefaultHasher::new();
         key.hash(&mut a);
@@ -170,7 +217,7 @@ impl List {
     }
 
     pub fn find(&self, address: &str) -> Option<Subscriber> {
-        let key = address.trim().to_lowercase();
+        let key = AddressKey::new(address);
         self.readers().find(|s| s.key == key)
     }
 }
@@ -460,7 +507,7 @@ impl Scanner {
             }
         };
         Row::Reader(Subscriber {
-            key: raw_email.to_lowercase(),
+            key: AddressKey::new(raw_email),
             email,
             name: self
                 .name_col
@@ -694,7 +741,7 @@ mod tests {
         let all: Vec<Subscriber> = list.readers().collect();
         let ada = &all[0];
         assert_eq!(ada.email.to_string(), "Ada@Example.org");
-        assert_eq!(ada.key, "ada@example.org");
+        assert_eq!(ada.key.as_str(), "ada@example.org");
         assert_eq!(ada.name, "Ada Lovelace");
         assert_eq!(list.columns, ["city"]);
         assert_eq!(ada.fields, ["London"]);
@@ -718,7 +765,7 @@ mod tests {
             ]
         );
         assert_eq!(list.rows, 3);
-        let keys: Vec<String> = list.readers().map(|s| s.key).collect();
+        let keys: Vec<String> = list.readers().map(|s| s.key.to_string()).collect();
         assert_eq!(
             keys,
             ["a@example.org", "c@example.org", "d@example.org"],

@@ -408,14 +408,14 @@ fn one_click_unsubscribe_suppresses_exactly_that_reader_and_send_skips_them() {
 fn forged_tokens_are_refused_and_write_nothing() {
     let (_tmp, dir) = sample_project();
     let served = serve(&dir);
-    let real = token(&secrets(), LIST_ID, "ada.park@example.net");
+    let real = token(&secrets(), LIST_ID, &"ada.park@example.net".into());
     let (addr, mac) = real.split_once('.').expect("two parts");
-    let other = token(&secrets(), LIST_ID, "ben.okafor@example.org");
+    let other = token(&secrets(), LIST_ID, &"ben.okafor@example.org".into());
     let swapped = format!("{}.{mac}", other.split_once('.').expect("two parts").0);
     let wrong_secret = token(
         &Secrets::new(b"guess", None),
         LIST_ID,
-        "ada.park@example.net",
+        &"ada.park@example.net".into(),
     );
     for forged in [
         swapped,
@@ -463,7 +463,10 @@ fn a_hundred_concurrent_unsubscribes_during_a_send_are_all_recorded() {
     let threads: Vec<_> = addrs[500..600]
         .iter()
         .map(|a| {
-            let url = format!("{base}/u/{}", token(&secrets(), LIST_ID, a));
+            let url = format!(
+                "{base}/u/{}",
+                token(&secrets(), LIST_ID, &a.as_str().into())
+            );
             std::thread::spawn(move || post(&url).0)
         })
         .collect();
@@ -484,7 +487,7 @@ fn a_hundred_concurrent_unsubscribes_during_a_send_are_all_recorded() {
 #[test]
 fn unsubscribe_and_suppressions_commands() {
     let (_tmp, dir) = sample_project();
-    let t = token(&secrets(), LIST_ID, "Chloe.Martin@example.net");
+    let t = token(&secrets(), LIST_ID, &"Chloe.Martin@example.net".into());
     let out = run_env(&dir, &["unsubscribe", &t], &env()).success();
     assert_eq!(
         out.stdout.trim(),

@@ -133,7 +133,7 @@ fn serve_logs_requests_without_addresses_or_tokens() {
     let tok = token(
         &Secrets::new(secret.as_bytes(), None),
         "beginners-in-ai.daily.example.com",
-        "ada.park@example.net",
+        &"ada.park@example.net".into(),
     );
     let posted = agent
         .post(format!("{base}/u/{tok}"))

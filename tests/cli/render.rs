@@ -33,7 +33,7 @@ fn load(dir: &Path, date: &str) -> Day {
 fn reader(email: &str, name: &str) -> Subscriber {
     Subscriber {
         email: email.parse().expect("address"),
-        key: email.to_lowercase(),
+        key: email.into(),
         name: name.into(),
         status: Status::Active,
         fields: vec!["website".to_string()],
