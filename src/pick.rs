@@ -15,10 +15,12 @@
 //! into an error.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
+use crate::problem::Problem;
 use crate::project::content::{Pool, Section};
 
 /// What was picked for one section, and why.
@@ -41,21 +43,38 @@ pub enum Reason {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PickError {
     #[error(
-        "section `{section}` has no item eligible on {date} (all are drafts, pinned to other dates or not_before a later date); add an item to {dir}"
+        "section `{section}` has no item eligible on {date} (all are drafts, pinned to other dates or not_before a later date); add an item to {}",
+        .dir.display()
     )]
     Empty {
         section: String,
         date: NaiveDate,
-        dir: String,
+        dir: PathBuf,
     },
     #[error(
-        "section `{section}` has used every eligible item by {date} and `repeats = false` forbids repeating one; add items to {dir}"
+        "section `{section}` has used every eligible item by {date} and `repeats = false` forbids repeating one; add items to {}",
+        .dir.display()
     )]
     Exhausted {
         section: String,
         date: NaiveDate,
-        dir: String,
+        dir: PathBuf,
     },
+}
+
+impl PickError {
+    /// The folder the problem is about: where an item should be added.
+    pub fn dir(&self) -> &Path {
+        match self {
+            PickError::Empty { dir, .. } | PickError::Exhausted { dir, .. } => dir,
+        }
+    }
+}
+
+impl From<&PickError> for Problem {
+    fn from(e: &PickError) -> Problem {
+        Problem::new(e.dir(), None, e.to_string())
+    }
 }
 
 pub use crate::project::issue::History;
@@ -127,7 +146,7 @@ pub fn pick_section(
         return Err(PickError::Empty {
             section: section.name.clone(),
             date,
-            dir: section.dir.display().to_string(),
+            dir: section.dir.clone(),
         });
     };
     match last_used.get(&best.slug) {
@@ -138,7 +157,7 @@ pub fn pick_section(
         Some(_) if !repeats => Err(PickError::Exhausted {
             section: section.name.clone(),
             date,
-            dir: section.dir.display().to_string(),
+            dir: section.dir.clone(),
         }),
         Some(&last) => Ok(Choice {
             slug: best.slug.clone(),

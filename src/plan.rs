@@ -42,21 +42,8 @@ pub fn ensure(
             repeats: Vec::new(),
         });
     }
-    let choices =
-        pick::pick_issue(pool, &issues.history(), day, settings.repeats).map_err(|errors| {
-            Failure::Input(
-                errors
-                    .iter()
-                    .map(|e| {
-                        let dir = match e {
-                            pick::PickError::Empty { dir, .. }
-                            | pick::PickError::Exhausted { dir, .. } => dir,
-                        };
-                        Problem::new(dir, None, e.to_string())
-                    })
-                    .collect(),
-            )
-        })?;
+    let choices = pick::pick_issue(pool, &issues.history(), day, settings.repeats)
+        .map_err(|errors| Failure::Input(errors.iter().map(Problem::from).collect()))?;
     let mut repeats = Vec::new();
     let mut picks = BTreeMap::new();
     for (section, choice) in choices {
@@ -65,12 +52,9 @@ pub fn ensure(
         }
         picks.insert(section, choice.slug);
     }
-    let number = issues.next_number(day).ok_or_else(|| {
-        Failure::Usage(format!(
-            "the issue of {day} would be numbered past {}; renumber the records in issues/",
-            u32::MAX
-        ))
-    })?;
+    let number = issues
+        .next_number(day)
+        .ok_or_else(|| Failure::Usage(crate::problem::Usage::NumberOverflow(day)))?;
     // Numbers grow with the date: a record before later ones must not
     // repeat or undercut their numbers ("No. 1" twice).
     if let Some((_, later)) = issues.records.range(day..).next()

@@ -48,16 +48,113 @@ pub enum Failure {
     /// Bad input: every problem found, reported together. Exit 2.
     #[error("{}", render_problems(.0))]
     Input(Vec<Problem>),
-    /// Bad command-line usage that is not a file problem. Exit 2.
-    #[error("{0}")]
-    Usage(String),
-    /// Worth retrying later: a server unreachable, recipients deferred, the lock
-    /// held by another run. Exit 75 (EX_TEMPFAIL).
-    #[error("{0}")]
-    Temporary(String),
+    /// Bad use of the command line or the environment that is not a file
+    /// problem. Exit 2.
+    #[error(transparent)]
+    Usage(#[from] Usage),
+    /// Worth retrying later: a server unreachable, the lock held by another
+    /// run, the listening port taken. Exit 75 (EX_TEMPFAIL).
+    #[error(transparent)]
+    Temporary(#[from] Temporary),
     /// Anything else. Exit 1.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+/// Bad use of a command: an argument, the environment, the project's
+/// place on disk. Each says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Usage {
+    #[error(
+        "no dailyissue.toml in {} or any parent folder; run `dailyissue init` to create a project, or pass -C DIR",
+        .start.display()
+    )]
+    NoProject { start: PathBuf },
+    #[error("{option} {value}: not a valid email address")]
+    NotAnAddress { option: &'static str, value: String },
+    #[error("`{0}` is not an email address")]
+    NotAnAddressArg(String),
+    #[error(
+        "{var} is not set: sending real mail needs the unsubscribe secret in that environment variable (any long random string, e.g. from `openssl rand -hex 32`)"
+    )]
+    SecretForMail { var: String },
+    #[error(
+        "{var} is not set: a token can only be checked with the secret that made it (or pass the address)"
+    )]
+    SecretForToken { var: String },
+    #[error(
+        "that token is not valid for this list (changed, truncated, or made with another secret)"
+    )]
+    BadToken,
+    #[error("not overwriting existing files: {}; choose an empty folder", list(.0))]
+    WouldOverwrite(Vec<PathBuf>),
+    #[error("there is no ledger at {} yet: nothing to back up", .0.display())]
+    NoLedger(PathBuf),
+    #[error(
+        "--date {start} --days {days} would plan past 9999-12-31, the last date a record can have; plan fewer days"
+    )]
+    PlanPastEnd { start: chrono::NaiveDate, days: u32 },
+    #[error(
+        "the issue of {0} would be numbered past {max}; renumber the records in issues/",
+        max = u32::MAX
+    )]
+    NumberOverflow(chrono::NaiveDate),
+    #[error(
+        "DAILYISSUE_NOW = {value:?} is not an RFC 3339 time such as 2027-03-01T06:00:00Z ({reason}); unset it to use the clock"
+    )]
+    Clock { value: String, reason: String },
+    #[error(
+        "{} holds {}; the web archive is published whole, so build it in a folder of its own, such as public/ (`archive_dir` in dailyissue.toml, or --out DIR)",
+        .dir.display(),
+        .private.join(", ")
+    )]
+    ArchiveHoldsPrivate { dir: PathBuf, private: Vec<String> },
+    #[error(
+        "--outbox {}: {why}; .eml files hold readers' addresses, so give a folder of their own, such as outbox/",
+        .outbox.display()
+    )]
+    OutboxExposed { outbox: PathBuf, why: String },
+    #[error(
+        "{setting}: {} is a file, not a folder; give a folder for the .eml files",
+        .file.display()
+    )]
+    OutboxIsAFile { setting: String, file: PathBuf },
+    /// A problem with `[smtp]` found before connecting (a CA file, a password
+    /// variable): the message says which.
+    #[error("{0}")]
+    Smtp(String),
+}
+
+/// Something a later run may simply get past.
+#[derive(Debug, thiserror::Error)]
+pub enum Temporary {
+    #[error(
+        "another dailyissue run (pid {}) holds {}; this run exits without sending",
+        .pid.as_deref().unwrap_or("unknown"),
+        .lock.display()
+    )]
+    LockHeld { pid: Option<String>, lock: PathBuf },
+    #[error("{} {endpoint} ({reason}); nothing was sent, try again later", if *.throttled { "the SMTP server asks us to wait" } else { "cannot reach the SMTP server" })]
+    Smtp {
+        endpoint: String,
+        throttled: bool,
+        reason: String,
+    },
+    #[error(
+        "cannot listen on {addr}: {source}; is another `serve` running? Pick another address with --listen"
+    )]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// EX_TEMPFAIL from sysexits.h: cron may simply run the command again.

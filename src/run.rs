@@ -95,9 +95,10 @@ fn now() -> Result<DateTime<Utc>, Failure> {
         Ok(text) if !text.is_empty() => DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|e| {
-                Failure::Usage(format!(
-                    "DAILYISSUE_NOW = {text:?} is not an RFC 3339 time such as 2027-03-01T06:00:00Z ({e}); unset it to use the clock"
-                ))
+                Failure::Usage(crate::problem::Usage::Clock {
+                    value: text.clone(),
+                    reason: e.to_string(),
+                })
             }),
         _ => Ok(Utc::now()),
     }
@@ -310,8 +311,8 @@ fn fail(failure: &Failure, json: bool) -> u8 {
                     })
                     .collect(),
             ),
-            Failure::Usage(m) => ("usage", m.clone(), Vec::new()),
-            Failure::Temporary(m) => ("temporary", m.clone(), Vec::new()),
+            Failure::Usage(m) => ("usage", m.to_string(), Vec::new()),
+            Failure::Temporary(m) => ("temporary", m.to_string(), Vec::new()),
             Failure::Other(e) => ("other", format!("{e:#}"), Vec::new()),
         };
         print_json(&Failed {

@@ -145,12 +145,10 @@ pub fn refuse_private(project: &Project, dir: &Path) -> Result<(), Failure> {
     if private.is_empty() {
         return Ok(());
     }
-    Err(Failure::Usage(format!(
-        "{} holds {}; the web archive is published whole, so build it in a folder of its own, such as public/ (`archive_dir` in {}, or --out DIR)",
-        dir.display(),
-        private.join(", "),
-        crate::project::settings::FILE_NAME
-    )))
+    Err(Failure::Usage(crate::problem::Usage::ArchiveHoldsPrivate {
+        dir: dir.to_path_buf(),
+        private,
+    }))
 }
 
 fn date_long(date: NaiveDate) -> String {

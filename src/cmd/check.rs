@@ -173,7 +173,8 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
 fn archive_problems(project: &Project) -> Vec<Problem> {
     let archive_dir = project.path(&project.settings.archive_dir);
     match crate::archive::refuse_private(project, &archive_dir) {
-        Err(Failure::Usage(message)) => {
+        Err(Failure::Usage(usage)) => {
+            let message = usage.to_string();
             let text = std::fs::read_to_string(project.path(std::path::Path::new(FILE_NAME)))
                 .unwrap_or_default();
             vec![Problem::new(

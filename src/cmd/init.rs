@@ -162,15 +162,14 @@ pub fn init(dir: &Path) -> Result<Created, Failure> {
             .into_iter()
             .map(|(name, text)| (Path::new(templates::DIR).join(name), text)),
     );
-    let existing: Vec<String> = files
+    let existing: Vec<PathBuf> = files
         .iter()
-        .filter(|(p, _)| dir.join(p).exists())
-        .map(|(p, _)| dir.join(p).display().to_string())
+        .map(|(p, _)| dir.join(p))
+        .filter(|p| p.exists())
         .collect();
     if !existing.is_empty() {
-        return Err(Failure::Usage(format!(
-            "not overwriting existing files: {}; choose an empty folder",
-            existing.join(", ")
+        return Err(Failure::Usage(crate::problem::Usage::WouldOverwrite(
+            existing,
         )));
     }
     let mut written = Vec::new();

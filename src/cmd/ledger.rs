@@ -28,12 +28,8 @@ impl crate::cmd::Report for Backup {
 
 /// Copies the project's ledger to `dest` (replaced if it exists).
 pub fn backup(project: &Project, dest: &Path) -> Result<Backup, Failure> {
-    let ledger = crate::ledger::read(project)?.ok_or_else(|| {
-        Failure::Usage(format!(
-            "there is no ledger at {} yet: nothing to back up",
-            project.ledger_path().display()
-        ))
-    })?;
+    let ledger = crate::ledger::read(project)?
+        .ok_or_else(|| Failure::Usage(crate::problem::Usage::NoLedger(project.ledger_path())))?;
     ledger.backup(dest)?;
     Ok(Backup {
         ledger: project.ledger_path(),

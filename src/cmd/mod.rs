@@ -60,10 +60,9 @@ pub fn secrets(project: &Project, used: SecretUse) -> Result<Secrets, Failure> {
     match (Secrets::from_env(settings), used) {
         (Some(s), _) => Ok(s),
         (None, SecretUse::Local) => Ok(Secrets::development()),
-        (None, SecretUse::Mail) => Err(Failure::Usage(format!(
-            "{} is not set: sending real mail needs the unsubscribe secret in that environment variable (any long random string, e.g. from `openssl rand -hex 32`)",
-            settings.unsubscribe.secret_env
-        ))),
+        (None, SecretUse::Mail) => Err(Failure::Usage(crate::problem::Usage::SecretForMail {
+            var: settings.unsubscribe.secret_env.clone(),
+        })),
     }
 }
 

@@ -92,10 +92,10 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<Plan, Failure> {
         .checked_add_days(chrono::Days::new(u64::from(opts.days.saturating_sub(1))))
         .filter(|d| crate::project::settings::date_in_range(*d));
     if last.is_none() {
-        return Err(Failure::Usage(format!(
-            "--date {} --days {} would plan past 9999-12-31, the last date a record can have; plan fewer days",
-            opts.start, opts.days
-        )));
+        return Err(Failure::Usage(crate::problem::Usage::PlanPastEnd {
+            start: opts.start,
+            days: opts.days,
+        }));
     }
     let (pool, _, mut issues) = project.parts(crate::project::With::Content).content()?;
     let mut days = Vec::new();

@@ -81,9 +81,12 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
     }
     let reader = match &opts.reader {
         Some(addr) => {
-            let (reader, listed) = list
-                .reader(addr)
-                .ok_or_else(|| Failure::Usage(format!("--as {addr}: not a valid email address")))?;
+            let (reader, listed) = list.reader(addr).ok_or_else(|| {
+                Failure::Usage(crate::problem::Usage::NotAnAddress {
+                    option: "--as",
+                    value: addr.clone(),
+                })
+            })?;
             if !listed {
                 tracing::info!(
                     "the --as address is not on the list; rendering for an unnamed reader"

@@ -22,7 +22,7 @@ use crate::deliver::pipeline::{self, Counts, Delivery, Feed};
 use crate::deliver::transport::{Sink, Smtp};
 use crate::deliver::{Allowance, Known, Recipient, Retry, Tally, select};
 use crate::ledger::{Freeze, Ledger};
-use crate::problem::{Failure, Problem};
+use crate::problem::{Failure, Problem, Usage};
 use crate::project::Loaded;
 use crate::project::Project;
 use crate::project::settings::Settings;
@@ -507,9 +507,12 @@ fn test_readers(list: &List, to: &[String]) -> Result<Vec<Subscriber>, Failure> 
     let mut seen = HashSet::new();
     let mut readers = Vec::new();
     for addr in to {
-        let (reader, _) = list
-            .reader(addr)
-            .ok_or_else(|| Failure::Usage(format!("--to {addr}: not a valid email address")))?;
+        let (reader, _) = list.reader(addr).ok_or_else(|| {
+            Failure::Usage(Usage::NotAnAddress {
+                option: "--to",
+                value: addr.clone(),
+            })
+        })?;
         if seen.insert(reader.key.clone()) {
             readers.push(reader);
         }
@@ -536,18 +539,14 @@ fn preconnect(
                     return Ok(());
                 }
                 Err(e) if attempt >= retries => {
-                    let what = match e {
-                        crate::deliver::transport::ConnectError::Throttled(_) => {
-                            "the SMTP server asks us to wait"
-                        }
-                        crate::deliver::transport::ConnectError::Unreachable(_) => {
-                            "cannot reach the SMTP server"
-                        }
-                    };
-                    return Err(Failure::Temporary(format!(
-                        "{what} {} ({e}); nothing was sent, try again later",
-                        smtp.endpoint()
-                    )));
+                    return Err(Failure::Temporary(crate::problem::Temporary::Smtp {
+                        endpoint: smtp.endpoint(),
+                        throttled: matches!(
+                            e,
+                            crate::deliver::transport::ConnectError::Throttled(_)
+                        ),
+                        reason: e.to_string(),
+                    }));
                 }
                 Err(e) => {
                     let wait = base.saturating_mul(2u32.saturating_pow(attempt));
@@ -617,7 +616,7 @@ fn sink(project: &Project, opts: &SendOptions) -> Result<Sink, Failure> {
     } else {
         match &settings.smtp {
             Some(smtp) => Sink::Smtp(Arc::new(
-                Smtp::new(smtp, &project.root).map_err(|e| Failure::Usage(e.0))?,
+                Smtp::new(smtp, &project.root).map_err(|e| Failure::Usage(Usage::Smtp(e.0)))?,
             )),
             None => Sink::Files(project.path(&settings.outbox)),
         }
@@ -631,18 +630,17 @@ fn sink(project: &Project, opts: &SendOptions) -> Result<Sink, Failure> {
             ));
         let private = crate::project::settings::private_inside(settings, &project.root, outbox);
         if inside_archive || !private.is_empty() {
-            return Err(Failure::Usage(format!(
-                "--outbox {}: {}; .eml files hold readers' addresses, so give a folder of their own, such as outbox/",
-                outbox.display(),
-                if inside_archive {
+            return Err(Failure::Usage(Usage::OutboxExposed {
+                outbox: outbox.clone(),
+                why: if inside_archive {
                     format!(
                         "it is inside the web archive ({}), which is published",
                         settings.archive_dir.display()
                     )
                 } else {
                     format!("it holds {}", private.join(", "))
-                }
-            )));
+                },
+            }));
         }
     }
     // An outbox that is a file (or under one) fails every write: say so now.
@@ -657,10 +655,10 @@ fn sink(project: &Project, opts: &SendOptions) -> Result<Sink, Failure> {
                 "outbox in dailyissue.toml",
             ),
         };
-        return Err(Failure::Usage(format!(
-            "{flag} {what}: {} is a file, not a folder; give a folder for the .eml files",
-            file.display()
-        )));
+        return Err(Failure::Usage(Usage::OutboxIsAFile {
+            setting: format!("{flag} {what}"),
+            file: file.to_path_buf(),
+        }));
     }
     Ok(sink)
 }

@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 
-use crate::ledger::{Failure as Row, MAX_UNCERTAIN, Status};
+use crate::ledger::{DeliveryStatus, MAX_UNCERTAIN, Undelivered as Row};
 use crate::problem::Failure;
 use crate::project::Project;
 
@@ -54,7 +54,7 @@ impl crate::cmd::Report for Report {
         let unanswered: Vec<&Row> = self
             .addresses
             .iter()
-            .filter(|p| p.status == Status::Unknown)
+            .filter(|p| p.status == DeliveryStatus::Unknown)
             .collect();
         if !unanswered.is_empty() {
             let twice = unanswered
@@ -83,13 +83,13 @@ pub fn status(project: &Project, date: NaiveDate) -> Result<Report, Failure> {
         return Ok(report);
     };
     let counts = ledger.counts(date)?;
-    let get = |s: Status| counts.get(&s).copied().unwrap_or(0);
-    report.sending = get(Status::Sending);
-    report.sent = get(Status::Sent);
-    report.unknown = get(Status::Unknown);
-    report.deferred = get(Status::Deferred);
-    report.failed = get(Status::Failed);
-    report.bounced = get(Status::Bounced);
+    let get = |s: DeliveryStatus| counts.get(&s).copied().unwrap_or(0);
+    report.sending = get(DeliveryStatus::Sending);
+    report.sent = get(DeliveryStatus::Sent);
+    report.unknown = get(DeliveryStatus::Unknown);
+    report.deferred = get(DeliveryStatus::Deferred);
+    report.failed = get(DeliveryStatus::Failed);
+    report.bounced = get(DeliveryStatus::Bounced);
     report.test_copies = ledger.test_sends(date)?;
     report.suppressed = ledger.suppressed_count()?;
     report.addresses = ledger.failures(date)?;

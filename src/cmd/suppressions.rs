@@ -18,7 +18,7 @@ fn address(text: &str) -> Result<AddressKey, Failure> {
     let a = text.trim();
     a.parse::<lettre::Address>()
         .map(|_| AddressKey::new(a))
-        .map_err(|_| Failure::Usage(format!("`{text}` is not an email address")))
+        .map_err(|_| Failure::Usage(crate::problem::Usage::NotAnAddressArg(text.to_string())))
 }
 
 /// What `unsubscribe` did.
@@ -103,14 +103,12 @@ pub fn unsubscribe(project: &Project, arg: &str) -> Result<Unsubscribed, Failure
         (address(arg)?, "by hand")
     } else {
         let secrets = Secrets::from_env(settings).ok_or_else(|| {
-            Failure::Usage(format!(
-                "{} is not set: a token can only be checked with the secret that made it (or pass the address)",
-                settings.unsubscribe.secret_env
-            ))
+            Failure::Usage(crate::problem::Usage::SecretForToken {
+                var: settings.unsubscribe.secret_env.clone(),
+            })
         })?;
-        let addr = token::verify(&secrets, &settings.list_id, arg).ok_or_else(|| {
-            Failure::Usage("that token is not valid for this list (changed, truncated, or made with another secret)".into())
-        })?;
+        let addr = token::verify(&secrets, &settings.list_id, arg)
+            .ok_or_else(|| Failure::Usage(crate::problem::Usage::BadToken))?;
         (addr, "token")
     };
     let new = ledger(project)?.suppress(&addr, "unsubscribed", Some(how))?;

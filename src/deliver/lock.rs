@@ -42,11 +42,10 @@ pub fn lock(ledger_path: &Path) -> Result<RunLock, Failure> {
         Err(TryLockError::WouldBlock) => {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
             let pid = holder.trim();
-            return Err(Failure::Temporary(format!(
-                "another dailyissue run (pid {}) holds {}; this run exits without sending",
-                if pid.is_empty() { "unknown" } else { pid },
-                path.display()
-            )));
+            return Err(Failure::Temporary(crate::problem::Temporary::LockHeld {
+                pid: (!pid.is_empty()).then(|| pid.to_string()),
+                lock: path.clone(),
+            }));
         }
         Err(TryLockError::Error(e)) => {
             return Err(Failure::Other(anyhow::anyhow!(

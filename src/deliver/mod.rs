@@ -14,7 +14,7 @@ pub(crate) mod transport;
 
 use std::collections::{HashMap, HashSet};
 
-use crate::ledger::{MAX_UNCERTAIN, Row, Status};
+use crate::ledger::{DeliveryStatus, MAX_UNCERTAIN, Row};
 use crate::project::subscribers::{KeyDigest, Subscriber};
 
 /// One reader this run sends to.
@@ -69,9 +69,9 @@ pub(crate) fn verdict(row: Option<&Row>, suppressed: bool, retry: Retry) -> Verd
         };
     }
     match row.status {
-        Status::Sent => Verdict::AlreadySent,
-        Status::Bounced => Verdict::Suppressed,
-        Status::Failed if row.uncertain < MAX_UNCERTAIN => Verdict::FailedEarlier,
+        DeliveryStatus::Sent => Verdict::AlreadySent,
+        DeliveryStatus::Bounced => Verdict::Suppressed,
+        DeliveryStatus::Failed if row.uncertain < MAX_UNCERTAIN => Verdict::FailedEarlier,
         _ => Verdict::UnansweredTwice,
     }
 }
@@ -187,7 +187,7 @@ mod tests {
     use super::*;
     use crate::project::subscribers::AddressKey;
 
-    fn row(status: Status, uncertain: u32) -> Row {
+    fn row(status: DeliveryStatus, uncertain: u32) -> Row {
         Row { status, uncertain }
     }
 
@@ -197,23 +197,23 @@ mod tests {
         assert_eq!(verdict(None, false, r), Verdict::Due { uncertain: 0 });
         assert_eq!(verdict(None, true, r), Verdict::Suppressed);
         assert_eq!(
-            verdict(Some(&row(Status::Sent, 0)), false, r),
+            verdict(Some(&row(DeliveryStatus::Sent, 0)), false, r),
             Verdict::AlreadySent
         );
         assert_eq!(
-            verdict(Some(&row(Status::Bounced, 0)), false, r),
+            verdict(Some(&row(DeliveryStatus::Bounced, 0)), false, r),
             Verdict::Suppressed
         );
         assert_eq!(
-            verdict(Some(&row(Status::Failed, 0)), false, r),
+            verdict(Some(&row(DeliveryStatus::Failed, 0)), false, r),
             Verdict::FailedEarlier
         );
         assert_eq!(
-            verdict(Some(&row(Status::Unknown, 1)), false, r),
+            verdict(Some(&row(DeliveryStatus::Unknown, 1)), false, r),
             Verdict::Due { uncertain: 1 }
         );
         assert_eq!(
-            verdict(Some(&row(Status::Unknown, 2)), false, r),
+            verdict(Some(&row(DeliveryStatus::Unknown, 2)), false, r),
             Verdict::UnansweredTwice
         );
         let all = Retry {
@@ -221,11 +221,11 @@ mod tests {
             unknown: true,
         };
         assert_eq!(
-            verdict(Some(&row(Status::Failed, 0)), false, all),
+            verdict(Some(&row(DeliveryStatus::Failed, 0)), false, all),
             Verdict::Due { uncertain: 0 }
         );
         assert_eq!(
-            verdict(Some(&row(Status::Unknown, 2)), false, all),
+            verdict(Some(&row(DeliveryStatus::Unknown, 2)), false, all),
             Verdict::Due { uncertain: 2 }
         );
     }
@@ -250,7 +250,7 @@ mod tests {
         let mut known = Known::default();
         known.rows.insert(
             KeyDigest::of(&AddressKey::new("r0@example.org")),
-            row(Status::Sent, 0),
+            row(DeliveryStatus::Sent, 0),
         );
         known
             .suppressed

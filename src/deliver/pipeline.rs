@@ -45,7 +45,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::deliver::transport::{ConnectError, Connection, SendError, Sink};
 use crate::deliver::{BATCH, Recipient};
-use crate::ledger::{Ledger, MAX_UNCERTAIN, Outcome, Status, Write};
+use crate::ledger::{DeliveryStatus, Ledger, MAX_UNCERTAIN, Outcome, Write};
 use crate::problem::Failure;
 use crate::project::subscribers::Subscriber;
 use crate::render::email::Email;
@@ -479,7 +479,7 @@ async fn dispatch(
                 shared.record(
                     Outcome {
                         address: job.reader.key.clone(),
-                        status: Status::Deferred,
+                        status: DeliveryStatus::Deferred,
                         reply: Some(reason.clone()),
                     },
                     &job.message_id,
@@ -619,15 +619,17 @@ impl Shared {
         if let Ok(mut c) = self.counts.lock() {
             match outcome.status {
                 _ if !attempted => c.not_attempted += 1,
-                Status::Sent => c.sent += 1,
-                Status::Unknown if job.uncertain + 1 >= MAX_UNCERTAIN => c.unknown_final += 1,
-                Status::Unknown => c.unknown += 1,
-                Status::Deferred | Status::Sending => {
+                DeliveryStatus::Sent => c.sent += 1,
+                DeliveryStatus::Unknown if job.uncertain + 1 >= MAX_UNCERTAIN => {
+                    c.unknown_final += 1
+                }
+                DeliveryStatus::Unknown => c.unknown += 1,
+                DeliveryStatus::Deferred | DeliveryStatus::Sending => {
                     c.deferred += 1;
                     c.last_deferral.clone_from(&outcome.reply);
                 }
-                Status::Failed => c.failed += 1,
-                Status::Bounced => c.bounced += 1,
+                DeliveryStatus::Failed => c.failed += 1,
+                DeliveryStatus::Bounced => c.bounced += 1,
             }
         }
     }
@@ -719,7 +721,7 @@ impl Shared {
             Ok(m) => m,
             Err(e) => {
                 let reply = format!("cannot build the message: {e}");
-                return (outcome(Status::Failed, reply), Flow::Continue, true);
+                return (outcome(DeliveryStatus::Failed, reply), Flow::Continue, true);
             }
         };
         let envelope =
@@ -727,7 +729,7 @@ impl Shared {
                 Ok(e) => e,
                 Err(e) => {
                     let reply = format!("bad envelope: {e}");
-                    return (outcome(Status::Failed, reply), Flow::Continue, true);
+                    return (outcome(DeliveryStatus::Failed, reply), Flow::Continue, true);
                 }
             };
         let mut transient = 0;
@@ -735,7 +737,7 @@ impl Shared {
         loop {
             if self.stopped() {
                 return (
-                    outcome(Status::Deferred, self.not_attempted_reason()),
+                    outcome(DeliveryStatus::Deferred, self.not_attempted_reason()),
                     Flow::Continue,
                     false,
                 );
@@ -754,7 +756,7 @@ impl Shared {
                         ConnectError::Unreachable(r) => Stop::Unreachable(r),
                     };
                     return (
-                        outcome(Status::Deferred, reply),
+                        outcome(DeliveryStatus::Deferred, reply),
                         Flow::Retire(reason),
                         false,
                     );
@@ -774,21 +776,23 @@ impl Shared {
                 self.unanswered.store(0, Ordering::Relaxed);
             }
             match result {
-                Ok(reply) => return (outcome(Status::Sent, reply), Flow::Continue, true),
-                Err(SendError::Permanent {
-                    reply,
-                    unknown_mailbox,
-                }) => {
-                    let status = if unknown_mailbox {
-                        Status::Bounced
+                Ok(reply) => return (outcome(DeliveryStatus::Sent, reply), Flow::Continue, true),
+                Err(SendError::Permanent(reply)) => {
+                    let status = if reply.unknown_mailbox() {
+                        DeliveryStatus::Bounced
                     } else {
-                        Status::Failed
+                        DeliveryStatus::Failed
                     };
-                    return (outcome(status, reply), Flow::Continue, true);
+                    return (outcome(status, reply.to_string()), Flow::Continue, true);
                 }
-                Err(SendError::Transient { reply, .. }) => {
+                Err(SendError::Transient(reply)) => {
+                    let reply = reply.to_string();
                     if transient >= self.retries {
-                        return (outcome(Status::Deferred, reply), Flow::Continue, true);
+                        return (
+                            outcome(DeliveryStatus::Deferred, reply),
+                            Flow::Continue,
+                            true,
+                        );
                     }
                     tracing::debug!(
                         "{} deferred ({}); retry {} of {}",
@@ -812,7 +816,11 @@ impl Shared {
                     stale_retried = true;
                 }
                 Err(SendError::Dropped { reason, .. }) => {
-                    return (outcome(Status::Deferred, reason), Flow::Continue, true);
+                    return (
+                        outcome(DeliveryStatus::Deferred, reason),
+                        Flow::Continue,
+                        true,
+                    );
                 }
                 Err(SendError::Unknown(reason)) => {
                     let count = self.unanswered.fetch_add(1, Ordering::Relaxed) + 1;
@@ -824,19 +832,20 @@ impl Shared {
                     } else {
                         Flow::Continue
                     };
-                    return (outcome(Status::Unknown, reason), flow, true);
+                    return (outcome(DeliveryStatus::Unknown, reason), flow, true);
                 }
                 Err(SendError::Connect(e)) => {
                     // `ensure` just succeeded; treat a failure here like a drop.
                     return (
-                        outcome(Status::Deferred, e.to_string()),
+                        outcome(DeliveryStatus::Deferred, e.to_string()),
                         Flow::Continue,
                         true,
                     );
                 }
-                Err(SendError::File(e)) => {
+                Err(e @ SendError::File { .. }) => {
+                    let e = e.to_string();
                     return (
-                        outcome(Status::Deferred, e.clone()),
+                        outcome(DeliveryStatus::Deferred, e.clone()),
                         Flow::Halt(Stop::File(e)),
                         false,
                     );

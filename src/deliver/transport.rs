@@ -20,6 +20,32 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 
 use crate::project::settings::{SmtpSettings, Tls};
 
+/// An SMTP reply: its code and its text (every line, joined).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub text: String,
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code, self.text)
+    }
+}
+
+impl Reply {
+    /// A 421: the server closes the connection after it.
+    pub fn closes(&self) -> bool {
+        self.code == 421
+    }
+
+    /// 550/551/553 with an enhanced status code 5.1.x (RFC 3463): the
+    /// mailbox does not exist, so the address bounces for good.
+    pub fn unknown_mailbox(&self) -> bool {
+        matches!(self.code, 550 | 551 | 553) && enhanced_is_mailbox(&self.text)
+    }
+}
+
 /// Why one delivery attempt did not end with the server's 250.
 ///
 /// The variants say what the ledger must believe: only [`SendError::Unknown`]
@@ -28,14 +54,11 @@ use crate::project::settings::{SmtpSettings, Tls};
 pub enum SendError {
     /// A 4xx reply: not delivered, try again later. A 421 also closes the
     /// connection (the server is throttling or going away).
-    #[error("{reply}")]
-    Transient { reply: String, closes: bool },
-    /// A 5xx reply. `unknown_mailbox` for 550/551/553 with enhanced status 5.1.x.
-    #[error("{reply}")]
-    Permanent {
-        reply: String,
-        unknown_mailbox: bool,
-    },
+    #[error("{0}")]
+    Transient(Reply),
+    /// A 5xx reply.
+    #[error("{0}")]
+    Permanent(Reply),
     /// The connection broke (or stalled) before the whole message was sent:
     /// the server cannot have accepted it. `stale` when it broke at the very
     /// first command on a connection that had carried earlier messages (an
@@ -50,8 +73,20 @@ pub enum SendError {
     #[error("{0}")]
     Connect(ConnectError),
     /// The file sink could not write the message.
-    #[error("{0}")]
-    File(String),
+    #[error("cannot write {}: {reason}", .path.display())]
+    File { path: PathBuf, reason: String },
+}
+
+impl SendError {
+    /// A refusal after which the SMTP session is still usable (after RSET):
+    /// any reply but a 421, which closes the connection.
+    fn keeps_session(&self) -> bool {
+        match self {
+            SendError::Permanent(_) => true,
+            SendError::Transient(r) => !r.closes(),
+            _ => false,
+        }
+    }
 }
 
 /// Why a connection could not be opened.
@@ -368,9 +403,7 @@ impl Connection {
                     Ok(_) => self.carried += 1,
                     // The transaction was refused but the session is intact:
                     // reset it and keep the connection (unless RSET fails).
-                    Err(
-                        SendError::Transient { closes: false, .. } | SendError::Permanent { .. },
-                    ) => {
+                    Err(e) if e.keeps_session() => {
                         self.carried += 1;
                         let reset = tokio::time::timeout(smtp.timeout, conn.command(Rset)).await;
                         if !matches!(reset, Ok(Ok(_))) {
@@ -383,8 +416,10 @@ impl Connection {
             }
             Sink::Files(dir) | Sink::DryRun(Some(dir)) => {
                 let path = dir.join(date).join(file_name(address));
-                crate::atomic::write(&path, bytes)
-                    .map_err(|e| SendError::File(format!("{e:#}")))?;
+                crate::atomic::write(&path, bytes).map_err(|e| SendError::File {
+                    path: path.clone(),
+                    reason: format!("{:#}", e.root_cause()),
+                })?;
                 Ok(format!("written to {}", path.display()))
             }
             Sink::DryRun(None) => Ok("dry run".into()),
@@ -419,13 +454,13 @@ async fn transact(
             .is_some_and(|a| !AsRef::<str>::as_ref(a).is_ascii())
     {
         if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
-            return Err(SendError::Permanent {
-                reply: format!(
-                    "{} does not support SMTPUTF8, which this address needs",
+            return Err(SendError::Permanent(Reply {
+                code: 553,
+                text: format!(
+                    "(from dailyissue) {} does not support SMTPUTF8, which this address needs",
                     smtp.endpoint()
                 ),
-                unknown_mailbox: false,
-            });
+            }));
         }
         params.push(MailParameter::SmtpUtfEight);
     }
@@ -534,19 +569,19 @@ fn reply_text(response: &lettre::transport::smtp::response::Response) -> String 
 
 /// Sorts a negative SMTP reply into what the sender does next.
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
-    let text = e.to_string();
-    let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+    use std::error::Error as _;
+    let reply = Reply {
+        code: e
+            .status()
+            .and_then(|c| c.to_string().parse().ok())
+            .unwrap_or(if e.is_transient() { 400 } else { 500 }),
+        // lettre keeps the reply's text as the error's source.
+        text: e.source().map_or_else(|| e.to_string(), |s| s.to_string()),
+    };
     if e.is_transient() {
-        return SendError::Transient {
-            reply: text,
-            closes: code == "421",
-        };
-    }
-    let unknown_mailbox =
-        matches!(code.as_str(), "550" | "551" | "553") && enhanced_is_mailbox(&text);
-    SendError::Permanent {
-        reply: text,
-        unknown_mailbox,
+        SendError::Transient(reply)
+    } else {
+        SendError::Permanent(reply)
     }
 }
 
@@ -561,6 +596,25 @@ pub fn enhanced_is_mailbox(reply: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replies_say_whether_the_mailbox_is_unknown_and_the_session_ends() {
+        let reply = |code, text: &str| Reply {
+            code,
+            text: text.into(),
+        };
+        assert!(reply(550, "5.1.1 no such user").unknown_mailbox());
+        assert!(!reply(550, "5.7.1 rejected as spam").unknown_mailbox());
+        assert!(!reply(554, "5.1.1 odd but not a mailbox code").unknown_mailbox());
+        assert!(reply(421, "4.7.0 slow down").closes());
+        assert!(SendError::Transient(reply(451, "later")).keeps_session());
+        assert!(!SendError::Transient(reply(421, "bye")).keeps_session());
+        assert!(SendError::Permanent(reply(550, "no")).keeps_session());
+        assert_eq!(
+            reply(451, "4.7.1 try later").to_string(),
+            "451 4.7.1 try later"
+        );
+    }
 
     #[test]
     fn recognises_unknown_mailbox_codes() {

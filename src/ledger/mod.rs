@@ -107,7 +107,7 @@ CREATE TABLE meta (
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub enum DeliveryStatus {
     Sending,
     Sent,
     /// The whole message went out and no reply came: it may have arrived.
@@ -117,36 +117,36 @@ pub enum Status {
     Bounced,
 }
 
-impl Status {
-    pub const ALL: [Status; 6] = [
-        Status::Sending,
-        Status::Sent,
-        Status::Unknown,
-        Status::Deferred,
-        Status::Failed,
-        Status::Bounced,
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 6] = [
+        DeliveryStatus::Sending,
+        DeliveryStatus::Sent,
+        DeliveryStatus::Unknown,
+        DeliveryStatus::Deferred,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Bounced,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Status::Sending => "sending",
-            Status::Sent => "sent",
-            Status::Unknown => "unknown",
-            Status::Deferred => "deferred",
-            Status::Failed => "failed",
-            Status::Bounced => "bounced",
+            DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Unknown => "unknown",
+            DeliveryStatus::Deferred => "deferred",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Bounced => "bounced",
         }
     }
 
-    fn parse(s: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    fn parse(s: &str) -> Option<DeliveryStatus> {
+        DeliveryStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
 /// A row's state as `send` needs it to decide whether to attempt it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Row {
-    pub status: Status,
+    pub status: DeliveryStatus,
     /// Attempts whose outcome is unknown (see the module doc).
     pub uncertain: u32,
 }
@@ -161,9 +161,11 @@ impl Row {
     pub fn due(&self, retry_failed: bool, retry_unknown: bool) -> bool {
         let settled = self.uncertain >= MAX_UNCERTAIN && !retry_unknown;
         match self.status {
-            Status::Sent | Status::Bounced => false,
-            Status::Failed => retry_failed && !settled,
-            Status::Unknown | Status::Sending | Status::Deferred => !settled,
+            DeliveryStatus::Sent | DeliveryStatus::Bounced => false,
+            DeliveryStatus::Failed => retry_failed && !settled,
+            DeliveryStatus::Unknown | DeliveryStatus::Sending | DeliveryStatus::Deferred => {
+                !settled
+            }
         }
     }
 }
@@ -172,15 +174,15 @@ impl Row {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub address: AddressKey,
-    pub status: Status,
+    pub status: DeliveryStatus,
     pub reply: Option<String>,
 }
 
 /// A row of `status`: an address that did not get the issue (yet), or may have.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Failure {
+pub struct Undelivered {
     pub address: String,
-    pub status: Status,
+    pub status: DeliveryStatus,
     pub attempts: u32,
     pub uncertain: u32,
     pub reply: String,
@@ -617,7 +619,7 @@ impl Ledger {
                             now,
                             day
                         ])?;
-                        if o.status == Status::Bounced {
+                        if o.status == DeliveryStatus::Bounced {
                             suppress.execute(params![o.address.as_str(), o.reply, now])?;
                         }
                     }
@@ -705,7 +707,7 @@ impl Ledger {
         let mut out = HashMap::new();
         for row in rows {
             let (address, status, uncertain) = row?;
-            if let Some(status) = Status::parse(&status) {
+            if let Some(status) = DeliveryStatus::parse(&status) {
                 out.insert(
                     KeyDigest::of(&AddressKey::new(&address)),
                     Row { status, uncertain },
@@ -724,7 +726,7 @@ impl Ledger {
         )? as u64)
     }
 
-    pub fn counts(&self, date: NaiveDate) -> anyhow::Result<HashMap<Status, u64>> {
+    pub fn counts(&self, date: NaiveDate) -> anyhow::Result<HashMap<DeliveryStatus, u64>> {
         let mut stmt = self.conn.prepare(
             "SELECT status, count(*) FROM deliveries WHERE issue_date = ?1 GROUP BY status",
         )?;
@@ -734,7 +736,7 @@ impl Ledger {
         let mut out = HashMap::new();
         for row in rows {
             let (s, n) = row?;
-            if let Some(s) = Status::parse(&s) {
+            if let Some(s) = DeliveryStatus::parse(&s) {
                 out.insert(s, n as u64);
             }
         }
@@ -742,7 +744,7 @@ impl Ledger {
     }
 
     /// Rows that did not (certainly) get the issue, with their SMTP replies.
-    pub fn failures(&self, date: NaiveDate) -> anyhow::Result<Vec<Failure>> {
+    pub fn failures(&self, date: NaiveDate) -> anyhow::Result<Vec<Undelivered>> {
         let mut stmt = self.conn.prepare(
             "SELECT address, status, attempts, uncertain, coalesce(reply, '') FROM deliveries
              WHERE issue_date = ?1 AND status IN ('failed', 'bounced', 'deferred', 'unknown')
@@ -760,8 +762,8 @@ impl Ledger {
         let mut out = Vec::new();
         for row in rows {
             let (address, status, attempts, uncertain, reply) = row?;
-            if let Some(status) = Status::parse(&status) {
-                out.push(Failure {
+            if let Some(status) = DeliveryStatus::parse(&status) {
+                out.push(Undelivered {
                     address,
                     status,
                     attempts,
@@ -860,7 +862,7 @@ mod tests {
         (dir, l)
     }
 
-    fn outcome(address: &str, status: Status, reply: &str) -> Write {
+    fn outcome(address: &str, status: DeliveryStatus, reply: &str) -> Write {
         Write::Record(Outcome {
             address: address.into(),
             status,
@@ -921,32 +923,32 @@ mod tests {
             l.statuses(date)
                 .expect("statuses")
                 .values()
-                .all(|r| r.status == Status::Sending)
+                .all(|r| r.status == DeliveryStatus::Sending)
         );
         l.apply(
             date,
             date,
             &[
-                outcome("a@x.org", Status::Sent, "250 ok"),
-                outcome("b@x.org", Status::Bounced, "550 5.1.1 no"),
-                outcome("c@x.org", Status::Deferred, "451 later"),
-                outcome("d@x.org", Status::Unknown, "no reply"),
+                outcome("a@x.org", DeliveryStatus::Sent, "250 ok"),
+                outcome("b@x.org", DeliveryStatus::Bounced, "550 5.1.1 no"),
+                outcome("c@x.org", DeliveryStatus::Deferred, "451 later"),
+                outcome("d@x.org", DeliveryStatus::Unknown, "no reply"),
             ],
         )
         .expect("record");
         let st = l.statuses(date).expect("statuses");
         assert_eq!(
             st[&KeyDigest::of(&AddressKey::new("a@x.org"))].status,
-            Status::Sent
+            DeliveryStatus::Sent
         );
         assert_eq!(
             st[&KeyDigest::of(&AddressKey::new("b@x.org"))].status,
-            Status::Bounced
+            DeliveryStatus::Bounced
         );
         assert_eq!(
             st[&KeyDigest::of(&AddressKey::new("d@x.org"))],
             Row {
-                status: Status::Unknown,
+                status: DeliveryStatus::Unknown,
                 uncertain: 1
             }
         );
@@ -963,22 +965,28 @@ mod tests {
         l.apply(date, date, &[claim(&["c@x.org"])]).expect("again");
         let f = l.failures(date).expect("failures");
         assert_eq!(f.len(), 2, "{f:?}");
-        assert_eq!(l.counts(date).expect("counts")[&Status::Sending], 1);
+        assert_eq!(l.counts(date).expect("counts")[&DeliveryStatus::Sending], 1);
     }
 
     #[test]
     fn rows_are_due_until_two_uncertain_attempts() {
         let row = |status, uncertain| Row { status, uncertain };
-        assert!(row(Status::Deferred, 0).due(false, false));
-        assert!(row(Status::Unknown, 1).due(false, false));
-        assert!(!row(Status::Unknown, 2).due(false, false));
-        assert!(row(Status::Unknown, 2).due(false, true), "--retry-unknown");
-        assert!(row(Status::Unknown, 2).due(false, true), "--retry-unknown");
-        assert!(!row(Status::Deferred, 2).due(false, false));
-        assert!(!row(Status::Sent, 0).due(true, true));
-        assert!(!row(Status::Failed, 0).due(false, false));
-        assert!(row(Status::Failed, 0).due(true, false));
-        assert!(!row(Status::Bounced, 0).due(true, true));
+        assert!(row(DeliveryStatus::Deferred, 0).due(false, false));
+        assert!(row(DeliveryStatus::Unknown, 1).due(false, false));
+        assert!(!row(DeliveryStatus::Unknown, 2).due(false, false));
+        assert!(
+            row(DeliveryStatus::Unknown, 2).due(false, true),
+            "--retry-unknown"
+        );
+        assert!(
+            row(DeliveryStatus::Unknown, 2).due(false, true),
+            "--retry-unknown"
+        );
+        assert!(!row(DeliveryStatus::Deferred, 2).due(false, false));
+        assert!(!row(DeliveryStatus::Sent, 0).due(true, true));
+        assert!(!row(DeliveryStatus::Failed, 0).due(false, false));
+        assert!(row(DeliveryStatus::Failed, 0).due(true, false));
+        assert!(!row(DeliveryStatus::Bounced, 0).due(true, true));
     }
 
     #[test]
@@ -1001,7 +1009,7 @@ mod tests {
             date,
             date,
             &[
-                outcome("b@x.org", Status::Sent, "250"),
+                outcome("b@x.org", DeliveryStatus::Sent, "250"),
                 Write::Begin("c@x.org".into()),
             ],
         )
@@ -1019,13 +1027,13 @@ mod tests {
         assert_eq!(
             st[&KeyDigest::of(&AddressKey::new("a@x.org"))],
             Row {
-                status: Status::Unknown,
+                status: DeliveryStatus::Unknown,
                 uncertain: 1
             }
         );
         assert_eq!(
             st[&KeyDigest::of(&AddressKey::new("b@x.org"))].status,
-            Status::Sent
+            DeliveryStatus::Sent
         );
         l.apply(date, date, &[claim(&["a@x.org", "d@x.org"])])
             .expect("claim");
@@ -1041,7 +1049,7 @@ mod tests {
         assert_eq!(
             st[&KeyDigest::of(&AddressKey::new("a@x.org"))],
             Row {
-                status: Status::Deferred,
+                status: DeliveryStatus::Deferred,
                 uncertain: 1
             },
             "a claim that never started adds no uncertainty"
@@ -1154,7 +1162,7 @@ mod tests {
         let date = d("2027-03-01");
         assert_eq!(
             l.statuses(date).expect("rows")[&KeyDigest::of(&AddressKey::new("a@x.org"))].status,
-            Status::Sent
+            DeliveryStatus::Sent
         );
         assert_eq!(
             l.recover(date).expect("recover"),
@@ -1178,7 +1186,10 @@ mod tests {
         l.apply(
             date,
             date,
-            &[claim(&["a@x.org"]), outcome("a@x.org", Status::Sent, "250")],
+            &[
+                claim(&["a@x.org"]),
+                outcome("a@x.org", DeliveryStatus::Sent, "250"),
+            ],
         )
         .expect("write");
         let dest = dir.path().join("backup.db");
@@ -1188,7 +1199,7 @@ mod tests {
             .expect("exists");
         assert_eq!(
             copy.statuses(date).expect("rows")[&KeyDigest::of(&AddressKey::new("a@x.org"))].status,
-            Status::Sent
+            DeliveryStatus::Sent
         );
     }
 }

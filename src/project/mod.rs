@@ -95,10 +95,9 @@ impl Project {
             .ancestors()
             .find(|dir| dir.join(FILE_NAME).is_file())
             .ok_or_else(|| {
-                Failure::Usage(format!(
-                    "no {FILE_NAME} in {} or any parent folder; run `dailyissue init` to create a project, or pass -C DIR",
-                    start.display()
-                ))
+                Failure::Usage(crate::problem::Usage::NoProject {
+                    start: start.clone(),
+                })
             })?
             .to_path_buf();
         Project::open(root)

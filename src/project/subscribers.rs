@@ -21,7 +21,7 @@ use lettre::Address;
 use crate::problem::Problem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub enum ListStatus {
     Active,
     Unsubscribed,
     Bounced,
@@ -77,7 +77,7 @@ pub struct Subscriber {
     pub key: AddressKey,
     /// Display name with line breaks and control characters removed; may be empty.
     pub name: String,
-    pub status: Status,
+    pub status: ListStatus,
     /// Every other column's value, in the order of [`List::columns`]. (A
     /// vector, not a map: a list of a million readers must stay small.)
     pub fields: Vec<String>,
@@ -115,7 +115,7 @@ impl Subscriber {
             key: AddressKey::from(&email),
             email,
             name: clean_line(name),
-            status: Status::Active,
+            status: ListStatus::Active,
             fields: vec![String::new(); columns],
             line: 0,
         }
@@ -197,7 +197,7 @@ impl List {
 
     /// The active readers, read again from the source.
     pub fn active(&self) -> impl Iterator<Item = Subscriber> + '_ {
-        self.readers().filter(|s| s.status == Status::Active)
+        self.readers().filter(|s| s.status == ListStatus::Active)
     }
 
     /// One active reader of each shape of personal data (see the field).
@@ -309,7 +309,7 @@ fn scan(source: Source, path: &Path) -> Result<List, Vec<Problem>> {
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(u32::try_from(s.line).unwrap_or(u32::MAX));
                 list.rows += 1;
-                if s.status == Status::Active {
+                if s.status == ListStatus::Active {
                     list.active += 1;
                     if list.samples.len() < MAX_SAMPLES && shapes.insert(s.blanks(first_name)) {
                         list.samples.push(s);
@@ -494,9 +494,9 @@ impl Scanner {
             Err(why) => return Row::Skipped(line, bad(why)),
         };
         let status = match self.status_col.and_then(|c| record.get(c)).unwrap_or("") {
-            "" | "active" => Status::Active,
-            "unsubscribed" => Status::Unsubscribed,
-            "bounced" => Status::Bounced,
+            "" | "active" => ListStatus::Active,
+            "unsubscribed" => ListStatus::Unsubscribed,
+            "bounced" => ListStatus::Bounced,
             other => {
                 return Row::Skipped(
                     line,

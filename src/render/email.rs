@@ -342,7 +342,12 @@ impl Email {
 
     fn shape(&self, values: &[String]) -> Result<Arc<Shape>, Problem> {
         let key: Vec<bool> = values.iter().map(String::is_empty).collect();
-        if let Some(shape) = self.shapes.lock().map_err(poisoned)?.get(&key) {
+        if let Some(shape) = self
+            .shapes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
             return Ok(shape.clone());
         }
         let markers: Vec<String> = key
@@ -362,7 +367,9 @@ impl Email {
         let shape = Arc::new(shape);
         self.shapes
             .lock()
-            .map_err(poisoned)?
+            // A panic elsewhere cannot leave the cache half-written: an
+            // entry is inserted whole or not at all.
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(key, shape.clone());
         Ok(shape)
     }
@@ -490,10 +497,6 @@ impl From<Problem> for CopyError {
     fn from(p: Problem) -> CopyError {
         CopyError::Render(p)
     }
-}
-
-fn poisoned<T>(_: std::sync::PoisonError<T>) -> Problem {
-    Problem::new("(internal)", None, "a rendering thread panicked")
 }
 
 /// A sample reader for previews of an empty list.

@@ -90,7 +90,12 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
-            .map_err(|e| Failure::Usage(format!("cannot listen on {}: {e}", opts.listen)))?;
+            .map_err(|source| {
+                Failure::Temporary(crate::problem::Temporary::Listen {
+                    addr: opts.listen,
+                    source,
+                })
+            })?;
         let addr = listener.local_addr().map_err(anyhow::Error::from)?;
         tracing::info!(
             "serving unsubscribe links and {} on http://{addr}",

@@ -547,3 +547,23 @@ fn sending_over_smtp_without_the_secret_refuses() {
         out.stderr
     );
 }
+
+#[test]
+fn a_listen_port_in_use_is_temporary_not_bad_input() {
+    let (_tmp, dir) = sample_project();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let out = run_env(
+        &dir,
+        &["serve", "--listen", &format!("127.0.0.1:{port}")],
+        &env(),
+    )
+    .code(75);
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{port}"))
+            && out.stderr.contains("--listen"),
+        "{}",
+        out.stderr
+    );
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use dailyissue::cmd::{Day, DayOptions, SecretUse, open_day};
 use dailyissue::project::Project;
-use dailyissue::project::subscribers::{Status, Subscriber};
+use dailyissue::project::subscribers::{ListStatus, Subscriber};
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::support::*;
@@ -35,7 +35,7 @@ fn reader(email: &str, name: &str) -> Subscriber {
         email: email.parse().expect("address"),
         key: email.into(),
         name: name.into(),
-        status: Status::Active,
+        status: ListStatus::Active,
         fields: vec!["website".to_string()],
         line: 2,
     }
