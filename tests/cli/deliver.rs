@@ -406,11 +406,22 @@ fn one_click_unsubscribe_suppresses_exactly_that_reader_and_send_skips_them() {
 
 #[test]
 fn forged_tokens_are_refused_and_write_nothing() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let (_tmp, dir) = sample_project();
     let served = serve(&dir);
     let real = token(&secrets(), LIST_ID, &"ada.park@example.net".into());
-    let (addr, mac) = real.split_once('.').expect("two parts");
-    let other = token(&secrets(), LIST_ID, &"ben.okafor@example.org".into());
+    let mut flipped = URL_SAFE_NO_PAD.decode(&real).expect("base64url");
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x40;
+    let legacy =
+        dailyissue::mail::token::legacy_token(&secrets(), LIST_ID, &"ada.park@example.net".into());
+    let (addr, mac) = legacy.split_once('.').expect("two parts");
+    let other = dailyissue::mail::token::legacy_token(
+        &secrets(),
+        LIST_ID,
+        &"ben.okafor@example.org".into(),
+    );
     let swapped = format!("{}.{mac}", other.split_once('.').expect("two parts").0);
     let wrong_secret = token(
         &Secrets::new(b"guess", None),
@@ -418,6 +429,7 @@ fn forged_tokens_are_refused_and_write_nothing() {
         &"ada.park@example.net".into(),
     );
     for forged in [
+        URL_SAFE_NO_PAD.encode(&flipped),
         swapped,
         wrong_secret,
         format!("{addr}.AAAA"),
