@@ -23,8 +23,7 @@ use crate::project::issue::IssueRecord;
 use crate::project::settings::Settings;
 use crate::project::subscribers::{Subscriber, clean_line};
 use crate::project::templates::Templates;
-use crate::render::context::{self, item_value};
-use crate::render::markdown;
+use crate::render::context;
 use crate::render::splice::{self, Shape};
 
 /// Fixed slots; CSV columns follow from index `FIXED`.
@@ -95,19 +94,10 @@ pub struct Inputs<'a> {
     pub dkim: crate::mail::dkim::Keys,
 }
 
-/// The web version of an issue.
-pub fn web_url(settings: &Settings, date: NaiveDate) -> String {
-    format!("{}/issues/{date}/", settings.url)
-}
-
-/// The page of an item in the web archive, if items of its section get one
-/// (the section's `pages`).
-pub fn page_url(settings: &Settings, section: &str, slug: &str) -> Option<String> {
-    let path = settings.section(section)?.page_path(slug)?;
-    Some(format!("{}/{path}", settings.url))
-}
-
 impl Email {
+    /// The issue's headlines, template context and shared headers, made
+    /// once; each shape is rendered the first time a reader of it is seen
+    /// (or up front with [`Email::prepare_for`]).
     pub fn prepare(inputs: Inputs<'_>) -> Result<Email, Problem> {
         let Inputs {
             settings,
@@ -121,117 +111,35 @@ impl Email {
             dkim,
         } = inputs;
         let date = record.date;
-        let headline_ctx =
-            context::headline_context(settings, pool, &record.picks, record.number, date);
-        let subject = match &record.subject {
-            Some(s) => clean_line(s),
-            None => context::headline("subject", &settings.subject, &headline_ctx, date)?,
-        };
-        let preheader = context::headline("preheader", &settings.preheader, &headline_ctx, date)?;
-        let web_url = web_url(settings, date);
-
-        let mut context: BTreeMap<String, Value> = BTreeMap::new();
-        let mut sections = Vec::new();
-        for s in &settings.sections {
-            let Some(slug) = record.picks.get(&s.name) else {
-                continue;
-            };
-            let Some(item) = pool.get(&s.name, slug) else {
-                continue;
-            };
-            let related: Vec<Value> = item
-                .related
-                .iter()
-                .filter_map(|r| pool.find(r))
-                .map(|r| {
-                    let url = if featured.contains(&r.slug) {
-                        page_url(settings, &r.section, &r.slug)
-                    } else {
-                        None
-                    };
-                    minijinja::context! {
-                        slug => r.slug.as_str(),
-                        title => r.title.as_str(),
-                        section => r.section.as_str(),
-                        page_url => url,
-                    }
-                })
-                .collect();
-            let value = item_value(
-                item,
-                &[
-                    (
-                        "body_html",
-                        Value::from_safe_string(markdown::to_html(&item.body, &settings.url)),
-                    ),
-                    (
-                        "body_text",
-                        Value::from(markdown::to_text(&item.body, &settings.url)),
-                    ),
-                    ("page_url", Value::from(page_url(settings, &s.name, slug))),
-                    ("related_items", Value::from(related)),
-                ],
-            );
-            sections.push(context::section_value(s, Some(value.clone())));
-            context.insert(s.name.clone(), value);
-        }
-        context.insert("sections".into(), Value::from(sections));
-        context.insert(
+        let (subject, preheader) = headlines(settings, pool, record)?;
+        let web_url = context::web_url(settings, date);
+        let mut shared = context::email_sections(settings, pool, &record.picks, featured);
+        shared.insert(
             "issue".into(),
-            minijinja::context! {
-                number => record.number,
-                date => date.to_string(),
-                date_long => date.format("%A, %B %-d, %Y").to_string(),
-                subject => subject.as_str(),
-                preheader => preheader.as_str(),
-                web_url => web_url.as_str(),
-            },
+            context::email_issue(record, &subject, &preheader, &web_url),
         );
-        context.insert(
+        shared.insert(
             "newsletter".into(),
-            minijinja::context! {
-                name => settings.name.as_str(),
-                url => settings.url.as_str(),
-                host => context::host(&settings.url),
-                postal_address => settings.postal_address.as_str(),
-                description => settings.description.as_deref(),
-                sections => context::all_sections(settings),
-                from_name => settings.from.name.as_deref(),
-                from_email => settings.from.email.to_string(),
-                reply_to => settings.reply_to.as_ref().map(|m| m.email.to_string()),
-                list_id => settings.list_id.as_str(),
-                development_secret => secrets.development,
-            },
+            context::email_newsletter(settings, secrets.development),
         );
-        let email = Email {
+        Ok(Email {
+            headers: headers(settings, &subject, sent_at, date),
             date,
             number: record.number,
-            subject: subject.clone(),
+            subject,
             preheader,
             web_url,
             settings: settings.clone(),
             templates: templates.clone(),
-            context,
+            context: shared,
             columns: columns.to_vec(),
             first_name_column: columns.iter().position(|c| c == "first_name"),
             secrets,
             shapes: Mutex::new(HashMap::new()),
             splice: templates.personal_values_only_printed(),
             sent_at,
-            headers: mime::Issue {
-                from: settings.from.clone(),
-                reply_to: settings.reply_to.clone(),
-                subject: subject.clone(),
-                date: sent_at.into(),
-                issue_date: date,
-                domain: settings.from.email.domain().to_string(),
-                list_id: mime::Issue::list_id_header(&settings.name, &settings.list_id),
-                unsubscribe_mailto: settings.unsubscribe.mailto.clone(),
-                feedback_id: settings.feedback_id.as_deref().map(clean_line),
-            },
             dkim,
-        };
-        Ok(email)
+        })
     }
 
     /// The personal values of a reader, by slot. The unsubscribe URL is
@@ -426,6 +334,43 @@ impl Email {
 
     pub fn development_secret(&self) -> bool {
         self.secrets.development
+    }
+}
+
+/// The issue's subject (the record's own, else the `subject` template)
+/// and preheader.
+fn headlines(
+    settings: &Settings,
+    pool: &Pool,
+    record: &IssueRecord,
+) -> Result<(String, String), Problem> {
+    let date = record.date;
+    let ctx = context::headline_context(settings, pool, &record.picks, record.number, date);
+    let subject = match &record.subject {
+        Some(s) => clean_line(s),
+        None => context::headline("subject", &settings.subject, &ctx, date)?,
+    };
+    let preheader = context::headline("preheader", &settings.preheader, &ctx, date)?;
+    Ok((subject, preheader))
+}
+
+/// The headers every copy of the issue shares.
+fn headers(
+    settings: &Settings,
+    subject: &str,
+    sent_at: DateTime<Utc>,
+    date: NaiveDate,
+) -> mime::Issue {
+    mime::Issue {
+        from: settings.from.clone(),
+        reply_to: settings.reply_to.clone(),
+        subject: subject.to_string(),
+        date: sent_at.into(),
+        issue_date: date,
+        domain: settings.from.email.domain().to_string(),
+        list_id: mime::Issue::list_id_header(&settings.name, &settings.list_id),
+        unsubscribe_mailto: settings.unsubscribe.mailto.clone(),
+        feedback_id: settings.feedback_id.as_deref().map(clean_line),
     }
 }
 
