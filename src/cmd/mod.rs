@@ -1,8 +1,9 @@
-//! The commands: one file each. A command takes its options (plain values
-//! the command layer made from the arguments, the clock and the
-//! environment), loads the project once, calls the stages, and returns a
-//! [`Report`] that `run` prints as text or JSON. Only this layer (and
-//! `run`) touches the environment, the clock and the disk for its own sake.
+//! The commands: one file each (`send/` a folder, as it outgrew a file).
+//! A command takes its options (plain values the command layer made from
+//! the arguments, the clock and the environment), loads the project once,
+//! calls the stages, and returns a [`Report`] that `run` prints as text or
+//! JSON. Only this layer (and `run`) touches the environment, the clock and
+//! the disk for its own sake.
 
 pub(crate) mod archive;
 pub(crate) mod check;

@@ -11,7 +11,8 @@ use crate::atomic;
 use crate::cmd::{DayOptions, SecretUse, open_day};
 use crate::problem::Failure;
 use crate::project::Project;
-use crate::render::email;
+use crate::project::subscribers::{List, Subscriber};
+use crate::render::email::{self, Email};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -74,65 +75,105 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
         },
     )?;
     day.log_notes();
-    let edition = &day.edition;
-    let list = &day.loaded.list;
     if day.created {
-        tracing::info!("wrote {}", edition.record.path.display());
+        tracing::info!("wrote {}", day.edition.record.path.display());
     }
-    let reader = match &opts.reader {
-        Some(addr) => {
-            let (reader, listed) = list.reader(addr).ok_or_else(|| {
-                Failure::Usage(crate::problem::Usage::NotAnAddress {
-                    option: "--as",
-                    value: addr.clone(),
-                })
-            })?;
-            if !listed {
-                tracing::info!(
-                    "the --as address is not on the list; rendering for an unnamed reader"
-                );
-            }
-            reader
-        }
-        None => match list.active().next() {
+    let reader = reader(&day.loaded.list, opts)?;
+    let copy = ReaderCopy {
+        email: &day.edition.email,
+        reader: &reader,
+    };
+    let mut written = Vec::new();
+    let stdout = copy.output(opts, &mut written)?;
+    if opts.open {
+        copy.show(opts, &mut written)?;
+    }
+    Ok(Preview {
+        stdout,
+        written,
+        reader: reader.email.to_string(),
+    })
+}
+
+/// Who the preview is for: `--as` (a listed reader with their data, any
+/// other address as an unnamed reader), else the first active reader, else
+/// a sample reader.
+fn reader(list: &List, opts: &PreviewOptions) -> Result<Subscriber, Failure> {
+    let Some(addr) = &opts.reader else {
+        return Ok(match list.active().next() {
             Some(r) => r.clone(),
             None => email::sample_reader(list.columns.len()),
-        },
+        });
     };
-    let mail = &edition.email;
-    let render = |format: Format| -> Result<Vec<u8>, Failure> {
+    let (reader, listed) = list.reader(addr).ok_or_else(|| {
+        Failure::Usage(crate::problem::Usage::NotAnAddress {
+            option: "--as",
+            value: addr.clone(),
+        })
+    })?;
+    if !listed {
+        tracing::info!("the --as address is not on the list; rendering for an unnamed reader");
+    }
+    Ok(reader)
+}
+
+/// One reader's copy of the issue, rendered on demand in each format asked
+/// for.
+struct ReaderCopy<'a> {
+    email: &'a Email,
+    reader: &'a Subscriber,
+}
+
+impl ReaderCopy<'_> {
+    /// The copy in `format`: a body, or the complete signed message.
+    fn render(&self, format: Format) -> Result<Vec<u8>, Failure> {
         Ok(match format {
-            Format::Html => mail
-                .render(&reader)
+            Format::Html => self
+                .email
+                .render(self.reader)
                 .map_err(Failure::one)?
                 .html
                 .into_bytes(),
-            Format::Text => mail
-                .render(&reader)
+            Format::Text => self
+                .email
+                .render(self.reader)
                 .map_err(Failure::one)?
                 .text
                 .into_bytes(),
-            Format::Eml => mail.message(&reader)?,
+            Format::Eml => self.email.message(self.reader)?,
         })
-    };
-    let mut written = Vec::new();
-    let mut stdout = None;
-    match &opts.out {
-        Some(out) if out.is_dir() || out.to_string_lossy().ends_with('/') => {
-            for format in [Format::Html, Format::Text, Format::Eml] {
-                let path = out.join(format!("{}.{}", opts.date, format.extension()));
-                atomic::write(&path, &render(format)?)?;
-                written.push(path);
-            }
-        }
-        Some(out) => {
-            atomic::write(out, &render(opts.format)?)?;
-            written.push(out.clone());
-        }
-        None if opts.open => {}
-        None => stdout = Some(render(opts.format)?),
     }
-    if opts.open {
+
+    /// Writes the copy where `--out` says (a folder gets all three formats
+    /// as `DATE.html`, `.txt`, `.eml`; a file the format asked for), adding
+    /// each file to `written`. Without `--out`, gives what to print on
+    /// stdout, unless the copy is only to be opened in a browser.
+    fn output(
+        &self,
+        opts: &PreviewOptions,
+        written: &mut Vec<PathBuf>,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        match &opts.out {
+            Some(out) if out.is_dir() || out.to_string_lossy().ends_with('/') => {
+                for format in [Format::Html, Format::Text, Format::Eml] {
+                    let path = out.join(format!("{}.{}", opts.date, format.extension()));
+                    atomic::write(&path, &self.render(format)?)?;
+                    written.push(path);
+                }
+            }
+            Some(out) => {
+                atomic::write(out, &self.render(opts.format)?)?;
+                written.push(out.clone());
+            }
+            None if opts.open => {}
+            None => return Ok(Some(self.render(opts.format)?)),
+        }
+        Ok(None)
+    }
+
+    /// Opens the HTML in a browser: the file just written, or else one
+    /// written to the temporary folder (and added to `written`).
+    fn show(&self, opts: &PreviewOptions, written: &mut Vec<PathBuf>) -> Result<(), Failure> {
         let html = match written
             .iter()
             .find(|p| p.extension().is_some_and(|e| e == "html"))
@@ -141,18 +182,13 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
             None => {
                 let path =
                     std::env::temp_dir().join(format!("dailyissue-preview-{}.html", opts.date));
-                atomic::write(&path, &render(Format::Html)?)?;
+                atomic::write(&path, &self.render(Format::Html)?)?;
                 written.push(path.clone());
                 path
             }
         };
-        open_in_browser(&html)?;
+        open_in_browser(&html)
     }
-    Ok(Preview {
-        stdout,
-        written,
-        reader: reader.email.to_string(),
-    })
 }
 
 /// Opens the preview in a browser through `opener` (`$BROWSER`, macOS

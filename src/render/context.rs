@@ -1,9 +1,10 @@
-//! Rendering: from an issue record and the pool to text a reader sees.
-//!
-//! This file builds template contexts and renders the per-issue strings
-//! (subject, preheader). The email itself is rendered in `render::email`.
+//! Template contexts: what the templates see of an issue, its items and
+//! the newsletter — the email's (without the personal values, which
+//! `render::email` adds per reader), the archive's building blocks, and the
+//! settings' one-line templates, whose strings (subject, preheader) are
+//! rendered here. The email itself is rendered in `render::email`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use chrono::NaiveDate;
@@ -11,8 +12,10 @@ use minijinja::Value;
 
 use crate::problem::Problem;
 use crate::project::content::{Item, Pool};
+use crate::project::issue::IssueRecord;
 use crate::project::settings::{FILE_NAME, SectionSettings, Settings};
 use crate::project::templates::{new_environment, problem};
+use crate::render::markdown;
 
 /// Converts a TOML value for templates: dates become `YYYY-MM-DD` strings.
 pub fn toml_value(v: &toml::Value) -> Value {
@@ -89,6 +92,126 @@ pub fn all_sections(settings: &Settings) -> Value {
             .map(|s| section_value(s, None))
             .collect::<Vec<_>>(),
     )
+}
+
+/// The web version of an issue.
+pub fn web_url(settings: &Settings, date: NaiveDate) -> String {
+    format!("{}/issues/{date}/", settings.url)
+}
+
+/// The page of an item in the web archive, if items of its section get one
+/// (the section's `pages`).
+pub fn page_url(settings: &Settings, section: &str, slug: &str) -> Option<String> {
+    let path = settings.section(section)?.page_path(slug)?;
+    Some(format!("{}/{path}", settings.url))
+}
+
+/// A date as issues show it: `Monday, March 1, 2027`.
+pub fn date_long(date: NaiveDate) -> String {
+    date.format("%A, %B %-d, %Y").to_string()
+}
+
+/// The email's picked items: each section's item by section name and
+/// `sections` (each with its `item`, in the settings' order). An item
+/// carries its front matter, its body rendered (`body_html`,
+/// `body_text`), its archive `page_url` and its `related_items`.
+/// `featured` holds the slugs featured up to this issue, so that only
+/// archive pages that exist are linked.
+pub fn email_sections(
+    settings: &Settings,
+    pool: &Pool,
+    picks: &BTreeMap<String, String>,
+    featured: &HashSet<String>,
+) -> BTreeMap<String, Value> {
+    let mut map: BTreeMap<String, Value> = BTreeMap::new();
+    let mut sections = Vec::new();
+    for s in &settings.sections {
+        let Some(slug) = picks.get(&s.name) else {
+            continue;
+        };
+        let Some(item) = pool.get(&s.name, slug) else {
+            continue;
+        };
+        let value = item_value(
+            item,
+            &[
+                (
+                    "body_html",
+                    Value::from_safe_string(markdown::to_html(&item.body, &settings.url)),
+                ),
+                (
+                    "body_text",
+                    Value::from(markdown::to_text(&item.body, &settings.url)),
+                ),
+                ("page_url", Value::from(page_url(settings, &s.name, slug))),
+                (
+                    "related_items",
+                    Value::from(related_items(settings, pool, item, featured)),
+                ),
+            ],
+        );
+        sections.push(section_value(s, Some(value.clone())));
+        map.insert(s.name.clone(), value);
+    }
+    map.insert("sections".into(), Value::from(sections));
+    map
+}
+
+/// The items an item names as related that are in the pool, each with its
+/// archive `page_url` once it has been featured.
+fn related_items(
+    settings: &Settings,
+    pool: &Pool,
+    item: &Item,
+    featured: &HashSet<String>,
+) -> Vec<Value> {
+    item.related
+        .iter()
+        .filter_map(|r| pool.find(r))
+        .map(|r| {
+            let url = if featured.contains(&r.slug) {
+                page_url(settings, &r.section, &r.slug)
+            } else {
+                None
+            };
+            minijinja::context! {
+                slug => r.slug.as_str(),
+                title => r.title.as_str(),
+                section => r.section.as_str(),
+                page_url => url,
+            }
+        })
+        .collect()
+}
+
+/// The email's `issue`: number, dates, subject, preheader, web version.
+pub fn email_issue(record: &IssueRecord, subject: &str, preheader: &str, web_url: &str) -> Value {
+    minijinja::context! {
+        number => record.number,
+        date => record.date.to_string(),
+        date_long => date_long(record.date),
+        subject => subject,
+        preheader => preheader,
+        web_url => web_url,
+    }
+}
+
+/// The email's `newsletter`: the settings a footer or header shows, and
+/// whether the development secret signs the unsubscribe links.
+pub fn email_newsletter(settings: &Settings, development_secret: bool) -> Value {
+    minijinja::context! {
+        name => settings.name.as_str(),
+        url => settings.url.as_str(),
+        host => host(&settings.url),
+        postal_address => settings.postal_address.as_str(),
+        description => settings.description.as_deref(),
+        sections => all_sections(settings),
+        from_name => settings.from.name.as_deref(),
+        from_email => settings.from.email.to_string(),
+        reply_to => settings.reply_to.as_ref().map(|m| m.email.to_string()),
+        list_id => settings.list_id.as_str(),
+        development_secret => development_secret,
+    }
 }
 
 /// The context of the settings' one-line templates (`subject`, `preheader`):

@@ -1,19 +1,13 @@
 //! The day's email, prepared once per issue and personalised per reader.
 //!
 //! [`Email::prepare`] does all the expensive work once: Markdown to HTML and
-//! text, the template context, and (per *shape*, see below) the template
-//! render and CSS inlining. The rendered output keeps a marker wherever a
-//! personal value (address, name, CSV column, unsubscribe link) goes, and is
-//! cut into literal segments that are stored already quoted-printable
-//! encoded. Personalising is then concatenation: the literal segments with
-//! each reader's values (HTML-escaped in the HTML part) between them, so no
-//! template, Markdown or CSS work happens per recipient.
-//!
-//! A *shape* is the set of personal values that are empty for a reader.
-//! Templates may test a value (`{% if subscriber.name %}`), so each shape is
-//! rendered once with markers only for the non-empty values. If a template
-//! transforms a value in a way that destroys its marker (say `|truncate`), the
-//! shape falls back to a full render per reader: slower, never wrong.
+//! text, the template context, and (per *shape*: which personal values are
+//! empty) the template render and CSS inlining. Personalising a reader's
+//! copy is then splicing their values into pre-encoded segments (see
+//! `render::splice`, which says why and when it falls back to a full render
+//! per reader), so no template, Markdown or CSS work happens per recipient.
+//! This module owns the personal values (their slots, the unsubscribe URL),
+//! the cache of shapes, and the copy as a signed RFC 5322 message.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -29,11 +23,8 @@ use crate::project::issue::IssueRecord;
 use crate::project::settings::Settings;
 use crate::project::subscribers::{Subscriber, clean_line};
 use crate::project::templates::Templates;
-use crate::render::context::{self, item_value};
-use crate::render::markdown;
-
-const MARK_OPEN: char = '\u{E000}';
-const MARK_CLOSE: char = '\u{E001}';
+use crate::render::context;
+use crate::render::splice::{self, Shape};
 
 /// Fixed slots; CSV columns follow from index `FIXED`.
 const EMAIL: usize = 0;
@@ -41,32 +32,6 @@ const NAME: usize = 1;
 const FIRST_NAME: usize = 2;
 const UNSUBSCRIBE: usize = 3;
 const FIXED: usize = 4;
-
-fn marker(slot: usize) -> String {
-    format!("{MARK_OPEN}{slot}{MARK_CLOSE}")
-}
-
-/// One part (HTML or text) of one shape: literals with slots between them.
-#[derive(Debug)]
-struct Part {
-    /// Decoded literal text, for previews.
-    literals: Vec<String>,
-    /// The same literals quoted-printable encoded, each ending at a line
-    /// boundary so that values can be encoded and spliced in between.
-    encoded: Vec<Vec<u8>>,
-    /// `slots[i]` sits between `literals[i]` and `literals[i + 1]`.
-    slots: Vec<usize>,
-}
-
-#[derive(Debug)]
-enum Shape {
-    Spliced {
-        html: Part,
-        text: Part,
-    },
-    /// A template consumed a marker; render each reader in full.
-    Direct,
-}
 
 /// A reader's copy: both bodies, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +57,8 @@ pub struct Email {
     secrets: Secrets,
     shapes: Mutex<HashMap<Vec<bool>, Arc<Shape>>>,
     /// Whether the templates only print personal values or test them for
-    /// emptiness (see `templates`); otherwise every reader is rendered in
-    /// full.
+    /// emptiness (see `render::splice`); otherwise every reader is rendered
+    /// in full.
     splice: bool,
     pub sent_at: DateTime<Utc>,
     /// The headers every copy shares.
@@ -129,19 +94,10 @@ pub struct Inputs<'a> {
     pub dkim: crate::mail::dkim::Keys,
 }
 
-/// The web version of an issue.
-pub fn web_url(settings: &Settings, date: NaiveDate) -> String {
-    format!("{}/issues/{date}/", settings.url)
-}
-
-/// The page of an item in the web archive, if items of its section get one
-/// (the section's `pages`).
-pub fn page_url(settings: &Settings, section: &str, slug: &str) -> Option<String> {
-    let path = settings.section(section)?.page_path(slug)?;
-    Some(format!("{}/{path}", settings.url))
-}
-
 impl Email {
+    /// The issue's headlines, template context and shared headers, made
+    /// once; each shape is rendered the first time a reader of it is seen
+    /// (or up front with [`Email::prepare_for`]).
     pub fn prepare(inputs: Inputs<'_>) -> Result<Email, Problem> {
         let Inputs {
             settings,
@@ -155,117 +111,35 @@ impl Email {
             dkim,
         } = inputs;
         let date = record.date;
-        let headline_ctx =
-            context::headline_context(settings, pool, &record.picks, record.number, date);
-        let subject = match &record.subject {
-            Some(s) => clean_line(s),
-            None => context::headline("subject", &settings.subject, &headline_ctx, date)?,
-        };
-        let preheader = context::headline("preheader", &settings.preheader, &headline_ctx, date)?;
-        let web_url = web_url(settings, date);
-
-        let mut context: BTreeMap<String, Value> = BTreeMap::new();
-        let mut sections = Vec::new();
-        for s in &settings.sections {
-            let Some(slug) = record.picks.get(&s.name) else {
-                continue;
-            };
-            let Some(item) = pool.get(&s.name, slug) else {
-                continue;
-            };
-            let related: Vec<Value> = item
-                .related
-                .iter()
-                .filter_map(|r| pool.find(r))
-                .map(|r| {
-                    let url = if featured.contains(&r.slug) {
-                        page_url(settings, &r.section, &r.slug)
-                    } else {
-                        None
-                    };
-                    minijinja::context! {
-                        slug => r.slug.as_str(),
-                        title => r.title.as_str(),
-                        section => r.section.as_str(),
-                        page_url => url,
-                    }
-                })
-                .collect();
-            let value = item_value(
-                item,
-                &[
-                    (
-                        "body_html",
-                        Value::from_safe_string(markdown::to_html(&item.body, &settings.url)),
-                    ),
-                    (
-                        "body_text",
-                        Value::from(markdown::to_text(&item.body, &settings.url)),
-                    ),
-                    ("page_url", Value::from(page_url(settings, &s.name, slug))),
-                    ("related_items", Value::from(related)),
-                ],
-            );
-            sections.push(context::section_value(s, Some(value.clone())));
-            context.insert(s.name.clone(), value);
-        }
-        context.insert("sections".into(), Value::from(sections));
-        context.insert(
+        let (subject, preheader) = headlines(settings, pool, record)?;
+        let web_url = context::web_url(settings, date);
+        let mut shared = context::email_sections(settings, pool, &record.picks, featured);
+        shared.insert(
             "issue".into(),
-            minijinja::context! {
-                number => record.number,
-                date => date.to_string(),
-                date_long => date.format("%A, %B %-d, %Y").to_string(),
-                subject => subject.as_str(),
-                preheader => preheader.as_str(),
-                web_url => web_url.as_str(),
-            },
+            context::email_issue(record, &subject, &preheader, &web_url),
         );
-        context.insert(
+        shared.insert(
             "newsletter".into(),
-            minijinja::context! {
-                name => settings.name.as_str(),
-                url => settings.url.as_str(),
-                host => context::host(&settings.url),
-                postal_address => settings.postal_address.as_str(),
-                description => settings.description.as_deref(),
-                sections => context::all_sections(settings),
-                from_name => settings.from.name.as_deref(),
-                from_email => settings.from.email.to_string(),
-                reply_to => settings.reply_to.as_ref().map(|m| m.email.to_string()),
-                list_id => settings.list_id.as_str(),
-                development_secret => secrets.development,
-            },
+            context::email_newsletter(settings, secrets.development),
         );
-        let email = Email {
+        Ok(Email {
+            headers: headers(settings, &subject, sent_at, date),
             date,
             number: record.number,
-            subject: subject.clone(),
+            subject,
             preheader,
             web_url,
             settings: settings.clone(),
             templates: templates.clone(),
-            context,
+            context: shared,
             columns: columns.to_vec(),
             first_name_column: columns.iter().position(|c| c == "first_name"),
             secrets,
             shapes: Mutex::new(HashMap::new()),
             splice: templates.personal_values_only_printed(),
             sent_at,
-            headers: mime::Issue {
-                from: settings.from.clone(),
-                reply_to: settings.reply_to.clone(),
-                subject: subject.clone(),
-                date: sent_at.into(),
-                issue_date: date,
-                domain: settings.from.email.domain().to_string(),
-                list_id: mime::Issue::list_id_header(&settings.name, &settings.list_id),
-                unsubscribe_mailto: settings.unsubscribe.mailto.clone(),
-                feedback_id: settings.feedback_id.as_deref().map(clean_line),
-            },
             dkim,
-        };
-        Ok(email)
+        })
     }
 
     /// The personal values of a reader, by slot. The unsubscribe URL is
@@ -340,6 +214,8 @@ impl Email {
         })
     }
 
+    /// The shape of a reader with `values`: rendered with markers the first
+    /// time it is seen, then taken from the cache.
     fn shape(&self, values: &[String]) -> Result<Arc<Shape>, Problem> {
         let key: Vec<bool> = values.iter().map(String::is_empty).collect();
         if let Some(shape) = self
@@ -350,21 +226,13 @@ impl Email {
         {
             return Ok(shape.clone());
         }
-        let markers: Vec<String> = key
-            .iter()
-            .enumerate()
-            .map(|(i, empty)| if *empty { String::new() } else { marker(i) })
-            .collect();
-        let full = self.render_full(&self.context_with(&markers))?;
-        let shape = match (
+        let full = self.render_full(&self.context_with(&splice::markers(&key)))?;
+        let shape = Arc::new(Shape::cut(
+            &full.html,
+            &full.text,
+            values.len(),
             self.splice,
-            split(&full.html, values.len()),
-            split(&full.text, values.len()),
-        ) {
-            (true, Some(html), Some(text)) => Shape::Spliced { html, text },
-            _ => Shape::Direct,
-        };
-        let shape = Arc::new(shape);
+        ));
         self.shapes
             .lock()
             // A panic elsewhere cannot leave the cache half-written: an
@@ -391,8 +259,8 @@ impl Email {
         let values = self.values(reader, self.unsubscribe_url(reader));
         match &*self.shape(&values)? {
             Shape::Spliced { html, text } => Ok(Rendered {
-                html: splice(html, &values, true),
-                text: splice(text, &values, false),
+                html: splice::splice(html, &values, true),
+                text: splice::splice(text, &values, false),
             }),
             Shape::Direct => self.render_full(&self.context_with(&values)),
         }
@@ -408,8 +276,8 @@ impl Email {
         let values = self.values(reader, unsubscribe_url.to_string());
         match &*self.shape(&values)? {
             Shape::Spliced { html, text } => Ok((
-                splice_encoded(text, &values, false),
-                splice_encoded(html, &values, true),
+                splice::splice_encoded(text, &values, false),
+                splice::splice_encoded(html, &values, true),
             )),
             Shape::Direct => {
                 let r = self.render_full(&self.context_with(&values))?;
@@ -466,6 +334,43 @@ impl Email {
 
     pub fn development_secret(&self) -> bool {
         self.secrets.development
+    }
+}
+
+/// The issue's subject (the record's own, else the `subject` template)
+/// and preheader.
+fn headlines(
+    settings: &Settings,
+    pool: &Pool,
+    record: &IssueRecord,
+) -> Result<(String, String), Problem> {
+    let date = record.date;
+    let ctx = context::headline_context(settings, pool, &record.picks, record.number, date);
+    let subject = match &record.subject {
+        Some(s) => clean_line(s),
+        None => context::headline("subject", &settings.subject, &ctx, date)?,
+    };
+    let preheader = context::headline("preheader", &settings.preheader, &ctx, date)?;
+    Ok((subject, preheader))
+}
+
+/// The headers every copy of the issue shares.
+fn headers(
+    settings: &Settings,
+    subject: &str,
+    sent_at: DateTime<Utc>,
+    date: NaiveDate,
+) -> mime::Issue {
+    mime::Issue {
+        from: settings.from.clone(),
+        reply_to: settings.reply_to.clone(),
+        subject: subject.to_string(),
+        date: sent_at.into(),
+        issue_date: date,
+        domain: settings.from.email.domain().to_string(),
+        list_id: mime::Issue::list_id_header(&settings.name, &settings.list_id),
+        unsubscribe_mailto: settings.unsubscribe.mailto.clone(),
+        feedback_id: settings.feedback_id.as_deref().map(clean_line),
     }
 }
 
@@ -554,103 +459,9 @@ fn tidy_text(text: &str) -> String {
     out.trim_start_matches('\n').to_string()
 }
 
-/// Cuts rendered output at markers. `None` if a marker was damaged.
-fn split(rendered: &str, slots: usize) -> Option<Part> {
-    let mut literals = Vec::new();
-    let mut found = Vec::new();
-    let mut rest = rendered;
-    while let Some(open) = rest.find(MARK_OPEN) {
-        literals.push(rest[..open].to_string());
-        let after = &rest[open + MARK_OPEN.len_utf8()..];
-        let close = after.find(MARK_CLOSE)?;
-        let slot: usize = after[..close].parse().ok()?;
-        if slot >= slots {
-            return None;
-        }
-        found.push(slot);
-        rest = &after[close + MARK_CLOSE.len_utf8()..];
-    }
-    if rest.contains(MARK_CLOSE) {
-        return None;
-    }
-    literals.push(rest.to_string());
-    let encoded = literals
-        .iter()
-        .map(|l| {
-            let mut out = Vec::new();
-            crate::mail::qp::encode(l, &mut out);
-            crate::mail::qp::end_line(&mut out);
-            out
-        })
-        .collect();
-    Some(Part {
-        literals,
-        encoded,
-        slots: found,
-    })
-}
-
-fn splice(part: &Part, values: &[String], html: bool) -> String {
-    let mut out = String::new();
-    for (i, lit) in part.literals.iter().enumerate() {
-        out.push_str(lit);
-        if let Some(&slot) = part.slots.get(i) {
-            if html {
-                crate::html::escape(&values[slot], &mut out);
-            } else {
-                out.push_str(&values[slot]);
-            }
-        }
-    }
-    out
-}
-
-fn splice_encoded(part: &Part, values: &[String], html: bool) -> Vec<u8> {
-    let size: usize = part.encoded.iter().map(Vec::len).sum();
-    let mut out = Vec::with_capacity(size + 256);
-    let mut escaped = String::new();
-    for (i, lit) in part.encoded.iter().enumerate() {
-        out.extend_from_slice(lit);
-        if let Some(&slot) = part.slots.get(i) {
-            let value = if html {
-                escaped.clear();
-                crate::html::escape(&values[slot], &mut escaped);
-                escaped.as_str()
-            } else {
-                values[slot].as_str()
-            };
-            crate::mail::qp::encode(value, &mut out);
-            crate::mail::qp::end_line(&mut out);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_and_splice_round_trip() {
-        let part =
-            split(&format!("Hi {}!\nBye {}.\n", marker(1), marker(0)), 2).expect("markers intact");
-        let values = vec!["<a@b.c>".to_string(), "Ann & Bo".to_string()];
-        assert_eq!(
-            splice(&part, &values, false),
-            "Hi Ann & Bo!\nBye <a@b.c>.\n"
-        );
-        assert_eq!(
-            splice(&part, &values, true),
-            "Hi Ann &amp; Bo!\nBye &lt;a@b.c&gt;.\n"
-        );
-    }
-
-    #[test]
-    fn damaged_markers_are_detected() {
-        assert!(split(&format!("x{MARK_OPEN}1"), 2).is_none());
-        assert!(split(&format!("x{MARK_OPEN}9{MARK_CLOSE}"), 2).is_none());
-        assert!(split(&format!("x1{MARK_CLOSE}"), 2).is_none());
-    }
 
     #[test]
     fn charset_moves_to_the_top_of_head() {

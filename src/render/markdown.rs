@@ -15,7 +15,7 @@
 use unicode_width::UnicodeWidthStr;
 
 use crate::project::templates::wrap;
-use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, LinkType, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{Event, HeadingLevel, LinkType, Options, Parser, Tag, TagEnd};
 
 use crate::problem::line_of;
 
@@ -240,124 +240,16 @@ impl TextRenderer {
 
     fn event(&mut self, event: Event<'_>, base: &str) {
         match event {
-            Event::Start(tag) => match tag {
-                Tag::Paragraph if self.item_marker.is_none() => self.blank_line(),
-                Tag::Heading { level, .. } => {
-                    self.blank_line();
-                    self.heading = Some(level);
-                }
-                Tag::BlockQuote(_) => {
-                    self.flush();
-                    self.blank_line();
-                    self.quote_depth += 1;
-                }
-                Tag::CodeBlock(kind) => {
-                    self.flush();
-                    self.blank_line();
-                    self.in_code = true;
-                    let _ = matches!(kind, CodeBlockKind::Fenced(_));
-                }
-                Tag::List(start) => {
-                    self.flush();
-                    if self.lists.is_empty() {
-                        self.blank_line();
-                    }
-                    self.lists.push(start);
-                }
-                Tag::Item => {
-                    self.flush();
-                    let marker = match self.lists.last_mut() {
-                        Some(Some(n)) => {
-                            let m = format!("{n}.");
-                            *n += 1;
-                            m
-                        }
-                        _ => "-".to_string(),
-                    };
-                    self.item_marker = Some(marker);
-                }
-                Tag::Emphasis => self.line.push('_'),
-                Tag::Strong => self.line.push('*'),
-                Tag::Link {
-                    link_type,
-                    dest_url,
-                    ..
-                } => self
-                    .link_stack
-                    .push(link_target(link_type, &dest_url, base, false)),
-                Tag::Image {
-                    link_type,
-                    dest_url,
-                    ..
-                } => {
-                    let target = link_target(link_type, &dest_url, base, true);
-                    if target.is_some() {
-                        self.line.push_str("[image: ");
-                    }
-                    self.link_stack.push(target);
-                }
-                _ => {}
-            },
-            Event::End(tag) => match tag {
-                TagEnd::Paragraph => self.flush(),
-                TagEnd::Heading(_) => {
-                    self.flush();
-                    self.heading = None;
-                }
-                TagEnd::BlockQuote(_) => {
-                    self.flush();
-                    self.quote_depth = self.quote_depth.saturating_sub(1);
-                }
-                TagEnd::CodeBlock => {
-                    self.in_code = false;
-                }
-                TagEnd::List(_) => {
-                    self.flush();
-                    self.lists.pop();
-                }
-                TagEnd::Item => self.flush(),
-                TagEnd::Emphasis => self.line.push('_'),
-                TagEnd::Strong => self.line.push('*'),
-                TagEnd::Link => {
-                    if let Some(Some(url)) = self.link_stack.pop() {
-                        let text_is_url = self.line.trim_end().ends_with(url.as_str());
-                        if !text_is_url {
-                            let n = self.reference(url);
-                            self.line.push_str(&format!(" [{n}]"));
-                        }
-                    }
-                }
-                TagEnd::Image => {
-                    if let Some(Some(url)) = self.link_stack.pop() {
-                        let n = self.reference(url);
-                        self.line.push_str(&format!("] [{n}]"));
-                    }
-                }
-                _ => {}
-            },
-            Event::Text(text) => {
-                if self.in_code {
-                    let indent = format!("{}    ", self.indent());
-                    for l in text.lines() {
-                        self.out.push_str(indent.trim_end_matches(' '));
-                        if !l.is_empty() {
-                            self.out
-                                .push_str(&indent[indent.trim_end_matches(' ').len()..]);
-                            self.out.push_str(l);
-                        }
-                        self.out.push('\n');
-                    }
-                } else {
-                    self.line.push_str(&text);
-                }
-            }
+            Event::Start(tag) => self.start(tag, base),
+            Event::End(tag) => self.end(tag),
+            Event::Text(text) if self.in_code => self.code_block_text(&text),
+            Event::Text(text) => self.line.push_str(&text),
             Event::Code(code) => {
                 self.line.push('"');
                 self.line.push_str(&code);
                 self.line.push('"');
             }
-            Event::SoftBreak => self.line.push(' '),
-            Event::HardBreak => self.line.push(' '),
+            Event::SoftBreak | Event::HardBreak => self.line.push(' '),
             Event::Rule => {
                 self.flush();
                 self.blank_line();
@@ -366,6 +258,131 @@ impl TextRenderer {
             }
             Event::Html(html) | Event::InlineHtml(html) => self.line.push_str(&html),
             _ => {}
+        }
+    }
+
+    /// An opening tag: blocks flush what came before and set the layout
+    /// (quote depth, list markers, heading); inline tags mark the line.
+    fn start(&mut self, tag: Tag<'_>, base: &str) {
+        match tag {
+            Tag::Paragraph if self.item_marker.is_none() => self.blank_line(),
+            Tag::Heading { level, .. } => {
+                self.blank_line();
+                self.heading = Some(level);
+            }
+            Tag::BlockQuote(_) => {
+                self.flush();
+                self.blank_line();
+                self.quote_depth += 1;
+            }
+            Tag::CodeBlock(_) => {
+                self.flush();
+                self.blank_line();
+                self.in_code = true;
+            }
+            Tag::List(start) => {
+                self.flush();
+                if self.lists.is_empty() {
+                    self.blank_line();
+                }
+                self.lists.push(start);
+            }
+            Tag::Item => {
+                self.flush();
+                self.item_marker = Some(self.next_marker());
+            }
+            Tag::Emphasis => self.line.push('_'),
+            Tag::Strong => self.line.push('*'),
+            Tag::Link {
+                link_type,
+                dest_url,
+                ..
+            } => self
+                .link_stack
+                .push(link_target(link_type, &dest_url, base, false)),
+            Tag::Image {
+                link_type,
+                dest_url,
+                ..
+            } => {
+                let target = link_target(link_type, &dest_url, base, true);
+                if target.is_some() {
+                    self.line.push_str("[image: ");
+                }
+                self.link_stack.push(target);
+            }
+            _ => {}
+        }
+    }
+
+    /// The marker of the next item of the innermost list: `-`, or its
+    /// number (counting on).
+    fn next_marker(&mut self) -> String {
+        match self.lists.last_mut() {
+            Some(Some(n)) => {
+                let m = format!("{n}.");
+                *n += 1;
+                m
+            }
+            _ => "-".to_string(),
+        }
+    }
+
+    /// A closing tag: blocks flush their text and undo their layout; a
+    /// link or image that leaves the renderer gets its numbered reference.
+    fn end(&mut self, tag: TagEnd) {
+        match tag {
+            TagEnd::Paragraph | TagEnd::Item => self.flush(),
+            TagEnd::Heading(_) => {
+                self.flush();
+                self.heading = None;
+            }
+            TagEnd::BlockQuote(_) => {
+                self.flush();
+                self.quote_depth = self.quote_depth.saturating_sub(1);
+            }
+            TagEnd::CodeBlock => {
+                self.in_code = false;
+            }
+            TagEnd::List(_) => {
+                self.flush();
+                self.lists.pop();
+            }
+            TagEnd::Emphasis => self.line.push('_'),
+            TagEnd::Strong => self.line.push('*'),
+            TagEnd::Link => {
+                if let Some(Some(url)) = self.link_stack.pop() {
+                    // An autolink (or a link whose text is its URL) needs
+                    // no reference: the URL is already in the text.
+                    let text_is_url = self.line.trim_end().ends_with(url.as_str());
+                    if !text_is_url {
+                        let n = self.reference(url);
+                        self.line.push_str(&format!(" [{n}]"));
+                    }
+                }
+            }
+            TagEnd::Image => {
+                if let Some(Some(url)) = self.link_stack.pop() {
+                    let n = self.reference(url);
+                    self.line.push_str(&format!("] [{n}]"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Code is kept verbatim, indented four columns past the current
+    /// indent; blank lines carry no trailing spaces.
+    fn code_block_text(&mut self, text: &str) {
+        let indent = format!("{}    ", self.indent());
+        for l in text.lines() {
+            self.out.push_str(indent.trim_end_matches(' '));
+            if !l.is_empty() {
+                self.out
+                    .push_str(&indent[indent.trim_end_matches(' ').len()..]);
+                self.out.push_str(l);
+            }
+            self.out.push('\n');
         }
     }
 

@@ -144,11 +144,13 @@ fn row_problem(email: &Email, reader: &Subscriber, check: Check, copy: &Rendered
 /// does not grow with the list; warns on subject and preheader lengths and
 /// plain-http links.
 pub fn preflight(email: &Email, list: &List, record_path: &Path) -> Preflight {
-    let mut report = Preflight::default();
+    let mut report = Preflight {
+        readers: list.active,
+        ..Preflight::default()
+    };
     // One reader per shape; an empty list still gets its issue checked, as
     // the sample reader.
     let sample = crate::render::email::sample_reader(list.columns.len());
-    report.readers = list.active;
     let mut shapes: Vec<&Subscriber> = list.samples().iter().collect();
     if shapes.is_empty() {
         report.warnings.push(
@@ -157,95 +159,132 @@ pub fn preflight(email: &Email, list: &List, record_path: &Path) -> Preflight {
         );
         shapes.push(&sample);
     }
-    // The first reader's HTML, kept for the link check below.
-    let mut first_html: Option<String> = None;
+    // A broken template fails every shape (and the message) the same way:
+    // its problem is reported once.
     let mut render_errors = HashSet::new();
-    for reader in &shapes {
-        match email.render(reader) {
-            Ok(copy) => {
-                report.largest_html = report.largest_html.max(copy.html.len());
-                report.failed.extend(failed_checks(email, reader, &copy));
-                if first_html.is_none() {
-                    first_html = Some(copy.html);
+    let first_html = report.check_copies(email, &shapes, &mut render_errors);
+    report.check_message(email, shapes[0], record_path, &mut render_errors);
+    report.warnings.extend(headline_warnings(email));
+    report
+        .warnings
+        .extend(first_html.as_deref().and_then(plain_http_links));
+    report
+}
+
+impl Preflight {
+    /// Renders each shape's reader and runs the checks on the copy; a
+    /// check any copy fails is a problem of the issue. Gives the first
+    /// reader's HTML, for the link warning.
+    fn check_copies(
+        &mut self,
+        email: &Email,
+        shapes: &[&Subscriber],
+        render_errors: &mut HashSet<String>,
+    ) -> Option<String> {
+        let mut first_html: Option<String> = None;
+        for reader in shapes {
+            match email.render(reader) {
+                Ok(copy) => {
+                    self.largest_html = self.largest_html.max(copy.html.len());
+                    self.failed.extend(failed_checks(email, reader, &copy));
+                    if first_html.is_none() {
+                        first_html = Some(copy.html);
+                    }
                 }
-            }
-            Err(p) => {
-                if render_errors.insert(p.to_string()) {
-                    report.problems.push(p);
-                }
+                Err(p) => self.render_problem(p, render_errors),
             }
         }
+        for check in self.failed.clone() {
+            self.problems
+                .push(issue_problem(email, check, self.largest_html));
+        }
+        first_html
     }
-    for check in report.failed.clone() {
-        report
-            .problems
-            .push(issue_problem(email, check, report.largest_html));
-    }
-    match email.message(shapes[0]) {
-        Ok(message) => {
-            let raw = String::from_utf8_lossy(&message).into_owned();
-            let head = raw
-                .split("\r\n\r\n")
-                .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            for h in ["list-unsubscribe:", "list-unsubscribe-post:", "list-id:"] {
-                if !head.contains(&format!("\r\n{h}")) {
-                    report.problems.push(Problem::new(
-                        record_path,
-                        None,
-                        format!("messages lack the {} header", h.trim_end_matches(':')),
-                    ));
-                }
+
+    /// Builds `reader`'s complete message, as `send` would, and checks its
+    /// head: the list headers, and the DKIM signature when keys are set.
+    fn check_message(
+        &mut self,
+        email: &Email,
+        reader: &Subscriber,
+        record_path: &Path,
+        render_errors: &mut HashSet<String>,
+    ) {
+        let message = match email.message(reader) {
+            Ok(message) => message,
+            Err(CopyError::Render(p)) => return self.render_problem(p, render_errors),
+            Err(e @ (CopyError::Build(_) | CopyError::Sign(_))) => {
+                self.problems
+                    .push(Problem::new(record_path, None, e.to_string()));
+                return;
             }
-            if email.signed() && !head.starts_with("dkim-signature:") {
-                report.problems.push(Problem::new(
+        };
+        let raw = String::from_utf8_lossy(&message).into_owned();
+        let head = raw
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        for h in ["list-unsubscribe:", "list-unsubscribe-post:", "list-id:"] {
+            if !head.contains(&format!("\r\n{h}")) {
+                self.problems.push(Problem::new(
                     record_path,
                     None,
-                    "messages are not DKIM-signed although [dkim] is set",
+                    format!("messages lack the {} header", h.trim_end_matches(':')),
                 ));
             }
         }
-        Err(CopyError::Render(p)) => {
-            if render_errors.insert(p.to_string()) {
-                report.problems.push(p);
-            }
-        }
-        Err(e @ (CopyError::Build(_) | CopyError::Sign(_))) => {
-            report
-                .problems
-                .push(Problem::new(record_path, None, e.to_string()));
+        if email.signed() && !head.starts_with("dkim-signature:") {
+            self.problems.push(Problem::new(
+                record_path,
+                None,
+                "messages are not DKIM-signed although [dkim] is set",
+            ));
         }
     }
+
+    /// A render error, unless the same one was reported already.
+    fn render_problem(&mut self, p: Problem, seen: &mut HashSet<String>) {
+        if seen.insert(p.to_string()) {
+            self.problems.push(p);
+        }
+    }
+}
+
+/// Subject and preheader lengths that inboxes cut or show badly.
+fn headline_warnings(email: &Email) -> Vec<String> {
+    let mut warnings = Vec::new();
     let subject_len = email.subject.chars().count();
     if subject_len > 78 {
-        report.warnings.push(format!(
+        warnings.push(format!(
             "the subject of {} is {subject_len} characters; phones show about 40-60 and long subjects get cut: \"{}\"",
             email.date, email.subject
         ));
     }
     let pre_len = email.preheader.chars().count();
     if !(40..=140).contains(&pre_len) {
-        report.warnings.push(format!(
+        warnings.push(format!(
             "the preheader of {} is {pre_len} characters; inboxes show 40-140, so aim for that range",
             email.date
         ));
     }
-    if let Some(html) = &first_html {
-        let plain: Vec<&str> = html
-            .split("href=\"http://")
-            .skip(1)
-            .filter_map(|rest| rest.split('"').next())
-            .take(3)
-            .collect();
-        if !plain.is_empty() {
-            report.warnings.push(format!(
-                "links without https (mail clients warn, some providers score them as spam): http://{}",
-                plain.join(", http://")
-            ));
-        }
-    }
-    report
+    warnings
+}
+
+/// The first few plain-http links of a copy's HTML, as a warning.
+fn plain_http_links(html: &str) -> Option<String> {
+    let plain: Vec<&str> = html
+        .split("href=\"http://")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .take(3)
+        .collect();
+    (!plain.is_empty()).then(|| {
+        format!(
+            "links without https (mail clients warn, some providers score them as spam): http://{}",
+            plain.join(", http://")
+        )
+    })
 }
 
 /// The per-reader preflight, `check` only: renders the issue for every

@@ -1,0 +1,102 @@
+//! The archive's Atom feed: the latest issues, each with its items' titles
+//! and bodies as HTML, dated at the issue's `send_time` in the newsletter's
+//! time zone. Built with atom_syndication, which escapes the XML as the
+//! format requires.
+
+use std::collections::HashMap;
+
+use atom_syndication::{Content, Entry as AtomEntry, Feed, Link, Person, Text};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+
+use crate::project::content::Pool;
+use crate::project::settings::Settings;
+
+use super::Entry;
+
+/// Issues in the feed, newest first.
+const FEED_ENTRIES: usize = 30;
+
+/// `feed.xml` for the published `entries` (oldest first); `bodies` holds
+/// each featured item's body as HTML, by slug.
+pub(super) fn atom(
+    settings: &Settings,
+    entries: &[Entry<'_>],
+    pool: &Pool,
+    bodies: &HashMap<String, String>,
+) -> String {
+    let s = settings;
+    let latest: Vec<AtomEntry> = entries
+        .iter()
+        .rev()
+        .take(FEED_ENTRIES)
+        .map(|e| entry(s, e, pool, bodies))
+        .collect();
+    let mut feed = Feed::default();
+    feed.set_id(format!("{}/", s.url));
+    feed.set_title(Text::plain(s.name.clone()));
+    feed.set_subtitle(s.description.clone().map(Text::plain));
+    let mut me = Link::default();
+    me.set_href(format!("{}/feed.xml", s.url));
+    me.set_rel("self");
+    let mut site = Link::default();
+    site.set_href(format!("{}/", s.url));
+    site.set_rel("alternate");
+    feed.set_links(vec![me, site]);
+    let mut author = Person::default();
+    author.set_name(s.name.clone());
+    feed.set_authors(vec![author]);
+    // A feed without issues still needs a date that does not change
+    // between builds.
+    let updated = entries
+        .last()
+        .map(|e| published(s, e.stored.record.date))
+        .unwrap_or_else(|| published(s, NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default()));
+    feed.set_updated(updated);
+    feed.set_entries(latest);
+    let mut out = feed.to_string();
+    out.push('\n');
+    out
+}
+
+/// One issue as a feed entry: linked to its page, summarised by its
+/// preheader, its items' titles and bodies as the content.
+fn entry(s: &Settings, e: &Entry<'_>, pool: &Pool, bodies: &HashMap<String, String>) -> AtomEntry {
+    let record = &e.stored.record;
+    let url = format!("{}/issues/{}/", s.url, record.date);
+    let mut entry = AtomEntry::default();
+    entry.set_id(url.clone());
+    entry.set_title(Text::plain(format!("#{} {}", record.number, e.subject)));
+    entry.set_updated(published(s, record.date));
+    entry.set_published(Some(published(s, record.date)));
+    let mut link = Link::default();
+    link.set_href(url);
+    link.set_rel("alternate");
+    link.set_mime_type(Some("text/html".to_string()));
+    entry.set_links(vec![link]);
+    entry.set_summary(Some(Text::plain(e.preheader.clone())));
+    let mut html = String::new();
+    for (section, slug) in &record.picks {
+        if let Some(item) = pool.get(section, slug) {
+            let mut title = String::new();
+            crate::html::escape(&item.title, &mut title);
+            html.push_str(&format!("<h2>{title}</h2>\n"));
+            html.push_str(bodies.get(slug).map_or("", String::as_str));
+        }
+    }
+    let mut content = Content::default();
+    content.set_content_type(Some("html".to_string()));
+    content.set_value(Some(html));
+    entry.set_content(Some(content));
+    entry
+}
+
+/// When an issue counts as published: its day at `send_time`, local time.
+fn published(s: &Settings, date: NaiveDate) -> DateTime<FixedOffset> {
+    let local = date.and_time(s.send_time);
+    let dt = s
+        .timezone
+        .from_local_datetime(&local)
+        .earliest()
+        .unwrap_or_else(|| s.timezone.from_utc_datetime(&local));
+    dt.fixed_offset()
+}

@@ -1,0 +1,229 @@
+//! What a `send` run did: the [`Summary`] `run` prints as text or JSON,
+//! its exit code (0, 75 when someone is left for a later run, 1 when a
+//! rerun will not help by itself), and how the selection's tally and the
+//! pipeline's counts fill it in.
+
+use crate::deliver::pipeline::Counts;
+use crate::deliver::transport::Sink;
+use crate::deliver::{Allowance, Tally};
+use crate::project::subscribers::List;
+
+use super::SendOptions;
+
+/// What a run did; printed as text or JSON.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Summary {
+    pub date: String,
+    pub issue: u32,
+    pub transport: String,
+    pub dry_run: bool,
+    pub test: bool,
+    /// Active subscribers on the list.
+    pub active: u64,
+    pub already_sent: u64,
+    pub suppressed: u64,
+    /// Rows of the list skipped for a problem of their own (each listed
+    /// with `path:line`).
+    pub invalid_rows: u64,
+    /// Failed (5xx) in an earlier run and not retried.
+    pub failed_earlier: u64,
+    /// Two attempts ended without an answer: never resent automatically
+    /// (the reader most likely has it; see the README's guarantees).
+    pub unknown_twice: u64,
+    /// Rows an interrupted earlier run left behind, settled at the start.
+    pub recovered: u64,
+    pub attempted: u64,
+    pub sent: u64,
+    pub deferred: u64,
+    /// Why the last deferred message was deferred (a reply or a broken connection).
+    pub deferred_because: Option<String>,
+    /// Sent, but no reply came: resent once on a later run.
+    pub unknown: u64,
+    pub failed: u64,
+    pub bounced: u64,
+    /// Held back by `--limit`.
+    pub left_by_limit: u64,
+    /// Held back by `daily_cap`.
+    pub left_by_cap: u64,
+    /// Not attempted because the run stopped early (see `stopped`).
+    pub not_attempted: u64,
+    /// Why the run stopped before everyone due was attempted.
+    pub stopped: Option<String>,
+    pub elapsed_seconds: f64,
+    pub messages_per_second: f64,
+    /// Why nothing was sent, when nothing was.
+    pub skipped: Option<String>,
+    #[serde(skip)]
+    stopped_for_good: bool,
+}
+
+impl crate::cmd::Report for Summary {
+    /// 0 when everything due went out (or nothing was due), 75 when some
+    /// recipients are left for a later run, 1 when the run stopped on
+    /// something a rerun will not fix by itself (the outbox cannot be
+    /// written).
+    fn exit_code(&self) -> u8 {
+        if self.stopped_for_good {
+            1
+        } else if self.left() > 0 {
+            crate::problem::EXIT_TEMPFAIL
+        } else {
+            0
+        }
+    }
+
+    fn text(&self) -> String {
+        if let Some(reason) = &self.skipped {
+            return format!(
+                "issue {} of {}: nothing sent: {reason}\n",
+                self.issue, self.date
+            );
+        }
+        let mut out = format!(
+            "issue {} of {} via {}{}{}\n",
+            self.issue,
+            self.date,
+            self.transport,
+            if self.dry_run {
+                " (dry run: nothing delivered, no ledger written)"
+            } else {
+                ""
+            },
+            if self.test { " (test copies)" } else { "" },
+        );
+        out.push_str(&format!(
+            "  sent {}, deferred {}, unknown {}, failed {}, bounced {}\n",
+            self.sent, self.deferred, self.unknown, self.failed, self.bounced
+        ));
+        out.push_str(&format!(
+            "  skipped: already sent {}, suppressed {}, invalid rows {}, failed earlier {}{}\n",
+            self.already_sent,
+            self.suppressed,
+            self.invalid_rows,
+            self.failed_earlier,
+            if self.unknown_twice > 0 {
+                format!(", unanswered twice {}", self.unknown_twice)
+            } else {
+                String::new()
+            }
+        ));
+        if let (true, Some(why)) = (self.deferred > 0, &self.deferred_because) {
+            out.push_str(&format!("  deferred because: {why}\n"));
+        }
+        if self.recovered > 0 {
+            out.push_str(&format!(
+                "  settled {} row{} of an interrupted earlier run\n",
+                self.recovered,
+                if self.recovered == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(why) = &self.stopped {
+            out.push_str(&format!(
+                "  stopped early: {why}; not attempted {}\n",
+                self.not_attempted
+            ));
+        }
+        if self.left_by_cap > 0 {
+            out.push_str(&format!(
+                "  left for the next run by daily_cap: {}\n",
+                self.left_by_cap
+            ));
+        }
+        if self.left_by_limit > 0 {
+            out.push_str(&format!(
+                "  left for the next run by --limit: {}\n",
+                self.left_by_limit
+            ));
+        }
+        out.push_str(&format!(
+            "  {:.1} s, {:.0} msg/s\n",
+            self.elapsed_seconds, self.messages_per_second
+        ));
+        match crate::cmd::Report::exit_code(self) {
+            0 => {}
+            1 => {
+                out.push_str("  fix the problem above, then run `dailyissue send` again (exit 1)\n")
+            }
+            _ => out.push_str(
+                "  some recipients are left: run `dailyissue send` again later (exit 75)\n",
+            ),
+        }
+        out
+    }
+}
+
+impl Summary {
+    /// A run of `opts` for issue number `issue` through `sink`, before
+    /// anything is counted.
+    pub(super) fn begin(opts: &SendOptions, issue: u32, sink: &Sink, list: &List) -> Summary {
+        Summary {
+            date: opts.date.to_string(),
+            issue,
+            transport: sink.describe(),
+            dry_run: opts.dry_run,
+            test: !opts.to.is_empty(),
+            invalid_rows: list.problems.len() as u64,
+            ..Summary::default()
+        }
+    }
+
+    /// Recipients a later run will attempt.
+    pub fn left(&self) -> u64 {
+        self.deferred + self.unknown + self.left_by_limit + self.left_by_cap + self.not_attempted
+    }
+
+    /// Records how long the run took, and its rate.
+    pub(super) fn timed(&mut self, elapsed: std::time::Duration) {
+        self.elapsed_seconds = elapsed.as_secs_f64();
+        self.messages_per_second = self.sent as f64 / self.elapsed_seconds.max(1e-9);
+    }
+
+    /// Puts the selection's tally and the pipeline's counts into the
+    /// summary.
+    pub(super) fn account(
+        &mut self,
+        tally: &Tally,
+        allowance: Allowance,
+        counts: Option<Counts>,
+        opts: &SendOptions,
+    ) {
+        if opts.to.is_empty() {
+            self.active = tally.active;
+        }
+        self.already_sent = tally.already_sent;
+        self.suppressed = tally.suppressed;
+        self.failed_earlier = tally.failed_earlier;
+        self.unknown_twice = tally.unanswered_twice;
+        (self.left_by_limit, self.left_by_cap) = allowance.left(tally.due);
+        if self.left_by_cap > 0 {
+            tracing::info!(
+                "daily_cap: what was sent today leaves room for {} more now; {} wait for the next run",
+                allowance.room.unwrap_or(0),
+                self.left_by_cap
+            );
+        }
+        let fed = tally.due.min(allowance.max()) - tally.not_fed;
+        let counts = counts.unwrap_or_default();
+        if let Some(stop) = &counts.stop {
+            self.stopped = Some(stop.to_string());
+            self.stopped_for_good = !stop.temporary();
+        }
+        self.not_attempted = counts.not_attempted + tally.not_fed;
+        self.attempted = fed.saturating_sub(counts.not_attempted);
+        self.sent = counts.sent;
+        self.deferred = counts.deferred;
+        self.deferred_because = counts.last_deferral;
+        self.unknown = counts.unknown;
+        self.unknown_twice += counts.unknown_final;
+        self.failed = counts.failed;
+        self.bounced = counts.bounced;
+        if self.unknown_twice > 0 {
+            tracing::warn!(
+                "{} reader{} got no answer twice and {} not resent (see `dailyissue status`; `--retry-unknown` sends one more copy)",
+                self.unknown_twice,
+                if self.unknown_twice == 1 { "" } else { "s" },
+                if self.unknown_twice == 1 { "is" } else { "are" },
+            );
+        }
+    }
+}
