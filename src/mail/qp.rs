@@ -4,7 +4,7 @@
 //! once per issue in segments that each end at a line boundary
 //! ([`end_line`]), so a reader's copy is those pre-encoded segments with the
 //! reader's few personal values encoded and spliced between them (see
-//! `render::email`); no body is encoded per reader. A general-purpose
+//! `render::splice`); no body is encoded per reader. A general-purpose
 //! encoder cannot resume at a column like this.
 
 /// Quoted-printable (RFC 2045) for text: `\n` becomes a CRLF hard break,
