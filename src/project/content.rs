@@ -245,135 +245,26 @@ pub fn parse_item(
     path: &Path,
 ) -> Result<Item, Vec<Problem>> {
     let (front, body, body_line) = split_front_matter(text, path).map_err(|p| vec![p])?;
-    // Front matter starts on line 2 of the file.
-    let at = |line_in_front: usize| line_in_front + 1;
-    let fields: toml::Table = match toml::from_str(&front) {
-        Ok(t) => t,
-        Err(e) => {
-            let line = e.span().map(|s| line_of(&front, s.start)).unwrap_or(1);
-            return Err(vec![Problem::at(
-                path,
-                at(line),
-                format!("invalid TOML in front matter: {}", toml_message(&e)),
-            )]);
-        }
+    let fields = front_matter_table(&front, path)?;
+    let mut problems = name_and_required(&fields, section, slug, path);
+    // Reported after the problems above, in the order the fields are checked.
+    let mut check = FrontMatter {
+        text: &front,
+        fields: &fields,
+        path,
+        wrong: Vec::new(),
     };
-    let mut problems = Vec::new();
-    let field_line = |key: &str| key_line(&front, key).map(at).unwrap_or(1);
-    let wrong_types = std::cell::RefCell::new(Vec::new());
-    let wrong = |key: &str, expected: &str, example: &str| {
-        wrong_types.borrow_mut().push(Problem::at(
-            path,
-            field_line(key),
-            format!("`{key}` must be {expected}, e.g. {key} = {example}"),
-        ));
-    };
-
-    if !is_slug(slug) {
-        problems.push(Problem::at(
-            path,
-            1,
-            format!(
-                "file name `{slug}.md` is not a valid slug: rename it using lowercase letters, digits and hyphens, e.g. `{}.md`",
-                slugify(slug)
-            ),
-        ));
-    }
-
-    for key in &section.required {
-        if !fields.contains_key(key) {
-            problems.push(Problem::at(
-                path,
-                1,
-                format!(
-                    "missing required field `{key}` (section `{}` requires {}); add it to the front matter",
-                    section.name,
-                    section.required.join(", ")
-                ),
-            ));
-        }
-    }
-
-    let mut title = String::new();
-    match fields.get("title") {
-        Some(toml::Value::String(s)) if !s.trim().is_empty() => title = s.clone(),
-        Some(toml::Value::String(_)) => wrong("title", "a non-empty string", "\"Token\""),
-        Some(_) => wrong("title", "a string", "\"Token\""),
-        None => {}
-    }
-    let draft = match fields.get("draft") {
-        None => false,
-        Some(toml::Value::Boolean(b)) => *b,
-        Some(_) => {
-            wrong("draft", "true or false", "true");
-            false
-        }
-    };
-    let date_field = |key: &str| -> Option<NaiveDate> {
-        match fields.get(key) {
-            None => None,
-            Some(v) => match toml_date(v) {
-                Some(d) if crate::project::settings::date_in_range(d) => Some(d),
-                Some(_) => {
-                    wrong(key, "a date from 1000-01-01 to 9999-12-31", "2027-03-01");
-                    None
-                }
-                None => {
-                    let example = "2027-03-01 (a TOML date, without quotes)";
-                    wrong(key, "a date", example);
-                    None
-                }
-            },
-        }
-    };
-    let date = date_field("date");
-    let not_before = date_field("not_before");
-    let _ = date_field("last_reviewed");
-    let strings = |key: &str| -> Vec<String> {
-        match fields.get(key) {
-            None => Vec::new(),
-            Some(toml::Value::Array(a)) if a.iter().all(|v| v.is_str()) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            Some(_) => {
-                wrong(key, "a list of strings", "[\"a\", \"b\"]");
-                Vec::new()
-            }
-        }
-    };
-    let related = strings("related");
-    let _tags = strings("tags");
-    if let Some(v) = fields.get("url")
-        && !v.as_str().is_some_and(is_web_url)
-    {
-        wrong("url", "an absolute https URL", "\"https://example.com\"");
-    }
-    if let Some(v) = fields.get("sources") {
-        let ok = v.as_array().is_some_and(|a| {
-            a.iter().all(|s| {
-                s.as_table().is_some_and(|t| {
-                    t.get("url")
-                        .and_then(|u| u.as_str())
-                        .is_some_and(is_web_url)
-                        && t.get("title").is_some_and(|t| t.is_str())
-                })
-            })
-        });
-        if !ok {
-            wrong_types.borrow_mut().push(Problem::at(
-                path,
-                front
-                    .lines()
-                    .position(|l| l.trim() == "[[sources]]")
-                    .map(|i| at(i + 1))
-                    .unwrap_or_else(|| field_line("sources")),
-                "`sources` must be a list of tables with a `title` and an absolute https `url`: [[sources]]\\ntitle = \"...\"\\nurl = \"https://...\"",
-            ));
-        }
-    }
-
-    problems.append(&mut wrong_types.into_inner());
+    let title = check.title();
+    let draft = check.draft();
+    let date = check.date("date");
+    let not_before = check.date("not_before");
+    let _ = check.date("last_reviewed");
+    let related = check.strings("related");
+    let _tags = check.strings("tags");
+    check.url();
+    check.sources();
+    let (related_line, date_line) = (check.line("related"), check.line("date"));
+    problems.append(&mut check.wrong);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -389,9 +280,180 @@ pub fn parse_item(
         fields,
         body,
         body_line,
-        related_line: field_line("related"),
-        date_line: field_line("date"),
+        related_line,
+        date_line,
     })
+}
+
+/// The front matter as a TOML table, or the one problem that stops reading
+/// it (at its line in the file).
+fn front_matter_table(front: &str, path: &Path) -> Result<toml::Table, Vec<Problem>> {
+    toml::from_str(front).map_err(|e| {
+        let line = e.span().map(|s| line_of(front, s.start)).unwrap_or(1);
+        vec![Problem::at(
+            path,
+            file_line(line),
+            format!("invalid TOML in front matter: {}", toml_message(&e)),
+        )]
+    })
+}
+
+/// Front matter starts on line 2 of the file.
+fn file_line(line_in_front: usize) -> usize {
+    line_in_front + 1
+}
+
+/// Problems of the file as a whole, reported on its first line: a file
+/// name that is not a slug, and each field the section requires but the
+/// front matter lacks.
+fn name_and_required(
+    fields: &toml::Table,
+    section: &SectionSettings,
+    slug: &str,
+    path: &Path,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if !is_slug(slug) {
+        problems.push(Problem::at(
+            path,
+            1,
+            format!(
+                "file name `{slug}.md` is not a valid slug: rename it using lowercase letters, digits and hyphens, e.g. `{}.md`",
+                slugify(slug)
+            ),
+        ));
+    }
+    for key in &section.required {
+        if !fields.contains_key(key) {
+            problems.push(Problem::at(
+                path,
+                1,
+                format!(
+                    "missing required field `{key}` (section `{}` requires {}); add it to the front matter",
+                    section.name,
+                    section.required.join(", ")
+                ),
+            ));
+        }
+    }
+    problems
+}
+
+/// The recognised fields of one file's front matter, checked one at a
+/// time; each field of the wrong type is collected in `wrong`, with the
+/// line of its key (the TOML parser keeps no spans for a table).
+struct FrontMatter<'a> {
+    text: &'a str,
+    fields: &'a toml::Table,
+    path: &'a Path,
+    wrong: Vec<Problem>,
+}
+
+impl FrontMatter<'_> {
+    /// The line of `key` in the file, or 1 when it is not found.
+    fn line(&self, key: &str) -> usize {
+        key_line(self.text, key).map(file_line).unwrap_or(1)
+    }
+
+    fn wrong(&mut self, key: &str, expected: &str, example: &str) {
+        let line = self.line(key);
+        self.wrong.push(Problem::at(
+            self.path,
+            line,
+            format!("`{key}` must be {expected}, e.g. {key} = {example}"),
+        ));
+    }
+
+    /// The title; empty when missing (a required field, reported apart).
+    fn title(&mut self) -> String {
+        match self.fields.get("title") {
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => return s.clone(),
+            Some(toml::Value::String(_)) => self.wrong("title", "a non-empty string", "\"Token\""),
+            Some(_) => self.wrong("title", "a string", "\"Token\""),
+            None => {}
+        }
+        String::new()
+    }
+
+    fn draft(&mut self) -> bool {
+        match self.fields.get("draft") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(_) => {
+                self.wrong("draft", "true or false", "true");
+                false
+            }
+        }
+    }
+
+    fn date(&mut self, key: &str) -> Option<NaiveDate> {
+        let v = self.fields.get(key)?;
+        match toml_date(v) {
+            Some(d) if crate::project::settings::date_in_range(d) => Some(d),
+            Some(_) => {
+                self.wrong(key, "a date from 1000-01-01 to 9999-12-31", "2027-03-01");
+                None
+            }
+            None => {
+                let example = "2027-03-01 (a TOML date, without quotes)";
+                self.wrong(key, "a date", example);
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, key: &str) -> Vec<String> {
+        match self.fields.get(key) {
+            None => Vec::new(),
+            Some(toml::Value::Array(a)) if a.iter().all(|v| v.is_str()) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Some(_) => {
+                self.wrong(key, "a list of strings", "[\"a\", \"b\"]");
+                Vec::new()
+            }
+        }
+    }
+
+    fn url(&mut self) {
+        if let Some(v) = self.fields.get("url")
+            && !v.as_str().is_some_and(is_web_url)
+        {
+            self.wrong("url", "an absolute https URL", "\"https://example.com\"");
+        }
+    }
+
+    /// `[[sources]]`: tables with a `title` and a web `url`; blamed on the
+    /// first `[[sources]]` header, where such a list usually starts.
+    fn sources(&mut self) {
+        let Some(v) = self.fields.get("sources") else {
+            return;
+        };
+        let ok = v.as_array().is_some_and(|a| {
+            a.iter().all(|s| {
+                s.as_table().is_some_and(|t| {
+                    t.get("url")
+                        .and_then(|u| u.as_str())
+                        .is_some_and(is_web_url)
+                        && t.get("title").is_some_and(|t| t.is_str())
+                })
+            })
+        });
+        if !ok {
+            let line = self
+                .text
+                .lines()
+                .position(|l| l.trim() == "[[sources]]")
+                .map(|i| file_line(i + 1))
+                .unwrap_or_else(|| self.line("sources"));
+            self.wrong.push(Problem::at(
+                self.path,
+                line,
+                "`sources` must be a list of tables with a `title` and an absolute https `url`: [[sources]]\\ntitle = \"...\"\\nurl = \"https://...\"",
+            ));
+        }
+    }
 }
 
 fn toml_date(v: &toml::Value) -> Option<NaiveDate> {
