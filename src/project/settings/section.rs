@@ -10,12 +10,12 @@
 //! `templates` for the names looked up per section).
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::Problems;
 use super::values::{RESERVED, has_control, is_identifier};
 use crate::project::slug::is_slug;
 
@@ -172,41 +172,38 @@ fn default_title(name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Validates the declared sections, reporting each problem through `bad`
-/// with the span to blame; the defaults when none are declared.
-pub(super) fn parse(
-    raw: &[Spanned<RawSection>],
-    bad: &mut dyn FnMut(Range<usize>, String),
-) -> Vec<SectionSettings> {
+/// Validates the declared sections, reporting each problem with the span
+/// to blame; the defaults when none are declared.
+pub(super) fn parse(raw: &[Spanned<RawSection>], problems: &mut Problems) -> Vec<SectionSettings> {
     let mut sections: Vec<SectionSettings> = Vec::new();
     // Archive folder -> the section that has it.
     let mut paths: BTreeMap<String, String> = BTreeMap::new();
     for spanned in raw {
         let s = spanned.get_ref();
-        let name_ok = name(spanned, bad);
+        let name_ok = name(spanned, problems);
         if sections.iter().any(|d| d.name == s.name) {
-            bad(
+            problems.bad(
                 spanned.span(),
                 format!("section `{}` is declared twice", s.name),
             );
         }
-        let title = text(bad, s, &s.title, "title", default_title(&s.name));
-        let index_title = text(bad, s, &s.index_title, "index_title", title.clone());
+        let title = text(problems, s, &s.title, "title", default_title(&s.name));
+        let index_title = text(problems, s, &s.index_title, "index_title", title.clone());
         let page_template = text(
-            bad,
+            problems,
             s,
             &s.page_template,
             "page_template",
             ITEM_TEMPLATE.into(),
         );
         let index_template = text(
-            bad,
+            problems,
             s,
             &s.index_template,
             "index_template",
             ITEMS_TEMPLATE.into(),
         );
-        let path = path(spanned, name_ok, &mut paths, bad);
+        let path = path(spanned, name_ok, &mut paths, problems);
         let mut required = s.required.clone();
         if !required.iter().any(|r| r == "title") {
             required.insert(0, "title".into());
@@ -232,10 +229,10 @@ pub(super) fn parse(
 
 /// Whether the section's name can be a template variable that shadows
 /// nothing; reports it when not.
-fn name(spanned: &Spanned<RawSection>, bad: &mut dyn FnMut(Range<usize>, String)) -> bool {
+fn name(spanned: &Spanned<RawSection>, problems: &mut Problems) -> bool {
     let s = spanned.get_ref();
     if !is_identifier(&s.name) {
-        bad(
+        problems.bad(
             spanned.span(),
             format!(
                 "section name `{}` must start with a lowercase letter and use only a-z, 0-9 and _ (it becomes a template variable)",
@@ -245,7 +242,7 @@ fn name(spanned: &Spanned<RawSection>, bad: &mut dyn FnMut(Range<usize>, String)
         return false;
     }
     if RESERVED.contains(&s.name.as_str()) {
-        bad(
+        problems.bad(
             spanned.span(),
             format!(
                 "section name `{}` is taken: templates already have a `{}` of their own (reserved: {}); choose another name, e.g. `{}_item`",
@@ -261,7 +258,7 @@ fn name(spanned: &Spanned<RawSection>, bad: &mut dyn FnMut(Range<usize>, String)
 
 /// A one-line text field of section `s` as written, or `default`.
 fn text(
-    bad: &mut dyn FnMut(Range<usize>, String),
+    problems: &mut Problems,
     s: &RawSection,
     field: &Option<Spanned<String>>,
     key: &str,
@@ -272,7 +269,7 @@ fn text(
     };
     let value = field.get_ref();
     if value.trim().is_empty() || has_control(value) {
-        bad(
+        problems.bad(
             field.span(),
             format!(
                 "section `{}`: `{key}` must be one line of text, not empty",
@@ -290,7 +287,7 @@ fn path(
     spanned: &Spanned<RawSection>,
     name_ok: bool,
     paths: &mut BTreeMap<String, String>,
-    bad: &mut dyn FnMut(Range<usize>, String),
+    problems: &mut Problems,
 ) -> String {
     let s = spanned.get_ref();
     let path = match &s.path {
@@ -301,7 +298,7 @@ fn path(
     if s.path.is_none() && !name_ok {
         // The name is reported; the path made from it says nothing more.
     } else if !is_slug(&path) || path.ends_with('-') {
-        bad(
+        problems.bad(
             path_span,
             format!(
                 "section `{}`: `path` = \"{}\" must be one folder name of lowercase letters, digits and hyphens, such as \"glossary\"",
@@ -311,7 +308,7 @@ fn path(
         );
     } else if s.pages != Pages::None {
         if TAKEN_PATHS.contains(&path.as_str()) {
-            bad(
+            problems.bad(
                 path_span,
                 format!(
                     "section `{}`: `path` = \"{path}\" is taken by the archive or `serve` (taken: {}); choose another folder",
@@ -320,7 +317,7 @@ fn path(
                 ),
             );
         } else if let Some(other) = paths.get(&path) {
-            bad(
+            problems.bad(
                 path_span,
                 format!(
                     "section `{}`: `path` = \"{path}\" is already the folder of section `{other}`; give each section with pages a folder of its own",
