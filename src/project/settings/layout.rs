@@ -16,11 +16,14 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
-use super::FILE_NAME;
+use toml::Spanned;
+
+use super::raw::Raw;
+use super::{FILE_NAME, Problems, SectionSettings};
 
 /// What a named path is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+enum Kind {
     /// A file: settings, list, ledger (and the files SQLite and the lock
     /// keep beside it), keys.
     File,
@@ -34,7 +37,7 @@ pub(super) enum Kind {
 
 /// One path the settings name (or imply).
 #[derive(Debug, Clone)]
-pub(super) struct Named {
+struct Named {
     /// The setting it comes from, as messages name it: "`ledger`".
     pub key: String,
     /// The path itself, as messages name it: "the ledger's lock file".
@@ -71,7 +74,7 @@ impl Named {
 /// The ledger's own path and the files kept beside it: its lock (see
 /// `lock`: the ledger's path with the extension `lock`) and SQLite's WAL
 /// files.
-pub(super) fn ledger_files(ledger: &Path, span: Range<usize>) -> Vec<Named> {
+fn ledger_files(ledger: &Path, span: Range<usize>) -> Vec<Named> {
     let beside = |suffix: &str| {
         let mut name = ledger.as_os_str().to_os_string();
         name.push(suffix);
@@ -90,7 +93,7 @@ pub(super) fn ledger_files(ledger: &Path, span: Range<usize>) -> Vec<Named> {
 }
 
 /// The paths every project has whatever the settings say.
-pub(super) fn fixed() -> Vec<Named> {
+fn fixed() -> Vec<Named> {
     vec![
         Named::fixed(
             &format!("the settings file {FILE_NAME}"),
@@ -102,9 +105,53 @@ pub(super) fn fixed() -> Vec<Named> {
     ]
 }
 
+/// Reports every collision among the paths the settings name or imply;
+/// one blamed only on defaults goes to line 1.
+pub(super) fn check(raw: &Raw, sections: &[SectionSettings], problems: &mut Problems) {
+    for (span, message) in collisions(&named(raw, sections)) {
+        problems.bad(span.unwrap_or(0..0), message);
+    }
+}
+
+/// Every path the settings name or imply, each with where it was written:
+/// the fixed ones, the ledger's files, the list, the output folders, the
+/// DKIM keys, the relay's CA file, and each section's folder (the default
+/// sections were not written anywhere).
+fn named(raw: &Raw, sections: &[SectionSettings]) -> Vec<Named> {
+    let mut named = fixed();
+    named.extend(ledger_files(raw.ledger.get_ref(), raw.ledger.span()));
+    let named_path =
+        |key: &str, p: &Spanned<PathBuf>, kind| Named::new(key, p.get_ref(), kind, p.span());
+    named.push(named_path("`subscribers`", &raw.subscribers, Kind::File));
+    named.push(named_path("`outbox`", &raw.outbox, Kind::Output));
+    named.push(named_path("`archive_dir`", &raw.archive_dir, Kind::Output));
+    for d in &raw.dkim.0 {
+        named.push(named_path(
+            "[dkim] private_key_file",
+            &d.private_key_file,
+            Kind::File,
+        ));
+    }
+    if let Some(ca) = raw.smtp.as_ref().and_then(|s| s.get_ref().ca_file.as_ref()) {
+        named.push(named_path("[smtp] ca_file", ca, Kind::File));
+    }
+    for (section, raw_section) in sections
+        .iter()
+        .zip(raw.section.iter().map(Some).chain(std::iter::repeat(None)))
+    {
+        named.push(Named::new(
+            &format!("the folder of section `{}`", section.name),
+            &section.dir,
+            Kind::Input,
+            raw_section.map_or(0..0, |s| s.span()),
+        ));
+    }
+    named
+}
+
 /// Every collision among `named`, one problem per path to change: its span
 /// (or `None` when only defaults are involved) and the message.
-pub(super) fn collisions(named: &[Named]) -> Vec<(Option<Range<usize>>, String)> {
+fn collisions(named: &[Named]) -> Vec<(Option<Range<usize>>, String)> {
     // Setting to change -> its first entry, and the settings it collides
     // with (each with how the message names it).
     type With = Vec<(String, String)>;

@@ -10,12 +10,12 @@
 //! `templates` for the names looked up per section).
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::Problems;
 use super::values::{RESERVED, has_control, is_identifier};
 use crate::project::slug::is_slug;
 
@@ -172,103 +172,38 @@ fn default_title(name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Validates the declared sections, reporting each problem through `bad`
-/// with the span to blame; the defaults when none are declared.
-pub(super) fn parse(
-    raw: &[Spanned<RawSection>],
-    bad: &mut dyn FnMut(Range<usize>, String),
-) -> Vec<SectionSettings> {
-    let mut sections = Vec::new();
+/// Validates the declared sections, reporting each problem with the span
+/// to blame; the defaults when none are declared.
+pub(super) fn parse(raw: &[Spanned<RawSection>], problems: &mut Problems) -> Vec<SectionSettings> {
+    let mut sections: Vec<SectionSettings> = Vec::new();
     // Archive folder -> the section that has it.
     let mut paths: BTreeMap<String, String> = BTreeMap::new();
     for spanned in raw {
-        let span = spanned.span();
         let s = spanned.get_ref();
-        let name_ok = is_identifier(&s.name);
-        if !name_ok {
-            bad(
-                span.clone(),
-                format!(
-                    "section name `{}` must start with a lowercase letter and use only a-z, 0-9 and _ (it becomes a template variable)",
-                    s.name.escape_debug()
-                ),
-            );
-        } else if RESERVED.contains(&s.name.as_str()) {
-            bad(
-                span.clone(),
-                format!(
-                    "section name `{}` is taken: templates already have a `{}` of their own (reserved: {}); choose another name, e.g. `{}_item`",
-                    s.name,
-                    s.name,
-                    RESERVED.join(", "),
-                    s.name
-                ),
-            );
-        }
-        if sections.iter().any(|d: &SectionSettings| d.name == s.name) {
-            bad(
-                span.clone(),
+        let name_ok = name(spanned, problems);
+        if sections.iter().any(|d| d.name == s.name) {
+            problems.bad(
+                spanned.span(),
                 format!("section `{}` is declared twice", s.name),
             );
         }
-        let mut text = |field: &Option<Spanned<String>>, key: &str, default: String| {
-            let Some(field) = field else {
-                return default;
-            };
-            let value = field.get_ref();
-            if value.trim().is_empty() || has_control(value) {
-                bad(
-                    field.span(),
-                    format!(
-                        "section `{}`: `{key}` must be one line of text, not empty",
-                        s.name
-                    ),
-                );
-            }
-            value.clone()
-        };
-        let title = text(&s.title, "title", default_title(&s.name));
-        let index_title = text(&s.index_title, "index_title", title.clone());
-        let page_template = text(&s.page_template, "page_template", ITEM_TEMPLATE.into());
-        let index_template = text(&s.index_template, "index_template", ITEMS_TEMPLATE.into());
-        let path = match &s.path {
-            Some(p) => p.get_ref().clone(),
-            None => default_path(&s.name),
-        };
-        let path_span = s.path.as_ref().map_or(span.clone(), Spanned::span);
-        if s.path.is_none() && !name_ok {
-            // The name is reported; the path made from it says nothing more.
-        } else if !is_slug(&path) || path.ends_with('-') {
-            bad(
-                path_span.clone(),
-                format!(
-                    "section `{}`: `path` = \"{}\" must be one folder name of lowercase letters, digits and hyphens, such as \"glossary\"",
-                    s.name,
-                    path.escape_debug()
-                ),
-            );
-        } else if s.pages != Pages::None {
-            if TAKEN_PATHS.contains(&path.as_str()) {
-                bad(
-                    path_span.clone(),
-                    format!(
-                        "section `{}`: `path` = \"{path}\" is taken by the archive or `serve` (taken: {}); choose another folder",
-                        s.name,
-                        TAKEN_PATHS.join(", ")
-                    ),
-                );
-            } else if let Some(other) = paths.get(&path) {
-                bad(
-                    path_span.clone(),
-                    format!(
-                        "section `{}`: `path` = \"{path}\" is already the folder of section `{other}`; give each section with pages a folder of its own",
-                        s.name
-                    ),
-                );
-            } else {
-                paths.insert(path.clone(), s.name.clone());
-            }
-        }
+        let title = text(problems, s, &s.title, "title", default_title(&s.name));
+        let index_title = text(problems, s, &s.index_title, "index_title", title.clone());
+        let page_template = text(
+            problems,
+            s,
+            &s.page_template,
+            "page_template",
+            ITEM_TEMPLATE.into(),
+        );
+        let index_template = text(
+            problems,
+            s,
+            &s.index_template,
+            "index_template",
+            ITEMS_TEMPLATE.into(),
+        );
+        let path = path(spanned, name_ok, &mut paths, problems);
         let mut required = s.required.clone();
         if !required.iter().any(|r| r == "title") {
             required.insert(0, "title".into());
@@ -290,6 +225,110 @@ pub(super) fn parse(
     } else {
         sections
     }
+}
+
+/// Whether the section's name can be a template variable that shadows
+/// nothing; reports it when not.
+fn name(spanned: &Spanned<RawSection>, problems: &mut Problems) -> bool {
+    let s = spanned.get_ref();
+    if !is_identifier(&s.name) {
+        problems.bad(
+            spanned.span(),
+            format!(
+                "section name `{}` must start with a lowercase letter and use only a-z, 0-9 and _ (it becomes a template variable)",
+                s.name.escape_debug()
+            ),
+        );
+        return false;
+    }
+    if RESERVED.contains(&s.name.as_str()) {
+        problems.bad(
+            spanned.span(),
+            format!(
+                "section name `{}` is taken: templates already have a `{}` of their own (reserved: {}); choose another name, e.g. `{}_item`",
+                s.name,
+                s.name,
+                RESERVED.join(", "),
+                s.name
+            ),
+        );
+    }
+    true
+}
+
+/// A one-line text field of section `s` as written, or `default`.
+fn text(
+    problems: &mut Problems,
+    s: &RawSection,
+    field: &Option<Spanned<String>>,
+    key: &str,
+    default: String,
+) -> String {
+    let Some(field) = field else {
+        return default;
+    };
+    let value = field.get_ref();
+    if value.trim().is_empty() || has_control(value) {
+        problems.bad(
+            field.span(),
+            format!(
+                "section `{}`: `{key}` must be one line of text, not empty",
+                s.name
+            ),
+        );
+    }
+    value.clone()
+}
+
+/// The section's archive folder: one URL path segment, and for a section
+/// with pages one that neither the archive, `serve` nor another section
+/// has (`paths`, which it joins).
+fn path(
+    spanned: &Spanned<RawSection>,
+    name_ok: bool,
+    paths: &mut BTreeMap<String, String>,
+    problems: &mut Problems,
+) -> String {
+    let s = spanned.get_ref();
+    let path = match &s.path {
+        Some(p) => p.get_ref().clone(),
+        None => default_path(&s.name),
+    };
+    let path_span = s.path.as_ref().map_or(spanned.span(), Spanned::span);
+    if s.path.is_none() && !name_ok {
+        // The name is reported; the path made from it says nothing more.
+    } else if !is_slug(&path) || path.ends_with('-') {
+        problems.bad(
+            path_span,
+            format!(
+                "section `{}`: `path` = \"{}\" must be one folder name of lowercase letters, digits and hyphens, such as \"glossary\"",
+                s.name,
+                path.escape_debug()
+            ),
+        );
+    } else if s.pages != Pages::None {
+        if TAKEN_PATHS.contains(&path.as_str()) {
+            problems.bad(
+                path_span,
+                format!(
+                    "section `{}`: `path` = \"{path}\" is taken by the archive or `serve` (taken: {}); choose another folder",
+                    s.name,
+                    TAKEN_PATHS.join(", ")
+                ),
+            );
+        } else if let Some(other) = paths.get(&path) {
+            problems.bad(
+                path_span,
+                format!(
+                    "section `{}`: `path` = \"{path}\" is already the folder of section `{other}`; give each section with pages a folder of its own",
+                    s.name
+                ),
+            );
+        } else {
+            paths.insert(path.clone(), s.name.clone());
+        }
+    }
+    path
 }
 
 #[cfg(test)]

@@ -1,19 +1,15 @@
-//! The content pool: one Markdown file per item, TOML front matter between
-//! `+++` lines, slug = file stem.
-//!
-//! [`parse_item`] is pure and checks one file; [`Pool::load`] reads every
-//! section folder, parses every file, then checks what spans files (duplicate
-//! slugs, `related` slugs, two items pinned to one date). All problems are
-//! collected and returned together. Nothing here knows about dates other than
-//! reading them: choosing items is `pick`'s job.
+//! One content file: its front matter split from its body, parsed as
+//! TOML and checked — the file name is a slug, the section's required
+//! fields are there, the fields every section recognises have their types
+//! — into an [`Item`], or every problem of the file with its line. Pure:
+//! the pool (`super`) reads the files and checks what spans them.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
 use crate::problem::{Problem, key_line, line_of};
-use crate::project::settings::{SectionSettings, Settings, toml_message};
+use crate::project::settings::{SectionSettings, toml_message};
 use crate::project::slug::{is_slug, slugify};
 
 /// One item of the pool, validated.
@@ -35,172 +31,8 @@ pub struct Item {
     pub body: String,
     /// 1-based line where the body starts, for render errors.
     pub body_line: usize,
-    related_line: usize,
-    date_line: usize,
-}
-
-/// One section's items, sorted by slug.
-#[derive(Debug, Clone)]
-pub struct Section {
-    pub name: String,
-    pub dir: PathBuf,
-    pub items: Vec<Item>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Pool {
-    pub sections: Vec<Section>,
-}
-
-impl Pool {
-    /// Loads every section folder under `root`, reporting every problem found.
-    pub fn load(root: &Path, settings: &Settings) -> Result<Pool, Vec<Problem>> {
-        let mut problems = Vec::new();
-        let mut sections = Vec::new();
-        // Every file stem, parsed or not, so a broken file does not also
-        // make every `related` link to it an error.
-        let mut stems = std::collections::HashSet::new();
-        for s in &settings.sections {
-            let mut items = Vec::new();
-            let files = match list_markdown(&root.join(&s.dir)) {
-                Ok(files) => files,
-                Err(e) => {
-                    problems.push(Problem::new(
-                        &s.dir,
-                        None,
-                        format!(
-                            "cannot read the folder of section `{}` ({e}); create it or change its `dir` in {}",
-                            s.name,
-                            crate::project::settings::FILE_NAME
-                        ),
-                    ));
-                    Vec::new()
-                }
-            };
-            for file in files {
-                let rel = s.dir.join(&file);
-                let text = match std::fs::read_to_string(root.join(&rel)) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        problems.push(Problem::new(&rel, None, format!("cannot read: {e}")));
-                        continue;
-                    }
-                };
-                let slug = file.trim_end_matches(".md").to_string();
-                stems.insert(slug.clone());
-                match parse_item(&text, s, &slug, &rel) {
-                    Ok(item) => items.push(item),
-                    Err(mut p) => problems.append(&mut p),
-                }
-            }
-            sections.push(Section {
-                name: s.name.clone(),
-                dir: s.dir.clone(),
-                items,
-            });
-        }
-        let pool = Pool { sections };
-        problems.extend(pool.cross_check(&stems));
-        if problems.is_empty() {
-            Ok(pool)
-        } else {
-            Err(problems)
-        }
-    }
-
-    /// Problems that span files: duplicate slugs, unknown `related` slugs, and
-    /// two items of one section pinned to the same date.
-    fn cross_check(&self, stems: &std::collections::HashSet<String>) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let mut by_slug: HashMap<&str, &Item> = HashMap::new();
-        for item in self.items() {
-            if let Some(first) = by_slug.get(item.slug.as_str()) {
-                problems.push(Problem::at(
-                    &item.path,
-                    1,
-                    format!(
-                        "duplicate slug `{}`: {} already uses it; slugs name pages and `related` links, so rename one file",
-                        item.slug,
-                        first.path.display()
-                    ),
-                ));
-            } else {
-                by_slug.insert(&item.slug, item);
-            }
-        }
-        for item in self.items() {
-            for r in &item.related {
-                if !by_slug.contains_key(r.as_str()) && !stems.contains(r) {
-                    problems.push(Problem::at(
-                        &item.path,
-                        item.related_line,
-                        format!(
-                            "`related` names `{r}`, but no item has that slug; use the file name without .md of an existing item of any section"
-                        ),
-                    ));
-                }
-            }
-        }
-        for section in &self.sections {
-            let mut pinned: BTreeMap<NaiveDate, &Item> = BTreeMap::new();
-            for item in &section.items {
-                let Some(date) = item.date else { continue };
-                if item.draft {
-                    continue;
-                }
-                if let Some(first) = pinned.get(&date) {
-                    problems.push(Problem::at(
-                        &item.path,
-                        item.date_line,
-                        format!(
-                            "{} is pinned to {date}, and so is {}; a section takes one item a day, so move one `date`",
-                            item.slug,
-                            first.path.display()
-                        ),
-                    ));
-                } else {
-                    pinned.insert(date, item);
-                }
-            }
-        }
-        problems
-    }
-
-    pub fn items(&self) -> impl Iterator<Item = &Item> {
-        self.sections.iter().flat_map(|s| s.items.iter())
-    }
-
-    pub fn section(&self, name: &str) -> Option<&Section> {
-        self.sections.iter().find(|s| s.name == name)
-    }
-
-    /// Finds an item by section and slug.
-    pub fn get(&self, section: &str, slug: &str) -> Option<&Item> {
-        self.section(section)?.items.iter().find(|i| i.slug == slug)
-    }
-
-    /// Finds an item by slug in any section.
-    pub fn find(&self, slug: &str) -> Option<&Item> {
-        self.items().find(|i| i.slug == slug)
-    }
-}
-
-/// `*.md` file names in `dir`, sorted; files starting with `.` or `_` are skipped.
-fn list_markdown(dir: &Path) -> std::io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".md")
-            && !name.starts_with('.')
-            && !name.starts_with('_')
-            && entry.file_type()?.is_file()
-        {
-            names.push(name);
-        }
-    }
-    names.sort();
-    Ok(names)
+    pub(super) related_line: usize,
+    pub(super) date_line: usize,
 }
 
 /// Splits a file into (front matter, body, line where the body starts).
@@ -245,135 +77,26 @@ pub fn parse_item(
     path: &Path,
 ) -> Result<Item, Vec<Problem>> {
     let (front, body, body_line) = split_front_matter(text, path).map_err(|p| vec![p])?;
-    // Front matter starts on line 2 of the file.
-    let at = |line_in_front: usize| line_in_front + 1;
-    let fields: toml::Table = match toml::from_str(&front) {
-        Ok(t) => t,
-        Err(e) => {
-            let line = e.span().map(|s| line_of(&front, s.start)).unwrap_or(1);
-            return Err(vec![Problem::at(
-                path,
-                at(line),
-                format!("invalid TOML in front matter: {}", toml_message(&e)),
-            )]);
-        }
+    let fields = front_matter_table(&front, path)?;
+    let mut problems = name_and_required(&fields, section, slug, path);
+    // Reported after the problems above, in the order the fields are checked.
+    let mut check = FrontMatter {
+        text: &front,
+        fields: &fields,
+        path,
+        wrong: Vec::new(),
     };
-    let mut problems = Vec::new();
-    let field_line = |key: &str| key_line(&front, key).map(at).unwrap_or(1);
-    let wrong_types = std::cell::RefCell::new(Vec::new());
-    let wrong = |key: &str, expected: &str, example: &str| {
-        wrong_types.borrow_mut().push(Problem::at(
-            path,
-            field_line(key),
-            format!("`{key}` must be {expected}, e.g. {key} = {example}"),
-        ));
-    };
-
-    if !is_slug(slug) {
-        problems.push(Problem::at(
-            path,
-            1,
-            format!(
-                "file name `{slug}.md` is not a valid slug: rename it using lowercase letters, digits and hyphens, e.g. `{}.md`",
-                slugify(slug)
-            ),
-        ));
-    }
-
-    for key in &section.required {
-        if !fields.contains_key(key) {
-            problems.push(Problem::at(
-                path,
-                1,
-                format!(
-                    "missing required field `{key}` (section `{}` requires {}); add it to the front matter",
-                    section.name,
-                    section.required.join(", ")
-                ),
-            ));
-        }
-    }
-
-    let mut title = String::new();
-    match fields.get("title") {
-        Some(toml::Value::String(s)) if !s.trim().is_empty() => title = s.clone(),
-        Some(toml::Value::String(_)) => wrong("title", "a non-empty string", "\"Token\""),
-        Some(_) => wrong("title", "a string", "\"Token\""),
-        None => {}
-    }
-    let draft = match fields.get("draft") {
-        None => false,
-        Some(toml::Value::Boolean(b)) => *b,
-        Some(_) => {
-            wrong("draft", "true or false", "true");
-            false
-        }
-    };
-    let date_field = |key: &str| -> Option<NaiveDate> {
-        match fields.get(key) {
-            None => None,
-            Some(v) => match toml_date(v) {
-                Some(d) if crate::project::settings::date_in_range(d) => Some(d),
-                Some(_) => {
-                    wrong(key, "a date from 1000-01-01 to 9999-12-31", "2027-03-01");
-                    None
-                }
-                None => {
-                    let example = "2027-03-01 (a TOML date, without quotes)";
-                    wrong(key, "a date", example);
-                    None
-                }
-            },
-        }
-    };
-    let date = date_field("date");
-    let not_before = date_field("not_before");
-    let _ = date_field("last_reviewed");
-    let strings = |key: &str| -> Vec<String> {
-        match fields.get(key) {
-            None => Vec::new(),
-            Some(toml::Value::Array(a)) if a.iter().all(|v| v.is_str()) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            Some(_) => {
-                wrong(key, "a list of strings", "[\"a\", \"b\"]");
-                Vec::new()
-            }
-        }
-    };
-    let related = strings("related");
-    let _tags = strings("tags");
-    if let Some(v) = fields.get("url")
-        && !v.as_str().is_some_and(is_web_url)
-    {
-        wrong("url", "an absolute https URL", "\"https://example.com\"");
-    }
-    if let Some(v) = fields.get("sources") {
-        let ok = v.as_array().is_some_and(|a| {
-            a.iter().all(|s| {
-                s.as_table().is_some_and(|t| {
-                    t.get("url")
-                        .and_then(|u| u.as_str())
-                        .is_some_and(is_web_url)
-                        && t.get("title").is_some_and(|t| t.is_str())
-                })
-            })
-        });
-        if !ok {
-            wrong_types.borrow_mut().push(Problem::at(
-                path,
-                front
-                    .lines()
-                    .position(|l| l.trim() == "[[sources]]")
-                    .map(|i| at(i + 1))
-                    .unwrap_or_else(|| field_line("sources")),
-                "`sources` must be a list of tables with a `title` and an absolute https `url`: [[sources]]\\ntitle = \"...\"\\nurl = \"https://...\"",
-            ));
-        }
-    }
-
-    problems.append(&mut wrong_types.into_inner());
+    let title = check.title();
+    let draft = check.draft();
+    let date = check.date("date");
+    let not_before = check.date("not_before");
+    let _ = check.date("last_reviewed");
+    let related = check.strings("related");
+    let _tags = check.strings("tags");
+    check.url();
+    check.sources();
+    let (related_line, date_line) = (check.line("related"), check.line("date"));
+    problems.append(&mut check.wrong);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -389,9 +112,180 @@ pub fn parse_item(
         fields,
         body,
         body_line,
-        related_line: field_line("related"),
-        date_line: field_line("date"),
+        related_line,
+        date_line,
     })
+}
+
+/// The front matter as a TOML table, or the one problem that stops reading
+/// it (at its line in the file).
+fn front_matter_table(front: &str, path: &Path) -> Result<toml::Table, Vec<Problem>> {
+    toml::from_str(front).map_err(|e| {
+        let line = e.span().map(|s| line_of(front, s.start)).unwrap_or(1);
+        vec![Problem::at(
+            path,
+            file_line(line),
+            format!("invalid TOML in front matter: {}", toml_message(&e)),
+        )]
+    })
+}
+
+/// Front matter starts on line 2 of the file.
+fn file_line(line_in_front: usize) -> usize {
+    line_in_front + 1
+}
+
+/// Problems of the file as a whole, reported on its first line: a file
+/// name that is not a slug, and each field the section requires but the
+/// front matter lacks.
+fn name_and_required(
+    fields: &toml::Table,
+    section: &SectionSettings,
+    slug: &str,
+    path: &Path,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if !is_slug(slug) {
+        problems.push(Problem::at(
+            path,
+            1,
+            format!(
+                "file name `{slug}.md` is not a valid slug: rename it using lowercase letters, digits and hyphens, e.g. `{}.md`",
+                slugify(slug)
+            ),
+        ));
+    }
+    for key in &section.required {
+        if !fields.contains_key(key) {
+            problems.push(Problem::at(
+                path,
+                1,
+                format!(
+                    "missing required field `{key}` (section `{}` requires {}); add it to the front matter",
+                    section.name,
+                    section.required.join(", ")
+                ),
+            ));
+        }
+    }
+    problems
+}
+
+/// The recognised fields of one file's front matter, checked one at a
+/// time; each field of the wrong type is collected in `wrong`, with the
+/// line of its key (the TOML parser keeps no spans for a table).
+struct FrontMatter<'a> {
+    text: &'a str,
+    fields: &'a toml::Table,
+    path: &'a Path,
+    wrong: Vec<Problem>,
+}
+
+impl FrontMatter<'_> {
+    /// The line of `key` in the file, or 1 when it is not found.
+    fn line(&self, key: &str) -> usize {
+        key_line(self.text, key).map(file_line).unwrap_or(1)
+    }
+
+    fn wrong(&mut self, key: &str, expected: &str, example: &str) {
+        let line = self.line(key);
+        self.wrong.push(Problem::at(
+            self.path,
+            line,
+            format!("`{key}` must be {expected}, e.g. {key} = {example}"),
+        ));
+    }
+
+    /// The title; empty when missing (a required field, reported apart).
+    fn title(&mut self) -> String {
+        match self.fields.get("title") {
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => return s.clone(),
+            Some(toml::Value::String(_)) => self.wrong("title", "a non-empty string", "\"Token\""),
+            Some(_) => self.wrong("title", "a string", "\"Token\""),
+            None => {}
+        }
+        String::new()
+    }
+
+    fn draft(&mut self) -> bool {
+        match self.fields.get("draft") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(_) => {
+                self.wrong("draft", "true or false", "true");
+                false
+            }
+        }
+    }
+
+    fn date(&mut self, key: &str) -> Option<NaiveDate> {
+        let v = self.fields.get(key)?;
+        match toml_date(v) {
+            Some(d) if crate::project::settings::date_in_range(d) => Some(d),
+            Some(_) => {
+                self.wrong(key, "a date from 1000-01-01 to 9999-12-31", "2027-03-01");
+                None
+            }
+            None => {
+                let example = "2027-03-01 (a TOML date, without quotes)";
+                self.wrong(key, "a date", example);
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, key: &str) -> Vec<String> {
+        match self.fields.get(key) {
+            None => Vec::new(),
+            Some(toml::Value::Array(a)) if a.iter().all(|v| v.is_str()) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Some(_) => {
+                self.wrong(key, "a list of strings", "[\"a\", \"b\"]");
+                Vec::new()
+            }
+        }
+    }
+
+    fn url(&mut self) {
+        if let Some(v) = self.fields.get("url")
+            && !v.as_str().is_some_and(is_web_url)
+        {
+            self.wrong("url", "an absolute https URL", "\"https://example.com\"");
+        }
+    }
+
+    /// `[[sources]]`: tables with a `title` and a web `url`; blamed on the
+    /// first `[[sources]]` header, where such a list usually starts.
+    fn sources(&mut self) {
+        let Some(v) = self.fields.get("sources") else {
+            return;
+        };
+        let ok = v.as_array().is_some_and(|a| {
+            a.iter().all(|s| {
+                s.as_table().is_some_and(|t| {
+                    t.get("url")
+                        .and_then(|u| u.as_str())
+                        .is_some_and(is_web_url)
+                        && t.get("title").is_some_and(|t| t.is_str())
+                })
+            })
+        });
+        if !ok {
+            let line = self
+                .text
+                .lines()
+                .position(|l| l.trim() == "[[sources]]")
+                .map(|i| file_line(i + 1))
+                .unwrap_or_else(|| self.line("sources"));
+            self.wrong.push(Problem::at(
+                self.path,
+                line,
+                "`sources` must be a list of tables with a `title` and an absolute https `url`: [[sources]]\\ntitle = \"...\"\\nurl = \"https://...\"",
+            ));
+        }
+    }
 }
 
 fn toml_date(v: &toml::Value) -> Option<NaiveDate> {
