@@ -43,7 +43,7 @@ use chrono::NaiveDate;
 use lettre::address::Envelope;
 use tokio::sync::{oneshot, watch};
 
-use crate::deliver::transport::{ConnectError, Connection, SendError, Sink};
+use crate::deliver::transport::{ConnectError, Connection, Reply, SendError, Sink};
 use crate::deliver::{BATCH, Recipient};
 use crate::ledger::{DeliveryStatus, Ledger, MAX_UNCERTAIN, Outcome, Write};
 use crate::problem::Failure;
@@ -377,6 +377,8 @@ async fn stop_on_signal(shared: Arc<Shared>) {
     std::process::exit(130);
 }
 
+/// Feeds the workers and waits for them; then settles the claimed rows
+/// no worker attempted and adds up the run.
 async fn dispatch(
     shared: &Arc<Shared>,
     mut feed: Feed,
@@ -386,82 +388,15 @@ async fn dispatch(
     // go instead of waking for every free slot.
     let (queue_tx, queue_rx) = tokio::sync::mpsc::channel::<Job>(2 * BATCH.max(concurrency));
     let queue: Queue = Arc::new(tokio::sync::Mutex::new(queue_rx));
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let shared = shared.clone();
-        let queue = queue.clone();
-        workers.spawn(async move { shared.worker(queue).await });
-    }
-    let mut stopped = shared.stop_tx.subscribe();
-    let mut dispatch_error = None;
+    let workers = spawn_workers(shared, &queue, concurrency);
+    // `queue_tx` is dropped once the feed is done: the workers then end.
+    let fed = feed_workers(shared, &mut feed, queue_tx).await;
+    let worker_error = join_workers(workers).await;
     // Claimed but never handed to a worker because the run stopped.
-    let mut unqueued: Vec<Job> = Vec::new();
-    'dispatch: loop {
-        if shared.stopped() {
-            break;
-        }
-        let chunk = tokio::select! {
-            batch = feed.next() => match batch {
-                Some(batch) => batch,
-                None => break,
-            },
-            _ = stopped.wait_for(|s| *s) => break,
-        };
-        let jobs: Vec<Job> = chunk
-            .into_iter()
-            .map(|r| Job {
-                message_id: shared.email.message_id(&r.reader),
-                reader: r.reader,
-                uncertain: r.uncertain,
-            })
-            .collect();
-        if !shared.tests {
-            let claim = Write::Claim(
-                jobs.iter()
-                    .map(|j| (j.reader.key.clone(), j.message_id.clone()))
-                    .collect(),
-            );
-            if let Err(e) = shared.write(vec![claim]).await {
-                dispatch_error = Some(e);
-                shared.halt(None);
-                break;
-            }
-        }
-        let mut jobs = jobs.into_iter();
-        while let Some(job) = jobs.next() {
-            // Reserve a slot first: a job moved into `send` would be lost
-            // if the stop won the race.
-            tokio::select! {
-                permit = queue_tx.reserve() => match permit {
-                    Ok(permit) => permit.send(job),
-                    Err(_) => {
-                        unqueued.push(job);
-                        unqueued.extend(jobs);
-                        break 'dispatch;
-                    }
-                },
-                _ = stopped.wait_for(|s| *s) => {
-                    unqueued.push(job);
-                    unqueued.extend(jobs);
-                    break 'dispatch;
-                }
-            }
-        }
-    }
-    drop(queue_tx);
-    let mut worker_error = None;
-    while let Some(result) = workers.join_next().await {
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => worker_error = Some(e),
-            Err(e) => worker_error = Some(anyhow::anyhow!("a send worker failed: {e}")),
-        }
-    }
-    if let Some(e) = dispatch_error.or(worker_error) {
-        return Err(Failure::Other(e));
-    }
-    // Claimed rows that no worker attempted: settle them as deferred now,
-    // so the ledger holds no `sending` row once the run is over.
+    let mut unqueued = match (fed, worker_error) {
+        (Err(e), _) | (Ok(_), Some(e)) => return Err(Failure::Other(e)),
+        (Ok(unqueued), None) => unqueued,
+    };
     {
         let mut rx = queue.lock().await;
         while let Ok(job) = rx.try_recv() {
@@ -471,35 +406,117 @@ async fn dispatch(
     // Readers still in the feed were never claimed: the selection counts
     // them once it sees the feed closed.
     drop(feed);
-    if !unqueued.is_empty() {
-        let reason = shared.not_attempted_reason();
-        let writes = unqueued
-            .iter()
-            .map(|job| {
-                shared.record(
-                    Outcome {
-                        address: job.reader.key.clone(),
-                        status: DeliveryStatus::Deferred,
-                        reply: Some(reason.clone()),
-                    },
-                    &job.message_id,
-                )
-            })
-            .collect();
-        shared.write(writes).await.map_err(Failure::Other)?;
+    settle_unattempted(shared, &unqueued).await?;
+    shared.totals(unqueued.len() as u64)
+}
+
+fn spawn_workers(
+    shared: &Arc<Shared>,
+    queue: &Queue,
+    concurrency: usize,
+) -> tokio::task::JoinSet<anyhow::Result<()>> {
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let shared = shared.clone();
+        let queue = queue.clone();
+        workers.spawn(async move { shared.worker(queue).await });
     }
-    let mut counts = shared
-        .counts
-        .lock()
-        .map_err(|_| anyhow::anyhow!("counter poisoned"))?
-        .clone();
-    counts.not_attempted += unqueued.len() as u64;
-    counts.stop = shared
-        .stop
-        .lock()
-        .map_err(|_| anyhow::anyhow!("stop poisoned"))?
-        .clone();
-    Ok(counts)
+    workers
+}
+
+/// Claims the feed's batches and queues them until the feed ends or the
+/// run stops; returns the claimed jobs a stop kept from the queue.
+async fn feed_workers(
+    shared: &Shared,
+    feed: &mut Feed,
+    queue: tokio::sync::mpsc::Sender<Job>,
+) -> anyhow::Result<Vec<Job>> {
+    let mut stopped = shared.stop_tx.subscribe();
+    loop {
+        if shared.stopped() {
+            return Ok(Vec::new());
+        }
+        let chunk = tokio::select! {
+            batch = feed.next() => match batch {
+                Some(batch) => batch,
+                None => return Ok(Vec::new()),
+            },
+            _ = stopped.wait_for(|s| *s) => return Ok(Vec::new()),
+        };
+        let jobs = shared.jobs(chunk);
+        if let Err(e) = shared.claim(&jobs).await {
+            shared.halt(None);
+            return Err(e);
+        }
+        if let Err(unqueued) = enqueue(jobs, &queue, &mut stopped).await {
+            return Ok(unqueued);
+        }
+    }
+}
+
+/// Hands a claimed batch to the workers; when the run stops first, gives
+/// back the jobs not handed over.
+async fn enqueue(
+    jobs: Vec<Job>,
+    queue: &tokio::sync::mpsc::Sender<Job>,
+    stopped: &mut watch::Receiver<bool>,
+) -> Result<(), Vec<Job>> {
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
+        // Reserve a slot first: a job moved into `send` would be lost
+        // if the stop won the race.
+        let permit = tokio::select! {
+            permit = queue.reserve() => permit.ok(),
+            _ = stopped.wait_for(|s| *s) => None,
+        };
+        match permit {
+            Some(permit) => permit.send(job),
+            None => {
+                let mut unqueued = vec![job];
+                unqueued.extend(jobs);
+                return Err(unqueued);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits for every worker; the error of one that failed, if any did.
+async fn join_workers(
+    mut workers: tokio::task::JoinSet<anyhow::Result<()>>,
+) -> Option<anyhow::Error> {
+    let mut worker_error = None;
+    while let Some(result) = workers.join_next().await {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => worker_error = Some(e),
+            Err(e) => worker_error = Some(anyhow::anyhow!("a send worker failed: {e}")),
+        }
+    }
+    worker_error
+}
+
+/// Claimed rows that no worker attempted: settled as deferred now, so the
+/// ledger holds no `sending` row once the run is over.
+async fn settle_unattempted(shared: &Shared, unqueued: &[Job]) -> Result<(), Failure> {
+    if unqueued.is_empty() {
+        return Ok(());
+    }
+    let reason = shared.not_attempted_reason();
+    let writes = unqueued
+        .iter()
+        .map(|job| {
+            shared.record(
+                Outcome {
+                    address: job.reader.key.clone(),
+                    status: DeliveryStatus::Deferred,
+                    reply: Some(reason.clone()),
+                },
+                &job.message_id,
+            )
+        })
+        .collect();
+    shared.write(writes).await.map_err(Failure::Other)
 }
 
 /// What every worker shares.
@@ -551,6 +568,48 @@ impl Shared {
             .map_err(|_| anyhow::anyhow!("the ledger writer stopped"))?;
         done.await
             .map_err(|_| anyhow::anyhow!("the ledger writer stopped"))?
+    }
+
+    /// One job per due reader of a batch, its Message-ID made once.
+    fn jobs(&self, batch: Vec<Recipient>) -> Vec<Job> {
+        batch
+            .into_iter()
+            .map(|r| Job {
+                message_id: self.email.message_id(&r.reader),
+                reader: r.reader,
+                uncertain: r.uncertain,
+            })
+            .collect()
+    }
+
+    /// Claims a batch (`sending`), committed before any of it is queued:
+    /// after a crash, `Ledger::recover` finds every row this run touched.
+    async fn claim(&self, jobs: &[Job]) -> anyhow::Result<()> {
+        if self.tests {
+            return Ok(());
+        }
+        let claim = Write::Claim(
+            jobs.iter()
+                .map(|j| (j.reader.key.clone(), j.message_id.clone()))
+                .collect(),
+        );
+        self.write(vec![claim]).await
+    }
+
+    /// The run's counts, with the claimed rows no worker attempted.
+    fn totals(&self, unqueued: u64) -> Result<Counts, Failure> {
+        let mut counts = self
+            .counts
+            .lock()
+            .map_err(|_| anyhow::anyhow!("counter poisoned"))?
+            .clone();
+        counts.not_attempted += unqueued;
+        counts.stop = self
+            .stop
+            .lock()
+            .map_err(|_| anyhow::anyhow!("stop poisoned"))?
+            .clone();
+        Ok(counts)
     }
 
     /// The write recording an outcome: a delivery row, or a test copy.
@@ -645,8 +704,11 @@ impl Shared {
             if !begun {
                 self.write(self.begin(&job).into_iter().collect()).await?;
             }
-            let (outcome, flow, attempted) =
-                self.deliver(&mut conn, &mut connect_failures, &job).await;
+            let Settled {
+                outcome,
+                flow,
+                attempted,
+            } = self.deliver(&mut conn, &mut connect_failures, &job).await;
             tracing::trace!(
                 "{} {}: {}",
                 crate::log::mask(&job.reader.key),
@@ -654,17 +716,7 @@ impl Shared {
                 crate::log::mask_in(outcome.reply.as_deref().unwrap_or(""), &job.reader.key)
             );
             self.count(&outcome, &job, attempted);
-            let go_on = match flow {
-                Flow::Continue => true,
-                Flow::Retire(reason) => {
-                    self.retire(reason);
-                    false
-                }
-                Flow::Halt(reason) => {
-                    self.halt(Some(reason));
-                    false
-                }
-            };
+            let go_on = self.follow(flow);
             // Recording this outcome and marking the next message as being
             // sent is one commit, when the next message is already waiting.
             next = if go_on {
@@ -695,6 +747,21 @@ impl Shared {
         Ok(())
     }
 
+    /// Acts on how a message says the worker goes on; whether it does.
+    fn follow(&self, flow: Flow) -> bool {
+        match flow {
+            Flow::Continue => true,
+            Flow::Retire(reason) => {
+                self.retire(reason);
+                false
+            }
+            Flow::Halt(reason) => {
+                self.halt(Some(reason));
+                false
+            }
+        }
+    }
+
     async fn backoff(&self, attempt: u32) {
         let delay = self
             .retry_base
@@ -703,154 +770,237 @@ impl Shared {
         tokio::time::sleep(delay).await;
     }
 
-    /// Delivers one message: (what to record, how the worker goes on,
-    /// whether it was attempted at all).
+    /// Delivers one message, retrying as the module doc says: a 4xx after
+    /// a backoff, a stale connection at once, a failed connect after a
+    /// backoff until the worker retires.
     async fn deliver(
         &self,
         conn: &mut Connection,
         connect_failures: &mut u32,
         job: &Job,
-    ) -> (Outcome, Flow, bool) {
+    ) -> Settled {
         let reader = &job.reader;
-        let outcome = |status, reply: String| Outcome {
-            address: reader.key.clone(),
-            status,
-            reply: Some(reply),
+        let (bytes, envelope) = match self.compose(reader) {
+            Ok(composed) => composed,
+            Err(reply) => return Settled::done(reader, DeliveryStatus::Failed, reply),
         };
-        let bytes = match self.email.message(reader) {
-            Ok(m) => m,
-            Err(e) => {
-                let reply = format!("cannot build the message: {e}");
-                return (outcome(DeliveryStatus::Failed, reply), Flow::Continue, true);
-            }
-        };
-        let envelope =
-            match Envelope::new(Some(self.envelope_from.clone()), vec![reader.email.clone()]) {
-                Ok(e) => e,
-                Err(e) => {
-                    let reply = format!("bad envelope: {e}");
-                    return (outcome(DeliveryStatus::Failed, reply), Flow::Continue, true);
-                }
-            };
-        let mut transient = 0;
-        let mut stale_retried = false;
+        let mut spent = Spent::default();
         loop {
             if self.stopped() {
-                return (
-                    outcome(DeliveryStatus::Deferred, self.not_attempted_reason()),
-                    Flow::Continue,
-                    false,
-                );
+                let reply = self.not_attempted_reason();
+                return Settled::unattempted(reader, reply, Flow::Continue);
             }
-            if let Err(e) = conn.ensure().await {
-                *connect_failures += 1;
-                tracing::debug!(
-                    "cannot connect (failure {} of at most {}): {e}",
-                    *connect_failures,
-                    self.retries + 1
-                );
-                if *connect_failures > self.retries {
+            match self.connect(conn, connect_failures).await {
+                Link::Ready => {}
+                Link::Retry => continue,
+                Link::Lost(e) => {
                     let reply = format!("not attempted: {e}");
-                    let reason = match e {
-                        ConnectError::Throttled(r) => Stop::Throttled(r),
-                        ConnectError::Unreachable(r) => Stop::Unreachable(r),
-                    };
-                    return (
-                        outcome(DeliveryStatus::Deferred, reply),
-                        Flow::Retire(reason),
-                        false,
-                    );
+                    return Settled::unattempted(reader, reply, Flow::Retire(Stop::from(e)));
                 }
-                self.backoff(*connect_failures - 1).await;
-                continue;
             }
-            *connect_failures = 0;
             self.rate.wait().await;
             let result = conn
                 .deliver(&envelope, &self.date_text, &reader.key, &bytes)
                 .await;
-            if !matches!(
-                result,
-                Err(SendError::Unknown(_) | SendError::Dropped { .. })
-            ) {
-                self.unanswered.store(0, Ordering::Relaxed);
+            match self.judge(result, reader, &mut spent) {
+                Next::Done(settled) => return settled,
+                Next::Backoff(attempt) => self.backoff(attempt).await,
+                Next::Again => {}
             }
-            match result {
-                Ok(reply) => return (outcome(DeliveryStatus::Sent, reply), Flow::Continue, true),
-                Err(SendError::Permanent(reply)) => {
-                    let status = if reply.unknown_mailbox() {
-                        DeliveryStatus::Bounced
-                    } else {
-                        DeliveryStatus::Failed
-                    };
-                    return (outcome(status, reply.to_string()), Flow::Continue, true);
-                }
-                Err(SendError::Transient(reply)) => {
-                    let reply = reply.to_string();
-                    if transient >= self.retries {
-                        return (
-                            outcome(DeliveryStatus::Deferred, reply),
-                            Flow::Continue,
-                            true,
-                        );
-                    }
-                    tracing::debug!(
-                        "{} deferred ({}); retry {} of {}",
-                        crate::log::mask(&reader.key),
-                        crate::log::mask_in(&reply, &reader.key),
-                        transient + 1,
-                        self.retries
-                    );
-                    self.backoff(transient).await;
-                    transient += 1;
-                }
-                // An idle connection the server had closed: nothing was
-                // sent on it, so one immediate retry on a fresh one.
-                Err(SendError::Dropped {
-                    stale: true,
-                    reason,
-                }) if !stale_retried => {
-                    tracing::debug!(
-                        "an idle connection was closed ({reason}); retrying on a new one"
-                    );
-                    stale_retried = true;
-                }
-                Err(SendError::Dropped { reason, .. }) => {
-                    return (
-                        outcome(DeliveryStatus::Deferred, reason),
-                        Flow::Continue,
-                        true,
-                    );
-                }
-                Err(SendError::Unknown(reason)) => {
-                    let count = self.unanswered.fetch_add(1, Ordering::Relaxed) + 1;
-                    let flow = if count >= self.unanswered_limit {
-                        Flow::Halt(Stop::Unanswered {
-                            count,
-                            last: reason.clone(),
-                        })
-                    } else {
-                        Flow::Continue
-                    };
-                    return (outcome(DeliveryStatus::Unknown, reason), flow, true);
-                }
-                Err(SendError::Connect(e)) => {
-                    // `ensure` just succeeded; treat a failure here like a drop.
-                    return (
-                        outcome(DeliveryStatus::Deferred, e.to_string()),
-                        Flow::Continue,
-                        true,
-                    );
-                }
-                Err(e @ SendError::File { .. }) => {
-                    let e = e.to_string();
-                    return (
-                        outcome(DeliveryStatus::Deferred, e.clone()),
-                        Flow::Halt(Stop::File(e)),
-                        false,
-                    );
-                }
+        }
+    }
+
+    /// The reader's copy and its envelope. A failure here is this reader's
+    /// alone (`failed`), never the run's.
+    fn compose(&self, reader: &Subscriber) -> Result<(Vec<u8>, Envelope), String> {
+        let bytes = self
+            .email
+            .message(reader)
+            .map_err(|e| format!("cannot build the message: {e}"))?;
+        let envelope = Envelope::new(Some(self.envelope_from.clone()), vec![reader.email.clone()])
+            .map_err(|e| format!("bad envelope: {e}"))?;
+        Ok((bytes, envelope))
+    }
+
+    /// Makes sure the worker has a connection; after a failure it backs
+    /// off, and after `retries + 1` failures in a row it gives up.
+    async fn connect(&self, conn: &mut Connection, failures: &mut u32) -> Link {
+        let Err(e) = conn.ensure().await else {
+            *failures = 0;
+            return Link::Ready;
+        };
+        *failures += 1;
+        tracing::debug!(
+            "cannot connect (failure {} of at most {}): {e}",
+            *failures,
+            self.retries + 1
+        );
+        if *failures > self.retries {
+            return Link::Lost(e);
+        }
+        self.backoff(*failures - 1).await;
+        Link::Retry
+    }
+
+    /// Sorts one attempt's result into what to record, or another try.
+    fn judge(
+        &self,
+        result: Result<String, SendError>,
+        reader: &Subscriber,
+        spent: &mut Spent,
+    ) -> Next {
+        // Only an answer from the relay ends a run of unanswered messages;
+        // a dropped connection says nothing either way.
+        if !matches!(
+            result,
+            Err(SendError::Unknown(_) | SendError::Dropped { .. })
+        ) {
+            self.unanswered.store(0, Ordering::Relaxed);
+        }
+        let done = |status, reply| Next::Done(Settled::done(reader, status, reply));
+        match result {
+            Ok(reply) => done(DeliveryStatus::Sent, reply),
+            Err(SendError::Permanent(reply)) => {
+                let status = if reply.unknown_mailbox() {
+                    DeliveryStatus::Bounced
+                } else {
+                    DeliveryStatus::Failed
+                };
+                done(status, reply.to_string())
             }
+            Err(SendError::Transient(reply)) => self.transient(&reply, reader, spent),
+            // An idle connection the server had closed: nothing was
+            // sent on it, so one immediate retry on a fresh one.
+            Err(SendError::Dropped {
+                stale: true,
+                reason,
+            }) if !spent.stale => {
+                tracing::debug!("an idle connection was closed ({reason}); retrying on a new one");
+                spent.stale = true;
+                Next::Again
+            }
+            Err(SendError::Dropped { reason, .. }) => done(DeliveryStatus::Deferred, reason),
+            Err(SendError::Unknown(reason)) => Next::Done(self.unanswered(reader, reason)),
+            // `ensure` just succeeded; treat a failure here like a drop.
+            Err(SendError::Connect(e)) => done(DeliveryStatus::Deferred, e.to_string()),
+            Err(e @ SendError::File { .. }) => {
+                let e = e.to_string();
+                let flow = Flow::Halt(Stop::File(e.clone()));
+                Next::Done(Settled::unattempted(reader, e, flow))
+            }
+        }
+    }
+
+    /// A 4xx: the same message again after a backoff, until `retries` are
+    /// spent; then it is `deferred`.
+    fn transient(&self, reply: &Reply, reader: &Subscriber, spent: &mut Spent) -> Next {
+        let reply = reply.to_string();
+        if spent.transient >= self.retries {
+            return Next::Done(Settled::done(reader, DeliveryStatus::Deferred, reply));
+        }
+        tracing::debug!(
+            "{} deferred ({}); retry {} of {}",
+            crate::log::mask(&reader.key),
+            crate::log::mask_in(&reply, &reader.key),
+            spent.transient + 1,
+            self.retries
+        );
+        let attempt = spent.transient;
+        spent.transient += 1;
+        Next::Backoff(attempt)
+    }
+
+    /// No reply after the whole message was sent: `unknown`. Enough of
+    /// those in a row, across workers, stop the run: a relay that swallows
+    /// mail without answering would only make duplicates.
+    fn unanswered(&self, reader: &Subscriber, reason: String) -> Settled {
+        let count = self.unanswered.fetch_add(1, Ordering::Relaxed) + 1;
+        let flow = if count >= self.unanswered_limit {
+            Flow::Halt(Stop::Unanswered {
+                count,
+                last: reason.clone(),
+            })
+        } else {
+            Flow::Continue
+        };
+        Settled {
+            outcome: outcome(reader, DeliveryStatus::Unknown, reason),
+            flow,
+            attempted: true,
+        }
+    }
+}
+
+/// What became of one message, and how its worker goes on.
+struct Settled {
+    outcome: Outcome,
+    flow: Flow,
+    /// False when the message never reached the sink (the run stopped, no
+    /// connection could be opened, the outbox failed): it stays due.
+    attempted: bool,
+}
+
+impl Settled {
+    /// An attempt that ended with `status`; the worker goes on.
+    fn done(reader: &Subscriber, status: DeliveryStatus, reply: String) -> Settled {
+        Settled {
+            outcome: outcome(reader, status, reply),
+            flow: Flow::Continue,
+            attempted: true,
+        }
+    }
+
+    /// A message that never reached the sink: `deferred`, due again.
+    fn unattempted(reader: &Subscriber, reply: String, flow: Flow) -> Settled {
+        Settled {
+            outcome: outcome(reader, DeliveryStatus::Deferred, reply),
+            flow,
+            attempted: false,
+        }
+    }
+}
+
+fn outcome(reader: &Subscriber, status: DeliveryStatus, reply: String) -> Outcome {
+    Outcome {
+        address: reader.key.clone(),
+        status,
+        reply: Some(reply),
+    }
+}
+
+/// What the worker does after one attempt at a message.
+enum Next {
+    /// The message is settled.
+    Done(Settled),
+    /// A 4xx: wait `retry_base × 2^n`, then try the same message again.
+    Backoff(u32),
+    /// A stale connection: try again at once on a new one.
+    Again,
+}
+
+/// Whether the worker has a connection to send on.
+enum Link {
+    Ready,
+    /// Opening one failed; the worker has backed off and tries again.
+    Retry,
+    /// Opening one failed `retries + 1` times in a row: the worker retires.
+    Lost(ConnectError),
+}
+
+/// The retries one message has used up.
+#[derive(Default)]
+struct Spent {
+    /// 4xx replies so far.
+    transient: u32,
+    /// Whether the one immediate retry after a stale connection is used.
+    stale: bool,
+}
+
+impl From<ConnectError> for Stop {
+    fn from(e: ConnectError) -> Stop {
+        match e {
+            ConnectError::Throttled(r) => Stop::Throttled(r),
+            ConnectError::Unreachable(r) => Stop::Unreachable(r),
         }
     }
 }
