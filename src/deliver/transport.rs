@@ -207,18 +207,6 @@ impl Smtp {
     /// Opens, secures and authenticates one connection.
     pub async fn connect(&self) -> Result<AsyncSmtpConnection, ConnectError> {
         let started = std::time::Instant::now();
-        let unreachable = |what: &str, e: &dyn std::fmt::Display| {
-            ConnectError::Unreachable(format!("{what} {}: {e}", self.endpoint()))
-        };
-        // A 4xx to the greeting or EHLO is the server asking us to wait
-        // (421 too many connections); anything else means no service here.
-        let refused = |what: &str, e: &lettre::transport::smtp::Error| {
-            if e.is_transient() {
-                ConnectError::Throttled(format!("{} answered {e}", self.endpoint()))
-            } else {
-                unreachable(what, e)
-            }
-        };
         let mut conn = match self.tls {
             // Implicit TLS: lettre opens the socket itself, so it cannot get
             // TCP_NODELAY; see the README's note on `tls = "tls"`.
@@ -233,59 +221,12 @@ impl Smtp {
                 ),
             )
             .await
-            .map_err(|e| unreachable("timed out connecting to", &e))?
-            .map_err(|e| refused("cannot connect to", &e))?,
-            Tls::Starttls | Tls::None => {
-                let stream = tokio::time::timeout(
-                    self.timeout,
-                    tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-                )
-                .await
-                .map_err(|e| unreachable("timed out connecting to", &e))?
-                .map_err(|e| unreachable("cannot connect to", &e))?;
-                // lettre writes the body and the final "." separately; without
-                // NODELAY, Nagle plus delayed ACKs cost ~40 ms per message.
-                stream
-                    .set_nodelay(true)
-                    .map_err(|e| unreachable("cannot configure socket for", &e))?;
-                let mut conn = tokio::time::timeout(
-                    self.timeout,
-                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
-                )
-                .await
-                .map_err(|e| unreachable("no SMTP greeting in time from", &e))?
-                .map_err(|e| refused("no SMTP greeting from", &e))?;
-                if let (Tls::Starttls, Some(params)) = (self.tls, &self.tls_parameters) {
-                    tokio::time::timeout(self.timeout, conn.starttls(params.clone(), &self.hello))
-                        .await
-                        .map_err(|e| unreachable("STARTTLS timed out with", &e))?
-                        .map_err(|e| refused("STARTTLS failed with", &e))?;
-                }
-                conn
-            }
+            .map_err(|e| self.unreachable("timed out connecting to", &e))?
+            .map_err(|e| self.refused("cannot connect to", &e))?,
+            Tls::Starttls | Tls::None => self.greet().await?,
         };
         if let Some(credentials) = &self.credentials {
-            tokio::time::timeout(
-                self.timeout,
-                conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials),
-            )
-            .await
-            .map_err(|e| unreachable("authentication timed out at", &e))?
-            .map_err(|e| {
-                // A wrong password will not fix itself by retrying: the run
-                // stops once every connection has failed (a 4xx still waits).
-                if e.is_transient() {
-                    ConnectError::Throttled(format!(
-                        "authentication at {} deferred: {e}",
-                        self.endpoint()
-                    ))
-                } else {
-                    ConnectError::Unreachable(format!(
-                        "authentication at {} failed: {e}",
-                        self.endpoint()
-                    ))
-                }
-            })?;
+            self.authenticate(&mut conn, credentials).await?;
         }
         let how = self.describe_session();
         let took = started.elapsed();
@@ -294,6 +235,82 @@ impl Smtp {
             self.endpoint()
         );
         Ok(conn)
+    }
+
+    /// Our own TCP connection (with TCP_NODELAY), the server's greeting,
+    /// and STARTTLS when it is configured.
+    async fn greet(&self) -> Result<AsyncSmtpConnection, ConnectError> {
+        let stream = tokio::time::timeout(
+            self.timeout,
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|e| self.unreachable("timed out connecting to", &e))?
+        .map_err(|e| self.unreachable("cannot connect to", &e))?;
+        // lettre writes the body and the final "." separately; without
+        // NODELAY, Nagle plus delayed ACKs cost ~40 ms per message.
+        stream
+            .set_nodelay(true)
+            .map_err(|e| self.unreachable("cannot configure socket for", &e))?;
+        let mut conn = tokio::time::timeout(
+            self.timeout,
+            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
+        )
+        .await
+        .map_err(|e| self.unreachable("no SMTP greeting in time from", &e))?
+        .map_err(|e| self.refused("no SMTP greeting from", &e))?;
+        if let (Tls::Starttls, Some(params)) = (self.tls, &self.tls_parameters) {
+            tokio::time::timeout(self.timeout, conn.starttls(params.clone(), &self.hello))
+                .await
+                .map_err(|e| self.unreachable("STARTTLS timed out with", &e))?
+                .map_err(|e| self.refused("STARTTLS failed with", &e))?;
+        }
+        Ok(conn)
+    }
+
+    async fn authenticate(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        credentials: &Credentials,
+    ) -> Result<(), ConnectError> {
+        tokio::time::timeout(
+            self.timeout,
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials),
+        )
+        .await
+        .map_err(|e| self.unreachable("authentication timed out at", &e))?
+        .map_err(|e| {
+            // A wrong password will not fix itself by retrying: the run
+            // stops once every connection has failed (a 4xx still waits).
+            if e.is_transient() {
+                ConnectError::Throttled(format!(
+                    "authentication at {} deferred: {e}",
+                    self.endpoint()
+                ))
+            } else {
+                ConnectError::Unreachable(format!(
+                    "authentication at {} failed: {e}",
+                    self.endpoint()
+                ))
+            }
+        })?;
+        Ok(())
+    }
+
+    /// No SMTP service here (or none in time): refused, timed out, TLS failed.
+    fn unreachable(&self, what: &str, e: &dyn std::fmt::Display) -> ConnectError {
+        ConnectError::Unreachable(format!("{what} {}: {e}", self.endpoint()))
+    }
+
+    /// A negative reply while connecting. A 4xx to the greeting or EHLO is
+    /// the server asking us to wait (421 too many connections); anything
+    /// else means no service here.
+    fn refused(&self, what: &str, e: &lettre::transport::smtp::Error) -> ConnectError {
+        if e.is_transient() {
+            ConnectError::Throttled(format!("{} answered {e}", self.endpoint()))
+        } else {
+            self.unreachable(what, e)
+        }
     }
 }
 
@@ -444,29 +461,7 @@ async fn transact(
     bytes: &[u8],
     reused: bool,
 ) -> Result<String, SendError> {
-    let mut params = Vec::new();
-    if envelope
-        .to()
-        .iter()
-        .any(|a| !AsRef::<str>::as_ref(a).is_ascii())
-        || envelope
-            .from()
-            .is_some_and(|a| !AsRef::<str>::as_ref(a).is_ascii())
-    {
-        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
-            return Err(SendError::Permanent(Reply {
-                code: 553,
-                text: format!(
-                    "(from dailyissue) {} does not support SMTPUTF8, which this address needs",
-                    smtp.endpoint()
-                ),
-            }));
-        }
-        params.push(MailParameter::SmtpUtfEight);
-    }
-    if !bytes.is_ascii() {
-        params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-    }
+    let params = mail_parameters(conn, smtp, envelope, bytes)?;
     let step = |first: bool| {
         move |what: &str, e: &dyn std::fmt::Display| SendError::Dropped {
             reason: format!("{what} {}: {e}", smtp.endpoint()),
@@ -515,6 +510,41 @@ async fn transact(
             &humantime_secs(smtp.data_timeout()),
         )),
     }
+}
+
+/// MAIL FROM's parameters: SMTPUTF8 for an address that needs it (refused
+/// here, as a 553, when the server lacks it) and 8BITMIME for a body that
+/// is not ASCII.
+fn mail_parameters(
+    conn: &AsyncSmtpConnection,
+    smtp: &Smtp,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<Vec<MailParameter>, SendError> {
+    let mut params = Vec::new();
+    if envelope
+        .to()
+        .iter()
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii())
+        || envelope
+            .from()
+            .is_some_and(|a| !AsRef::<str>::as_ref(a).is_ascii())
+    {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Permanent(Reply {
+                code: 553,
+                text: format!(
+                    "(from dailyissue) {} does not support SMTPUTF8, which this address needs",
+                    smtp.endpoint()
+                ),
+            }));
+        }
+        params.push(MailParameter::SmtpUtfEight);
+    }
+    if !bytes.is_ascii() {
+        params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    Ok(params)
 }
 
 /// The message body as lettre's `message_iter` consumes it, noting when
