@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{NaiveDate, SecondsFormat, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use crate::project::Project;
 use crate::project::subscribers::{AddressKey, KeyDigest};
@@ -398,13 +398,33 @@ impl Ledger {
     /// writable), and sets the connection up.
     fn setup(&mut self, list_id: &str, writable: bool) -> anyhow::Result<()> {
         let path = self.path.clone();
+        self.conn.busy_timeout(Duration::from_secs(60))?;
+        let version = self.schema_version()?;
+        if writable {
+            self.conn
+                .pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| explain(e, &path))?;
+            // WAL + NORMAL: a commit survives a crash of the process (kill -9);
+            // only a power loss can lose the last commits.
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+            if version < SCHEMA_VERSION {
+                self.migrate(version, list_id)
+                    .map_err(|e| explain(e, &path))?;
+            }
+        }
+        self.check_owner(list_id)
+    }
+
+    /// The file's schema version, once its header shows a dailyissue ledger
+    /// (or one of schema 1, which had no mark) that this build understands.
+    fn schema_version(&self) -> anyhow::Result<i32> {
+        let path = &self.path;
         let not_ours = |why: String| {
             anyhow::anyhow!(
                 "{} is not a dailyissue ledger ({why}); nothing was changed. Point `ledger` in dailyissue.toml at this newsletter's own ledger, or move the file away to start a new one",
                 path.display()
             )
         };
-        self.conn.busy_timeout(Duration::from_secs(60))?;
         let header = |conn: &Connection| -> rusqlite::Result<(i32, i32)> {
             Ok((
                 conn.pragma_query_value(None, "application_id", |r| r.get(0))?,
@@ -426,18 +446,12 @@ impl Ledger {
                 path.display()
             );
         }
-        if writable {
-            self.conn
-                .pragma_update(None, "journal_mode", "WAL")
-                .map_err(|e| explain(e, &path))?;
-            // WAL + NORMAL: a commit survives a crash of the process (kill -9);
-            // only a power loss can lose the last commits.
-            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-            if version < SCHEMA_VERSION {
-                self.migrate(version, list_id)
-                    .map_err(|e| explain(e, &path))?;
-            }
-        }
+        Ok(version)
+    }
+
+    /// Refuses another newsletter's ledger: `meta.list_id` names its owner
+    /// (a schema 1 file opened read-only has no `meta` yet).
+    fn check_owner(&self, list_id: &str) -> anyhow::Result<()> {
         let owner: Option<String> = if self.has_table("meta")? {
             self.conn
                 .query_row("SELECT value FROM meta WHERE key = 'list_id'", [], |r| {
@@ -452,7 +466,7 @@ impl Ledger {
         {
             anyhow::bail!(
                 "{} belongs to another newsletter (list_id `{owner}`; this one's is `{list_id}`); nothing was changed. Point `ledger` in dailyissue.toml at this newsletter's own ledger. If you changed `list_id` (or the `name` it is made from) on purpose, set list_id = \"{owner}\" to keep this ledger: unsubscribe links in mail already sent depend on it too",
-                path.display()
+                self.path.display()
             );
         }
         Ok(())
@@ -574,66 +588,9 @@ impl Ledger {
             let now = now();
             let date = date.to_string();
             let day = day.to_string();
-            let mut claim = tx.prepare_cached(
-                "INSERT INTO deliveries (issue_date, address, status, attempts, message_id, created_at, updated_at)
-                 VALUES (?1, ?2, 'sending', 1, ?3, ?4, ?4)
-                 ON CONFLICT (issue_date, address) DO UPDATE SET
-                   status = 'sending', attempts = attempts + 1, transmitting = 0,
-                   updated_at = excluded.updated_at",
-            )?;
-            let mut begin = tx.prepare_cached(
-                "UPDATE deliveries SET transmitting = 1, updated_at = ?3
-                 WHERE issue_date = ?1 AND address = ?2",
-            )?;
-            let mut record = tx.prepare_cached(
-                "UPDATE deliveries SET status = ?3, reply = ?4, updated_at = ?5, transmitting = 0,
-                   uncertain = uncertain + (?3 = 'unknown'),
-                   sent_at = CASE WHEN ?3 = 'sent' THEN ?5 ELSE sent_at END,
-                   sent_day = CASE WHEN ?3 IN ('sent', 'unknown') THEN ?6 ELSE sent_day END
-                 WHERE issue_date = ?1 AND address = ?2",
-            )?;
-            let mut suppress = tx.prepare_cached(
-                "INSERT INTO suppressions (address, reason, note, created_at) VALUES (?1, 'bounced', ?2, ?3)
-                 ON CONFLICT (address) DO NOTHING",
-            )?;
-            let mut test = tx.prepare_cached(
-                "INSERT INTO test_sends (issue_date, address, status, reply, message_id, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
+            let mut statements = Statements::prepare(&tx)?;
             for w in writes {
-                match w {
-                    Write::Claim(batch) => {
-                        for (address, message_id) in batch {
-                            claim.execute(params![date, address.as_str(), message_id, now])?;
-                        }
-                    }
-                    Write::Begin(address) => {
-                        begin.execute(params![date, address.as_str(), now])?;
-                    }
-                    Write::Record(o) => {
-                        record.execute(params![
-                            date,
-                            o.address.as_str(),
-                            o.status.as_str(),
-                            o.reply,
-                            now,
-                            day
-                        ])?;
-                        if o.status == DeliveryStatus::Bounced {
-                            suppress.execute(params![o.address.as_str(), o.reply, now])?;
-                        }
-                    }
-                    Write::Test(o, message_id) => {
-                        test.execute(params![
-                            date,
-                            o.address.as_str(),
-                            o.status.as_str(),
-                            o.reply,
-                            message_id,
-                            now
-                        ])?;
-                    }
-                }
+                statements.run(w, &date, &day, &now)?;
             }
         }
         tx.commit()
@@ -843,6 +800,88 @@ impl Ledger {
             )
             .map_err(|e| explain(e, &self.path))?;
         Ok(n > 0)
+    }
+}
+
+/// The statements of [`Ledger::apply`], prepared once per transaction.
+struct Statements<'tx> {
+    claim: CachedStatement<'tx>,
+    begin: CachedStatement<'tx>,
+    record: CachedStatement<'tx>,
+    suppress: CachedStatement<'tx>,
+    test: CachedStatement<'tx>,
+}
+
+impl<'tx> Statements<'tx> {
+    fn prepare(tx: &'tx Transaction<'_>) -> rusqlite::Result<Statements<'tx>> {
+        Ok(Statements {
+            claim: tx.prepare_cached(
+                "INSERT INTO deliveries (issue_date, address, status, attempts, message_id, created_at, updated_at)
+                 VALUES (?1, ?2, 'sending', 1, ?3, ?4, ?4)
+                 ON CONFLICT (issue_date, address) DO UPDATE SET
+                   status = 'sending', attempts = attempts + 1, transmitting = 0,
+                   updated_at = excluded.updated_at",
+            )?,
+            begin: tx.prepare_cached(
+                "UPDATE deliveries SET transmitting = 1, updated_at = ?3
+                 WHERE issue_date = ?1 AND address = ?2",
+            )?,
+            record: tx.prepare_cached(
+                "UPDATE deliveries SET status = ?3, reply = ?4, updated_at = ?5, transmitting = 0,
+                   uncertain = uncertain + (?3 = 'unknown'),
+                   sent_at = CASE WHEN ?3 = 'sent' THEN ?5 ELSE sent_at END,
+                   sent_day = CASE WHEN ?3 IN ('sent', 'unknown') THEN ?6 ELSE sent_day END
+                 WHERE issue_date = ?1 AND address = ?2",
+            )?,
+            suppress: tx.prepare_cached(
+                "INSERT INTO suppressions (address, reason, note, created_at) VALUES (?1, 'bounced', ?2, ?3)
+                 ON CONFLICT (address) DO NOTHING",
+            )?,
+            test: tx.prepare_cached(
+                "INSERT INTO test_sends (issue_date, address, status, reply, message_id, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?,
+        })
+    }
+
+    /// One write, for the issue `date` on the newsletter's day `day`.
+    fn run(&mut self, w: &Write, date: &str, day: &str, now: &str) -> rusqlite::Result<()> {
+        match w {
+            Write::Claim(batch) => {
+                for (address, message_id) in batch {
+                    self.claim
+                        .execute(params![date, address.as_str(), message_id, now])?;
+                }
+            }
+            Write::Begin(address) => {
+                self.begin.execute(params![date, address.as_str(), now])?;
+            }
+            Write::Record(o) => {
+                self.record.execute(params![
+                    date,
+                    o.address.as_str(),
+                    o.status.as_str(),
+                    o.reply,
+                    now,
+                    day
+                ])?;
+                if o.status == DeliveryStatus::Bounced {
+                    self.suppress
+                        .execute(params![o.address.as_str(), o.reply, now])?;
+                }
+            }
+            Write::Test(o, message_id) => {
+                self.test.execute(params![
+                    date,
+                    o.address.as_str(),
+                    o.status.as_str(),
+                    o.reply,
+                    message_id,
+                    now
+                ])?;
+            }
+        }
+        Ok(())
     }
 }
 
