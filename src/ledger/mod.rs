@@ -27,7 +27,7 @@
 //! (`busy_timeout`) instead of failing.
 //!
 //! This file holds the vocabulary (statuses, rows, outcomes, writes) and
-//! the entry points [`open`] and [`read`]; the rest sits beside it:
+//! the entry points [`open()`] and [`read()`]; the rest sits beside it:
 //! - `open`: creating, checking and opening the file (whose is it?);
 //! - `schema`: the tables, the schema version, migrations;
 //! - `deliveries`: a run's writes, crash recovery, what `send` and
