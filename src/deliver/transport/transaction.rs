@@ -1,0 +1,264 @@
+//! One SMTP transaction, step by step, so that a failure can be placed.
+//!
+//! MAIL, RCPT, DATA and the message are sent one by one, each with the
+//! command timeout (the reply to the final dot gets twice as long: servers
+//! scan the message then). A negative reply is a [`Reply`], sorted into
+//! transient (4xx) or permanent (5xx). A broken or silent connection
+//! before the whole message was handed over cannot have delivered it
+//! (`Dropped`); after that, only the reply could have told (`Unknown`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+
+use super::{SendError, Smtp};
+
+/// An SMTP reply: its code and its text (every line, joined).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub text: String,
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code, self.text)
+    }
+}
+
+impl Reply {
+    /// A 421: the server closes the connection after it.
+    pub fn closes(&self) -> bool {
+        self.code == 421
+    }
+
+    /// 550/551/553 with an enhanced status code 5.1.x (RFC 3463): the
+    /// mailbox does not exist, so the address bounces for good.
+    pub fn unknown_mailbox(&self) -> bool {
+        matches!(self.code, 550 | 551 | 553) && enhanced_is_mailbox(&self.text)
+    }
+}
+
+/// One SMTP transaction, step by step (MAIL, RCPT, DATA, the message), so
+/// that a failure can be placed: before the final dot nothing can have been
+/// delivered; after it, only the reply can tell.
+pub(super) async fn transact(
+    conn: &mut AsyncSmtpConnection,
+    smtp: &Smtp,
+    envelope: &Envelope,
+    bytes: &[u8],
+    reused: bool,
+) -> Result<String, SendError> {
+    let params = mail_parameters(conn, smtp, envelope, bytes)?;
+    let step = |first: bool| {
+        move |what: &str, e: &dyn std::fmt::Display| SendError::Dropped {
+            reason: format!("{what} {}: {e}", smtp.endpoint()),
+            stale: first && reused,
+        }
+    };
+    command(
+        conn,
+        smtp,
+        Mail::new(envelope.from().cloned(), params),
+        step(true),
+    )
+    .await?;
+    for to in envelope.to() {
+        command(conn, smtp, Rcpt::new(to.clone(), vec![]), step(false)).await?;
+    }
+    command(conn, smtp, Data, step(false)).await?;
+
+    // lettre writes the body, then asks the iterator for more: that is the
+    // moment the whole body has been handed to the socket. It then writes
+    // the final dot and reads the reply. A failure after the flag is set is
+    // an unknown outcome (counting a lost dot as unknown errs on the side
+    // of not losing the reader).
+    let sent = AtomicBool::new(false);
+    let parts = BodyParts {
+        body: Some(bytes),
+        sent: &sent,
+    };
+    let result = tokio::time::timeout(smtp.data_timeout(), conn.message_iter(parts)).await;
+    let complete = sent.load(Ordering::SeqCst);
+    match result {
+        Ok(Ok(response)) => Ok(reply_text(&response)),
+        Ok(Err(e)) if e.is_transient() || e.is_permanent() => Err(classify(&e)),
+        Ok(Err(e)) if complete => Err(SendError::Unknown(format!(
+            "the connection to {} broke after the whole message was sent, before the reply: {e}",
+            smtp.endpoint()
+        ))),
+        Ok(Err(e)) => Err(step(false)("the connection broke while sending to", &e)),
+        Err(_) if complete => Err(SendError::Unknown(format!(
+            "no reply from {} within {} after the whole message was sent",
+            smtp.endpoint(),
+            humantime_secs(smtp.data_timeout())
+        ))),
+        Err(_) => Err(step(false)(
+            "timed out writing the message to",
+            &humantime_secs(smtp.data_timeout()),
+        )),
+    }
+}
+
+/// MAIL FROM's parameters: SMTPUTF8 for an address that needs it (refused
+/// here, as a 553, when the server lacks it) and 8BITMIME for a body that
+/// is not ASCII.
+fn mail_parameters(
+    conn: &AsyncSmtpConnection,
+    smtp: &Smtp,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<Vec<MailParameter>, SendError> {
+    let mut params = Vec::new();
+    if envelope
+        .to()
+        .iter()
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii())
+        || envelope
+            .from()
+            .is_some_and(|a| !AsRef::<str>::as_ref(a).is_ascii())
+    {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Permanent(Reply {
+                code: 553,
+                text: format!(
+                    "(from dailyissue) {} does not support SMTPUTF8, which this address needs",
+                    smtp.endpoint()
+                ),
+            }));
+        }
+        params.push(MailParameter::SmtpUtfEight);
+    }
+    if !bytes.is_ascii() {
+        params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    Ok(params)
+}
+
+/// The message body as lettre's `message_iter` consumes it, noting when
+/// lettre has written all of it.
+struct BodyParts<'a> {
+    body: Option<&'a [u8]>,
+    sent: &'a AtomicBool,
+}
+
+impl<'a> Iterator for BodyParts<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let part = self.body.take();
+        if part.is_none() {
+            self.sent.store(true, Ordering::SeqCst);
+        }
+        part
+    }
+}
+
+/// Sends one command with the command timeout; a negative reply is sorted
+/// by [`classify`], anything else (a broken or silent connection) is a drop.
+async fn command<C: std::fmt::Display>(
+    conn: &mut AsyncSmtpConnection,
+    smtp: &Smtp,
+    cmd: C,
+    dropped: impl Fn(&str, &dyn std::fmt::Display) -> SendError,
+) -> Result<(), SendError> {
+    match tokio::time::timeout(smtp.timeout, conn.command(cmd)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.is_transient() || e.is_permanent() => Err(classify(&e)),
+        Ok(Err(e)) => Err(dropped("the connection broke at", &e)),
+        Err(_) => Err(dropped(
+            "no reply in time from",
+            &humantime_secs(smtp.timeout),
+        )),
+    }
+}
+
+fn humantime_secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+fn reply_text(response: &lettre::transport::smtp::response::Response) -> String {
+    format!(
+        "{} {}",
+        response.code(),
+        response.message().collect::<Vec<_>>().join(" ")
+    )
+}
+
+/// Sorts a negative SMTP reply into what the sender does next.
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    use std::error::Error as _;
+    let reply = Reply {
+        code: e
+            .status()
+            .and_then(|c| c.to_string().parse().ok())
+            .unwrap_or(if e.is_transient() { 400 } else { 500 }),
+        // lettre keeps the reply's text as the error's source.
+        text: e.source().map_or_else(|| e.to_string(), |s| s.to_string()),
+    };
+    if e.is_transient() {
+        SendError::Transient(reply)
+    } else {
+        SendError::Permanent(reply)
+    }
+}
+
+/// Whether an SMTP reply carries an enhanced status code 5.1.x (bad
+/// destination mailbox address, RFC 3463).
+pub fn enhanced_is_mailbox(reply: &str) -> bool {
+    reply
+        .split(|c: char| c.is_whitespace() || c == ':' || c == ',')
+        .any(|w| w.starts_with("5.1.") && w[4..].chars().all(|c| c.is_ascii_digit()) && w.len() > 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::transport::SendError;
+
+    #[test]
+    fn replies_say_whether_the_mailbox_is_unknown_and_the_session_ends() {
+        let reply = |code, text: &str| Reply {
+            code,
+            text: text.into(),
+        };
+        assert!(reply(550, "5.1.1 no such user").unknown_mailbox());
+        assert!(!reply(550, "5.7.1 rejected as spam").unknown_mailbox());
+        assert!(!reply(554, "5.1.1 odd but not a mailbox code").unknown_mailbox());
+        assert!(reply(421, "4.7.0 slow down").closes());
+        assert!(SendError::Transient(reply(451, "later")).keeps_session());
+        assert!(!SendError::Transient(reply(421, "bye")).keeps_session());
+        assert!(SendError::Permanent(reply(550, "no")).keeps_session());
+        assert_eq!(
+            reply(451, "4.7.1 try later").to_string(),
+            "451 4.7.1 try later"
+        );
+    }
+
+    #[test]
+    fn recognises_unknown_mailbox_codes() {
+        assert!(enhanced_is_mailbox(
+            "permanent error (550): 5.1.1 no such user"
+        ));
+        assert!(enhanced_is_mailbox("550 5.1.10 Recipient address rejected"));
+        assert!(!enhanced_is_mailbox("550 5.7.1 message rejected as spam"));
+        assert!(!enhanced_is_mailbox("550 mailbox unavailable"));
+    }
+
+    #[test]
+    fn the_body_counts_as_sent_once_lettre_asks_for_more() {
+        let flag = AtomicBool::new(false);
+        let mut parts = BodyParts {
+            body: Some(b"x"),
+            sent: &flag,
+        };
+        assert_eq!(parts.next(), Some(&b"x"[..]));
+        assert!(!flag.load(Ordering::SeqCst), "not yet: it is being written");
+        assert_eq!(parts.next(), None);
+        assert!(flag.load(Ordering::SeqCst));
+    }
+}

@@ -1,0 +1,162 @@
+//! The ledger's tables, and how an older file is brought up to date.
+//!
+//! A ledger says what it is in its header: `PRAGMA application_id` marks
+//! a dailyissue ledger and `PRAGMA user_version` its schema. A new column
+//! or table bumps [`SCHEMA_VERSION`] and adds a step to [`migrate`], tested
+//! from a copy of the old schema; every step runs in one transaction, so a
+//! crash mid-migration leaves the old schema whole.
+
+use rusqlite::{Connection, params};
+
+use super::now;
+
+/// The schema this build writes (`PRAGMA user_version`).
+pub(super) const SCHEMA_VERSION: i32 = 2;
+
+/// `PRAGMA application_id` of a dailyissue ledger: "DIsu" in ASCII.
+pub(super) const APPLICATION_ID: i32 = 0x4449_7375;
+
+const DELIVERIES: &str = "
+CREATE TABLE deliveries (
+    issue_date   TEXT NOT NULL,
+    address      TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('sending', 'sent', 'unknown', 'deferred', 'failed', 'bounced')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    transmitting INTEGER NOT NULL DEFAULT 0,
+    uncertain    INTEGER NOT NULL DEFAULT 0,
+    reply        TEXT,
+    message_id   TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL,
+    sent_at      TEXT,
+    sent_day     TEXT,
+    PRIMARY KEY (issue_date, address)
+) WITHOUT ROWID;
+CREATE INDEX deliveries_sent_day ON deliveries (sent_day) WHERE sent_day IS NOT NULL;
+";
+
+const SCHEMA: &str = "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE issues (
+    issue_date   TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    frozen_at    TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE suppressions (
+    address    TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    note       TEXT,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE test_sends (
+    id         INTEGER PRIMARY KEY,
+    issue_date TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    reply      TEXT,
+    message_id TEXT NOT NULL,
+    at         TEXT NOT NULL
+);
+";
+
+/// Schema 1 (no `unknown`, no meta) to 2. A v1 row left `sending` may have
+/// been in flight when its run died, so it counts as transmitting.
+const MIGRATE_1_TO_2: &str = "
+DROP INDEX IF EXISTS deliveries_sent_day;
+ALTER TABLE deliveries RENAME TO deliveries_v1;
+{DELIVERIES}
+INSERT INTO deliveries (issue_date, address, status, attempts, transmitting, reply, message_id,
+                        created_at, updated_at, sent_at, sent_day)
+    SELECT issue_date, address, status, attempts, status = 'sending', reply, message_id,
+           created_at, updated_at, sent_at, sent_day FROM deliveries_v1;
+DROP TABLE deliveries_v1;
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Builds the tables of a new ledger for the newsletter `list_id` and
+/// marks the file as a dailyissue ledger, in one transaction.
+pub(super) fn install(conn: &mut Connection, list_id: &str) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(DELIVERIES)?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('list_id', ?1), ('created_at', ?2)",
+        params![list_id, now()],
+    )?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
+}
+
+/// Brings a ledger of schema `from` up to [`SCHEMA_VERSION`]. A version 1
+/// file did not know whose it was: it becomes `list_id`'s.
+pub(super) fn migrate(conn: &mut Connection, from: i32, list_id: &str) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if from == 1 {
+        tx.execute_batch(&MIGRATE_1_TO_2.replace("{DELIVERIES}", DELIVERIES))?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('list_id', ?1), ('created_at', ?2)",
+            params![list_id, now()],
+        )?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::tests::{LIST, d};
+    use crate::ledger::{DeliveryStatus, Ledger, Recovered};
+    use crate::project::subscribers::{AddressKey, KeyDigest};
+
+    #[test]
+    fn a_version_1_ledger_is_migrated_keeping_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE deliveries (
+                issue_date TEXT NOT NULL, address TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('sending', 'sent', 'deferred', 'failed', 'bounced')),
+                attempts INTEGER NOT NULL DEFAULT 0, reply TEXT, message_id TEXT NOT NULL,
+                created_at TEXT NOT NULL, updated_at TEXT NOT NULL, sent_at TEXT, sent_day TEXT,
+                PRIMARY KEY (issue_date, address)) WITHOUT ROWID;
+             CREATE INDEX deliveries_sent_day ON deliveries (sent_day) WHERE sent_day IS NOT NULL;
+             CREATE TABLE issues (issue_date TEXT PRIMARY KEY, content_hash TEXT NOT NULL, frozen_at TEXT NOT NULL) WITHOUT ROWID;
+             CREATE TABLE suppressions (address TEXT PRIMARY KEY, reason TEXT NOT NULL, note TEXT, created_at TEXT NOT NULL) WITHOUT ROWID;
+             CREATE TABLE test_sends (id INTEGER PRIMARY KEY, issue_date TEXT NOT NULL, address TEXT NOT NULL, status TEXT NOT NULL, reply TEXT, message_id TEXT NOT NULL, at TEXT NOT NULL);
+             INSERT INTO deliveries VALUES ('2027-03-01', 'a@x.org', 'sent', 1, '250', '<a>', 't', 't', 't', '2027-03-01');
+             INSERT INTO deliveries VALUES ('2027-03-01', 'b@x.org', 'sending', 1, NULL, '<b>', 't', 't', NULL, NULL);
+             PRAGMA user_version = 1;",
+        )
+        .expect("v1");
+        drop(conn);
+        let mut l = Ledger::open(&path, LIST).expect("migrates");
+        let date = d("2027-03-01");
+        assert_eq!(
+            l.statuses(date).expect("rows")[&KeyDigest::of(&AddressKey::new("a@x.org"))].status,
+            DeliveryStatus::Sent
+        );
+        assert_eq!(
+            l.recover(date).expect("recover"),
+            Recovered {
+                unknown: 1,
+                unattempted: 0
+            },
+            "a v1 row left sending may have been in flight"
+        );
+        drop(l);
+        assert!(
+            Ledger::open(&path, "another.list").is_err(),
+            "now it knows whose it is"
+        );
+    }
+}
