@@ -93,8 +93,8 @@ pub(super) fn preconnect(
         let mut attempt = 0;
         loop {
             match smtp.connect().await {
-                Ok(mut conn) => {
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn.quit()).await;
+                Ok(session) => {
+                    smtp.quit(session).await;
                     return Ok(());
                 }
                 Err(e) if attempt >= retries => {

@@ -141,14 +141,14 @@ pub(crate) fn run(
     feed: Feed,
 ) -> Result<Counts, Failure> {
     let progress = Progress::new(d.expected, d.progress);
+    let concurrency = d.concurrency.max(1);
     let (writer, thread) = match d.ledger {
         Some(l) => {
-            let (writer, thread) = Writer::spawn(l, d.date, d.today);
+            let (writer, thread) = Writer::spawn(l, d.date, d.today, concurrency);
             (Some(writer), Some(thread))
         }
         None => (None, None),
     };
-    let concurrency = d.concurrency.max(1);
     let shared = Arc::new(Shared {
         email: Arc::new(d.email),
         sink: d.sink,

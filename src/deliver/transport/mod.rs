@@ -13,6 +13,7 @@
 //! authentication), `transaction` runs one message through it step by step
 //! and places a failure before or after the final dot.
 
+mod counted;
 mod smtp;
 mod transaction;
 
@@ -20,9 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::client::AsyncSmtpConnection;
 
-pub use smtp::Smtp;
+pub use smtp::{Session, Smtp};
 pub use transaction::Reply;
 
 /// Why one delivery attempt did not end with the server's 250.
@@ -121,7 +121,7 @@ impl Sink {
 /// dropped after anything that may have left it in an unknown state.
 pub struct Connection {
     sink: Sink,
-    smtp: Option<AsyncSmtpConnection>,
+    smtp: Option<Session>,
     /// Messages the current SMTP connection has carried.
     carried: u64,
 }
@@ -175,20 +175,20 @@ impl Connection {
             Sink::Smtp(smtp) => {
                 let smtp = smtp.clone();
                 self.ensure().await.map_err(SendError::Connect)?;
-                let Some(conn) = self.smtp.as_mut() else {
+                let Some(session) = self.smtp.as_mut() else {
                     return Err(SendError::Connect(ConnectError::Unreachable(
                         "no connection".into(),
                     )));
                 };
                 let reused = self.carried > 0;
-                let result = transaction::transact(conn, &smtp, envelope, bytes, reused).await;
+                let result = transaction::transact(session, &smtp, envelope, bytes, reused).await;
                 match &result {
                     Ok(_) => self.carried += 1,
                     // The transaction was refused but the session is intact:
                     // reset it and keep the connection (unless RSET fails).
                     Err(e) if e.keeps_session() => {
                         self.carried += 1;
-                        if !smtp.reset(conn).await {
+                        if !smtp.reset(&mut session.conn).await {
                             self.smtp = None;
                         }
                     }
@@ -210,8 +210,8 @@ impl Connection {
 
     /// Closes an SMTP connection politely.
     pub async fn close(&mut self) {
-        if let (Some(conn), Sink::Smtp(smtp)) = (self.smtp.take(), &self.sink) {
-            smtp.quit(conn).await;
+        if let (Some(session), Sink::Smtp(smtp)) = (self.smtp.take(), &self.sink) {
+            smtp.quit(session).await;
         }
     }
 }

@@ -4,7 +4,8 @@
 //! (the settings only name the variable), the CA file read and the TLS
 //! parameters built, so a configuration problem stops the run before
 //! anything is sent (exit 2). [`Smtp::connect`] opens one session: our own
-//! TCP_NODELAY socket (or lettre's for implicit TLS), the greeting,
+//! TCP_NODELAY socket that counts its flushes (or lettre's for implicit
+//! TLS), the greeting,
 //! STARTTLS, authentication. Its failures are sorted for the pipeline: a
 //! 4xx means the server is up and asks for patience (`Throttled`),
 //! anything else that there is no service here (`Unreachable`).
@@ -18,7 +19,15 @@ use lettre::transport::smtp::commands::Rset;
 use lettre::transport::smtp::extension::ClientId;
 
 use super::ConnectError;
+use super::counted::{Counted, Flushes};
 use crate::project::settings::{SmtpSettings, Tls};
+
+/// One open SMTP session: lettre's connection and, when the socket is our
+/// own, the count of its flushes (see `counted`).
+pub struct Session {
+    pub(super) conn: AsyncSmtpConnection,
+    pub(super) flushes: Option<Flushes>,
+}
 
 /// SMTP settings resolved for a run: the password read from the environment,
 /// TLS parameters built once.
@@ -125,9 +134,9 @@ impl Smtp {
     }
 
     /// Opens, secures and authenticates one connection.
-    pub async fn connect(&self) -> Result<AsyncSmtpConnection, ConnectError> {
+    pub async fn connect(&self) -> Result<Session, ConnectError> {
         let started = std::time::Instant::now();
-        let mut conn = match self.tls {
+        let mut session = match self.tls {
             // Implicit TLS: lettre opens the socket itself, so it cannot get
             // TCP_NODELAY; see the README's note on `tls = "tls"`.
             Tls::Implicit => tokio::time::timeout(
@@ -142,11 +151,15 @@ impl Smtp {
             )
             .await
             .map_err(|e| self.unreachable("timed out connecting to", &e))?
+            .map(|conn| Session {
+                conn,
+                flushes: None,
+            })
             .map_err(|e| self.refused("cannot connect to", &e))?,
             Tls::Starttls | Tls::None => self.greet().await?,
         };
         if let Some(credentials) = &self.credentials {
-            self.authenticate(&mut conn, credentials).await?;
+            self.authenticate(&mut session.conn, credentials).await?;
         }
         let how = self.describe_session();
         let took = started.elapsed();
@@ -154,12 +167,12 @@ impl Smtp {
             "SMTP connection opened to {} ({how}) in {took:.0?}",
             self.endpoint()
         );
-        Ok(conn)
+        Ok(session)
     }
 
     /// Our own TCP connection (with TCP_NODELAY), the server's greeting,
     /// and STARTTLS when it is configured.
-    async fn greet(&self) -> Result<AsyncSmtpConnection, ConnectError> {
+    async fn greet(&self) -> Result<Session, ConnectError> {
         let stream = tokio::time::timeout(
             self.timeout,
             tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
@@ -167,11 +180,12 @@ impl Smtp {
         .await
         .map_err(|e| self.unreachable("timed out connecting to", &e))?
         .map_err(|e| self.unreachable("cannot connect to", &e))?;
-        // lettre writes the body and the final "." separately; without
-        // NODELAY, Nagle plus delayed ACKs cost ~40 ms per message.
+        // Each command is its own write; without NODELAY, Nagle plus
+        // delayed ACKs cost ~40 ms per message.
         stream
             .set_nodelay(true)
             .map_err(|e| self.unreachable("cannot configure socket for", &e))?;
+        let (stream, flushes) = Counted::new(stream);
         let mut conn = tokio::time::timeout(
             self.timeout,
             AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
@@ -185,7 +199,10 @@ impl Smtp {
                 .map_err(|e| self.unreachable("STARTTLS timed out with", &e))?
                 .map_err(|e| self.refused("STARTTLS failed with", &e))?;
         }
-        Ok(conn)
+        Ok(Session {
+            conn,
+            flushes: Some(flushes),
+        })
     }
 
     async fn authenticate(
@@ -241,7 +258,7 @@ impl Smtp {
     }
 
     /// Ends a session politely (QUIT), waiting at most the command timeout.
-    pub(super) async fn quit(&self, mut conn: AsyncSmtpConnection) {
-        let _ = tokio::time::timeout(self.timeout, conn.quit()).await;
+    pub async fn quit(&self, mut session: Session) {
+        let _ = tokio::time::timeout(self.timeout, session.conn.quit()).await;
     }
 }
