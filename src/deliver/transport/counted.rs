@@ -103,12 +103,15 @@ mod tests {
     fn only_a_successful_flush_counts() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
-            .unwrap();
+            .expect("runtime");
         runtime.block_on(async {
             let (mut stream, flushes) = Counted::new(Vec::<u8>::new());
-            stream.write_all(b"MAIL FROM:<a@b>\r\n").await.unwrap();
+            stream
+                .write_all(b"MAIL FROM:<a@b>\r\n")
+                .await
+                .expect("write to memory");
             assert_eq!(flushes.count(), 0, "a write alone is not a flush");
-            stream.flush().await.unwrap();
+            stream.flush().await.expect("flush memory");
             assert_eq!(flushes.count(), 1);
 
             let (mut broken, flushes) = Counted::new(Broken);
