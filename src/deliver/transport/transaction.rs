@@ -1,11 +1,15 @@
-//! One SMTP transaction, step by step, so that a failure can be placed.
+//! One SMTP transaction, in steps that place a failure.
 //!
-//! MAIL, RCPT, DATA and the message are sent one by one, each with the
-//! command timeout (the reply to the final dot gets twice as long: servers
-//! scan the message then). A negative reply is a [`Reply`], sorted into
-//! transient (4xx) or permanent (5xx). A broken or silent connection
+//! The envelope first: when the server pipelines (RFC 2920, see
+//! `pipelining`), MAIL, every RCPT and DATA go in one write and their
+//! replies are read in order; otherwise (no PIPELINING, or implicit TLS,
+//! where lettre owns the socket) one command at a time, each with the
+//! command timeout. Then the message, whose final reply gets twice as long
+//! (servers scan the message then). A negative reply is a [`Reply`], sorted
+//! into transient (4xx) or permanent (5xx). A broken or silent connection
 //! before the whole message was handed over cannot have delivered it
 //! (`Dropped`); after that, only the reply could have told (`Unknown`).
+//! [`Ended`] also says whether the session can carry the next message.
 //!
 //! On our own sockets the message is dot-stuffed here and written with
 //! its final dot in one piece; the socket's flush count says whether all
@@ -21,6 +25,7 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 
+use super::pipelining::{self, Batch};
 use super::smtp::Session;
 use super::{SendError, Smtp};
 
@@ -50,36 +55,92 @@ impl Reply {
     }
 }
 
-/// One SMTP transaction, step by step (MAIL, RCPT, DATA, the message), so
-/// that a failure can be placed: before the final dot nothing can have been
-/// delivered; after it, only the reply can tell.
+/// How a transaction ended: its result, and whether its session can
+/// carry another message (after RSET, when it was refused).
+pub(super) struct Ended {
+    pub(super) result: Result<String, SendError>,
+    pub(super) reusable: bool,
+}
+
+/// A transaction that stopped before the message was sent.
+pub(super) struct Stopped {
+    pub(super) error: SendError,
+    /// Every reply was read (or the refusal was ours): RSET may follow.
+    pub(super) reusable: bool,
+}
+
+impl Stopped {
+    /// Stopped at a reply of the step-by-step dialogue: the session is
+    /// in step unless the connection broke or the server closes it.
+    fn at_step(error: SendError) -> Stopped {
+        Stopped {
+            reusable: error.keeps_session(),
+            error,
+        }
+    }
+}
+
+/// One SMTP transaction: the envelope (pipelined or step by step), then
+/// the message, so that a failure can be placed: before the final dot
+/// nothing can have been delivered; after it, only the reply can tell.
 pub(super) async fn transact(
     session: &mut Session,
     smtp: &Smtp,
     envelope: &Envelope,
     bytes: &[u8],
     reused: bool,
-) -> Result<String, SendError> {
+) -> Ended {
+    if let Err(Stopped { error, reusable }) = open(session, smtp, envelope, bytes, reused).await {
+        return Ended {
+            result: Err(error),
+            reusable,
+        };
+    }
+    let result = message(session, smtp, bytes).await;
+    let reusable = match &result {
+        Ok(_) => true,
+        Err(e) => e.keeps_session(),
+    };
+    Ended { result, reusable }
+}
+
+/// MAIL, RCPT… and DATA, up to the server's go-ahead for the message.
+async fn open(
+    session: &mut Session,
+    smtp: &Smtp,
+    envelope: &Envelope,
+    bytes: &[u8],
+    reused: bool,
+) -> Result<(), Stopped> {
     let conn = &mut session.conn;
-    let params = mail_parameters(conn, smtp, envelope, bytes)?;
+    let params = mail_parameters(conn, smtp, envelope, bytes).map_err(Stopped::at_step)?;
+    let mail = Mail::new(envelope.from().cloned(), params);
+    let rcpts = envelope.to().iter().map(|to| Rcpt::new(to.clone(), vec![]));
+    if session.pipelining {
+        return pipelining::open(conn, smtp, Batch::new(mail, rcpts), reused).await;
+    }
     let step = |first: bool| {
         move |what: &str, e: &dyn std::fmt::Display| SendError::Dropped {
             reason: format!("{what} {}: {e}", smtp.endpoint()),
             stale: first && reused,
         }
     };
-    command(
-        conn,
-        smtp,
-        Mail::new(envelope.from().cloned(), params),
-        step(true),
-    )
-    .await?;
-    for to in envelope.to() {
-        command(conn, smtp, Rcpt::new(to.clone(), vec![]), step(false)).await?;
+    command(conn, smtp, mail, step(true))
+        .await
+        .map_err(Stopped::at_step)?;
+    for rcpt in rcpts {
+        command(conn, smtp, rcpt, step(false))
+            .await
+            .map_err(Stopped::at_step)?;
     }
-    command(conn, smtp, Data, step(false)).await?;
+    command(conn, smtp, Data, step(false))
+        .await
+        .map_err(Stopped::at_step)
+}
 
+/// The message and its final dot, after the server's 354.
+async fn message(session: &mut Session, smtp: &Smtp, bytes: &[u8]) -> Result<String, SendError> {
+    let conn = &mut session.conn;
     // Whether the whole message, final dot included, was handed over
     // when a failure struck: after that, only the reply could have told.
     let (result, complete) = match (&session.flushes, std::str::from_utf8(bytes)) {
@@ -104,6 +165,10 @@ pub(super) async fn transact(
             (result, sent.load(Ordering::SeqCst))
         }
     };
+    let broke = |what: &str, e: &dyn std::fmt::Display| SendError::Dropped {
+        reason: format!("{what} {}: {e}", smtp.endpoint()),
+        stale: false,
+    };
     match result {
         Ok(Ok(response)) => Ok(reply_text(&response)),
         Ok(Err(e)) if e.is_transient() || e.is_permanent() => Err(classify(&e)),
@@ -111,13 +176,13 @@ pub(super) async fn transact(
             "the connection to {} broke after the whole message was sent, before the reply: {e}",
             smtp.endpoint()
         ))),
-        Ok(Err(e)) => Err(step(false)("the connection broke while sending to", &e)),
+        Ok(Err(e)) => Err(broke("the connection broke while sending to", &e)),
         Err(_) if complete => Err(SendError::Unknown(format!(
             "no reply from {} within {} after the whole message was sent",
             smtp.endpoint(),
             humantime_secs(smtp.data_timeout())
         ))),
-        Err(_) => Err(step(false)(
+        Err(_) => Err(broke(
             "timed out writing the message to",
             &humantime_secs(smtp.data_timeout()),
         )),
@@ -220,7 +285,7 @@ async fn command<C: std::fmt::Display>(
     }
 }
 
-fn humantime_secs(d: Duration) -> String {
+pub(super) fn humantime_secs(d: Duration) -> String {
     format!("{}s", d.as_secs_f64())
 }
 
@@ -233,7 +298,7 @@ fn reply_text(response: &lettre::transport::smtp::response::Response) -> String 
 }
 
 /// Sorts a negative SMTP reply into what the sender does next.
-fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+pub(super) fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     use std::error::Error as _;
     let reply = Reply {
         code: e
