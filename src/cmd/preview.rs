@@ -1,6 +1,9 @@
 //! `preview`: exactly what `send` would send to one reader, without sending
 //! and without touching the ledger. It writes the issue record when the day
-//! has none, as `plan` would.
+//! has none, as `plan` would. `preview --serve` is [`live`]: a local page
+//! that renders on every request and writes nothing at all.
+
+pub(crate) mod live;
 
 use std::path::{Path, PathBuf};
 
