@@ -249,6 +249,63 @@ fn preview_serve_reloads_on_an_edit_and_shows_every_problem_instead_of_the_email
         let (status, page) = live.get("/");
         status == 200 && page.contains("<iframe class=\"email\"")
     });
+
+    // Every other input of a render: a template, the settings, the list,
+    // the issue record.
+    type Edit = fn(&str) -> String;
+    let edits: [(&str, Edit, &str); 4] = [
+        (
+            "templates/email.txt",
+            |t| format!("{t}\nA line added to the template.\n"),
+            "A line added to the template.",
+        ),
+        (
+            "dailyissue.toml",
+            |t| {
+                t.replacen(
+                    "name = \"Beginners in AI\"",
+                    "name = \"Beginners in AI Daily\"",
+                    1,
+                )
+            },
+            "Beginners in AI Daily",
+        ),
+        (
+            "subscribers.example.csv",
+            |t| format!("{t}zoe.new@example.net,Zoe New,active,test\n"),
+            "<option value=\"zoe.new@example.net\">Zoe New</option>",
+        ),
+        (
+            "issues/2027-03-01.toml",
+            |t| {
+                t.lines()
+                    .map(|l| {
+                        if l.starts_with("subject = ") {
+                            "subject = \"A subject from the record\""
+                        } else {
+                            l
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            },
+            "A subject from the record",
+        ),
+    ];
+    for (file, edit, shown) in edits {
+        while stream.try_recv().is_ok() {}
+        let path = dir.join(file);
+        let before = std::fs::read_to_string(&path).expect("read");
+        let after = edit(&before);
+        assert_ne!(before, after, "{file}");
+        std::fs::write(&path, after).expect("edit");
+        next(&stream, "reload", &live);
+        wait_for(&format!("the edit of {file} on the page"), || {
+            let (status, page) = live.get("/");
+            status == 200 && page.contains(shown)
+        });
+    }
     assert!(
         live.log().contains("changed: content/"),
         "changes are logged\n{}",
