@@ -119,6 +119,10 @@ pub enum Usage {
         .file.display()
     )]
     OutboxIsAFile { setting: String, file: PathBuf },
+    #[error(
+        "{address} is suppressed ({reason}), so it gets no mail; if the reader asked to come back, run `dailyissue suppressions remove {address}` first"
+    )]
+    Suppressed { address: String, reason: String },
     /// A problem with `[smtp]` found before connecting (a CA file, a password
     /// variable): the message says which.
     #[error("{0}")]

@@ -40,6 +40,12 @@ use crate::log::mask;
 use crate::mail::token::{self, Secrets};
 use crate::problem::Failure;
 use crate::project::Project;
+use crate::project::settings::Settings;
+use crate::project::templates::Templates;
+
+mod feedback;
+mod mailer;
+mod signup;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -54,7 +60,12 @@ struct AppState {
     secrets: Option<Secrets>,
     list_id: String,
     name: String,
-    ledger: Mutex<Ledger>,
+    settings: Settings,
+    /// The signup letters' templates.
+    templates: Templates,
+    /// How signup letters go out; `None` with `[subscribe] enabled = false`.
+    mailer: Option<mailer::Mailer>,
+    ledger: Arc<Mutex<Ledger>>,
     archive: PathBuf,
     files: ServeDir,
 }
@@ -75,11 +86,23 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
         .unwrap_or_else(|| project.path(&settings.archive_dir));
     crate::archive::refuse_private(project, &archive)?;
     let ledger = crate::ledger::open(project)?;
+    let templates = project.templates().map_err(Failure::input)?;
+    let mailer = if settings.subscribe.enabled {
+        Some(mailer::Mailer::new(project)?)
+    } else {
+        None
+    };
+    if let Some(m) = &mailer {
+        tracing::info!("signup letters go via {}", m.describe());
+    }
     let state = Arc::new(AppState {
         secrets,
         list_id: settings.list_id.clone(),
         name: settings.name.clone(),
-        ledger: Mutex::new(ledger),
+        settings: settings.clone(),
+        templates,
+        mailer,
+        ledger: Arc::new(Mutex::new(ledger)),
         files: ServeDir::new(&archive),
         archive,
     });
@@ -101,12 +124,15 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
             "serving unsubscribe links and {} on http://{addr}",
             state.archive.display()
         );
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| Failure::Other(e.into()))
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Failure::Other(e.into()))
     })
 }
 
@@ -114,19 +140,22 @@ fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/u/{token}", get(confirm_page).post(unsubscribe))
+        .route("/subscribe", axum::routing::post(signup::subscribe))
+        .route(
+            "/confirm/{token}",
+            get(signup::confirm_page).post(signup::confirm),
+        )
+        .route("/feedback/{token}", get(feedback::ask).post(feedback::vote))
         .fallback(static_file)
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
 
-/// `-v`: one line per request, with the token of an unsubscribe link
-/// left out.
+/// `-v`: one line per request, with the token of a link left out (and
+/// the query, which may carry form values).
 async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let method = request.method().clone();
-    let path = match request.uri().path() {
-        p if p.starts_with("/u/") => "/u/***".to_string(),
-        p => p.to_string(),
-    };
+    let path = logged_path(request.uri().path());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     tracing::debug!(
@@ -135,6 +164,41 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
         started.elapsed()
     );
     response
+}
+
+/// A request's path as the log shows it: the token of a link is never
+/// written (it would let anyone reading the log act as the reader).
+fn logged_path(path: &str) -> String {
+    for prefix in ["/u/", "/confirm/", "/feedback/"] {
+        if path.starts_with(prefix) {
+            return format!("{prefix}***");
+        }
+    }
+    path.to_string()
+}
+
+/// Runs `f` on the ledger on a blocking thread (SQLite waits on its lock).
+async fn with_ledger<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&mut Ledger) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let ledger = state.ledger.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut ledger = ledger
+            .lock()
+            .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?;
+        f(&mut ledger)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the ledger task failed: {e}"))?
+}
+
+fn try_again() -> Response {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again",
+        "<p>We could not record your request just now. Please try again in a minute.</p>",
+    )
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -163,7 +227,7 @@ fn invalid() -> Response {
     page(
         StatusCode::BAD_REQUEST,
         "This link does not work",
-        "<p>The unsubscribe link is incomplete or has been changed. Use the link from the newest email, or reply to any issue and we will take you off the list by hand.</p>",
+        "<p>The link is incomplete or has been changed. Use the link from the newest email, or reply to any email from us and we will do it by hand.</p>",
     )
 }
 
@@ -171,7 +235,7 @@ fn not_configured() -> Response {
     page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Please try again later",
-        "<p>Unsubscribing is not available right now. Please try the link again later, or reply to any issue.</p>",
+        "<p>This is not available right now. Please try the link again later, or reply to any email from us.</p>",
     )
 }
 

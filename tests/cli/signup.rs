@@ -1,0 +1,520 @@
+//! Signups with real parts: `serve` on a free port, a real HTTP client
+//! posting the archive's form as a browser does, the in-process SMTP
+//! server receiving the confirmation and the welcome, `send` reading the
+//! merged list, the reader's one-click unsubscribe; the limits, the quiet
+//! refusals, and one-click feedback.
+
+use std::path::Path;
+use std::process::Child;
+
+use crate::smtp::{Options, Received, Server};
+
+const LIST_ID: &str = "beginners-in-ai.daily.example.com";
+use crate::support::*;
+
+pub struct Served {
+    child: Option<Child>,
+    pub base: String,
+}
+
+impl Served {
+    /// Stops `serve` and gives what it logged on stderr.
+    pub fn stop(mut self) -> String {
+        let Some(mut child) = self.child.take() else {
+            return String::new();
+        };
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("serve output");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// `serve -vv` on a free port, its log kept.
+pub fn serve(dir: &Path) -> Served {
+    let port = free_port();
+    let child = spawn_piped(
+        dir,
+        &["-vv", "serve", "--listen", &format!("127.0.0.1:{port}")],
+        &[SECRET],
+    );
+    let served = Served {
+        child: Some(child),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    wait_for("serve to answer /healthz", || {
+        agent()
+            .get(format!("{}/healthz", served.base))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    served
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// POSTs a form-encoded body, as a browser does; `client` sets the
+/// address a local proxy would forward.
+pub fn post_form(url: &str, body: &str, client: Option<&str>) -> (u16, String) {
+    let mut request = agent()
+        .post(url)
+        .content_type("application/x-www-form-urlencoded");
+    if let Some(ip) = client {
+        request = request.header("X-Forwarded-For", ip);
+    }
+    let mut r = request.send(body).expect("POST");
+    let page = r.body_mut().read_to_string().unwrap_or_default();
+    (r.status().as_u16(), page)
+}
+
+pub fn get(url: &str) -> (u16, String) {
+    let mut r = agent().get(url).call().expect("GET");
+    let page = r.body_mut().read_to_string().unwrap_or_default();
+    (r.status().as_u16(), page)
+}
+
+fn signup_body(address: &str, name: &str) -> String {
+    format!(
+        "email={}&name={}&website=&tz=Europe%2FBerlin&page=https%3A%2F%2Fdaily.example.com%2Fglossary%2F",
+        address.replace('@', "%40"),
+        name.replace(' ', "+")
+    )
+}
+
+/// Messages received for `address`.
+fn mail_for(server: &Server, address: &str) -> Vec<Received> {
+    per_address(server).remove(address).unwrap_or_default()
+}
+
+fn text_of(m: &Received) -> String {
+    mail_parser::MessageParser::default()
+        .parse(&m.data)
+        .expect("parses")
+        .body_text(0)
+        .expect("text part")
+        .into_owned()
+}
+
+/// The first URL in `text` that starts with `prefix`.
+fn link(text: &str, prefix: &str) -> String {
+    let at = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"));
+    text[at..]
+        .split(|c: char| c.is_whitespace() || c == '>')
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn local(url: &str, served: &Served) -> String {
+    url.replace("https://daily.example.com", &served.base)
+}
+
+/// The sample project sending through `server`.
+fn project(server: &Server, subscribe: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (tmp, dir) = sample_project();
+    if !subscribe.is_empty() {
+        let settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
+        std::fs::write(
+            dir.join("dailyissue.toml"),
+            format!("{settings}\n[subscribe]\n{subscribe}\n"),
+        )
+        .expect("write");
+    }
+    add_smtp(&dir, server.port(), "");
+    (tmp, dir)
+}
+
+fn pending(dir: &Path) -> Vec<String> {
+    json(&run(dir, &["subscribers", "list", "--pending", "--json"]).success())["readers"]
+        .as_array()
+        .expect("readers")
+        .iter()
+        .map(|r| r["address"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Copies of the issue of `date` a reader received (by Message-ID).
+fn issues_for(server: &Server, address: &str, date: &str) -> usize {
+    let prefix = format!("<{}.", date.replace('-', ""));
+    mail_for(server, address)
+        .iter()
+        .filter(|m| {
+            m.header("Message-ID")
+                .is_some_and(|id| id.starts_with(&prefix))
+        })
+        .count()
+}
+
+/// Confirms `address` through the link in its (last) confirmation.
+fn confirm(server: &Server, served: &Served, address: &str) {
+    let mail = mail_for(server, address);
+    let last = mail.last().expect("a confirmation");
+    let url = local(
+        &link(&text_of(last), "https://daily.example.com/confirm/"),
+        served,
+    );
+    let (status, page) = post_form(&url, "", None);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You are subscribed"), "{page}");
+}
+
+#[test]
+fn a_reader_signs_up_confirms_gets_the_issue_once_and_unsubscribes_in_one_click() {
+    let server = Server::start(Options::default());
+    let (_tmp, dir) = project(&server, "");
+    let served = serve(&dir);
+    let new = "new.reader@example.org";
+
+    let (status, page) = post_form(
+        &format!("{}/subscribe", served.base),
+        &signup_body("New.Reader@Example.org", "New Reader"),
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Check your inbox"), "{page}");
+    wait_for("the confirmation", || !mail_for(&server, new).is_empty());
+    let confirmation = &mail_for(&server, new)[0];
+    assert_eq!(
+        confirmation.header("Subject").as_deref(),
+        Some("Confirm your subscription to Beginners in AI")
+    );
+    assert!(
+        confirmation.header("List-Unsubscribe").is_none(),
+        "transactional"
+    );
+    assert!(confirmation.header("List-Id").is_none(), "transactional");
+    assert_eq!(
+        confirmation.header("To").as_deref(),
+        Some(new),
+        "no name from the form"
+    );
+    assert!(
+        confirmation
+            .header("Message-ID")
+            .is_some_and(|id| id.starts_with("<confirm."))
+    );
+    let url = local(
+        &link(&text_of(confirmation), "https://daily.example.com/confirm/"),
+        &served,
+    );
+
+    let (status, page) = get(&url);
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<button") && page.contains("Confirm my subscription"),
+        "{page}"
+    );
+    assert_eq!(pending(&dir), [new], "a GET confirms nothing");
+
+    let (status, page) = post_form(&url, "", None);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You are subscribed"), "{page}");
+    assert!(pending(&dir).is_empty());
+    wait_for("the welcome", || mail_for(&server, new).len() == 2);
+    let (status, _) = post_form(&url, "", None);
+    assert_eq!(status, 200, "confirming twice is harmless");
+    let welcome = &mail_for(&server, new)[1];
+    assert_eq!(
+        welcome.header("Subject").as_deref(),
+        Some("Welcome to Beginners in AI")
+    );
+    assert_eq!(
+        welcome.header("To").as_deref(),
+        Some("\"New Reader\" <new.reader@example.org>")
+    );
+    assert!(welcome.header("List-Unsubscribe-Post").is_some());
+    assert!(text_of(welcome).contains("06:00 (America/New_York time)"));
+
+    let sent = json(&send(&dir, &["--json"]).success());
+    assert_eq!(
+        (sent["active"].as_u64(), sent["sent"].as_u64()),
+        (Some(10), Some(10)),
+        "{sent}"
+    );
+    assert_eq!(issues_for(&server, new, DATE), 1);
+    assert_eq!(json(&send(&dir, &["--json"]).success())["sent"], 0);
+    let issue = mail_for(&server, new)
+        .into_iter()
+        .find(|m| {
+            m.header("Message-ID")
+                .is_some_and(|id| id.starts_with("<20270301."))
+        })
+        .expect("the issue");
+    let list_unsubscribe = issue.header("List-Unsubscribe").expect("header");
+    let one_click = local(
+        &link(&list_unsubscribe, "https://daily.example.com/u/"),
+        &served,
+    );
+    let (status, page) = post_form(&one_click, "List-Unsubscribe=One-Click", None);
+    assert_eq!(status, 200, "{page}");
+    let next =
+        json(&run_env(&dir, &["send", "--date", "2027-03-02", "--json"], &[SECRET]).success());
+    assert_eq!(
+        (next["sent"].as_u64(), next["suppressed"].as_u64()),
+        (Some(9), Some(1)),
+        "{next}"
+    );
+    assert_eq!(issues_for(&server, new, "2027-03-02"), 0);
+
+    let log = served.stop();
+    assert!(log.contains("signup: n***@example.org confirmed"), "{log}");
+}
+
+#[test]
+fn a_csv_reader_who_signs_up_again_gets_one_copy() {
+    let server = Server::start(Options::default());
+    let (_tmp, dir) = project(&server, "");
+    let served = serve(&dir);
+    let ada = "ada.park@example.net";
+    let (status, _) = post_form(
+        &format!("{}/subscribe", served.base),
+        &signup_body(ada, ""),
+        None,
+    );
+    assert_eq!(status, 200);
+    wait_for("the confirmation", || !mail_for(&server, ada).is_empty());
+    confirm(&server, &served, ada);
+    wait_for("the welcome", || mail_for(&server, ada).len() == 2);
+    let sent = json(&send(&dir, &["--json"]).success());
+    assert_eq!(
+        (sent["active"].as_u64(), sent["sent"].as_u64()),
+        (Some(9), Some(9)),
+        "{sent}"
+    );
+    assert_eq!(issues_for(&server, ada, DATE), 1, "no duplicate");
+}
+
+#[test]
+fn every_answer_to_the_form_is_the_same_page_and_a_suppressed_address_gets_no_mail() {
+    let server = Server::start(Options::default());
+    let (_tmp, dir) = project(&server, "");
+    run(
+        &dir,
+        &[
+            "suppressions",
+            "add",
+            "gone@example.org",
+            "--reason",
+            "unsubscribed",
+        ],
+    )
+    .success();
+    run(&dir, &["subscribers", "add", "member@example.org"]).success();
+    let served = serve(&dir);
+    let url = format!("{}/subscribe", served.base);
+    let pages: Vec<(u16, String)> = [
+        signup_body("gone@example.org", ""),
+        signup_body("member@example.org", ""),
+        signup_body("first@example.org", ""),
+        signup_body("first@example.org", ""),
+        format!(
+            "{}&website=https%3A%2F%2Fspam.example",
+            signup_body("bot@example.org", "")
+        ),
+        format!(
+            "{}&pad={}",
+            signup_body("big@example.org", ""),
+            "x".repeat(10_000)
+        ),
+    ]
+    .iter()
+    .map(|body| post_form(&url, body, None))
+    .collect();
+    let json_post = agent()
+        .post(&url)
+        .content_type("application/json")
+        .send("{\"email\":\"json@example.org\"}")
+        .expect("POST")
+        .body_mut()
+        .read_to_string()
+        .expect("page");
+    for (status, page) in &pages {
+        assert_eq!((*status, page.as_str()), (pages[0].0, pages[0].1.as_str()));
+    }
+    assert_eq!(json_post, pages[0].1, "not a form: the same page");
+    wait_for("the two confirmations", || {
+        mail_for(&server, "first@example.org").len() == 2
+    });
+    // A marker after everything: its confirmation comes after any other.
+    post_form(&url, &signup_body("last@example.org", ""), None);
+    wait_for("the last confirmation", || {
+        !mail_for(&server, "last@example.org").is_empty()
+    });
+    let got = per_address(&server);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        ["first@example.org", "last@example.org"],
+        "nothing for the suppressed, the member, the bot, the oversized or the JSON post"
+    );
+
+    let (status, page) = post_form(&url, "email=not+an+address&name=X", None);
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("aria-invalid=\"true\"")
+            && page.contains("role=\"alert\"")
+            && page.contains("value=\"not an address\""),
+        "{page}"
+    );
+    let status = json(&run(&dir, &["status", "--date", DATE, "--json"]).success());
+    let growth = &status["growth"];
+    assert_eq!(growth["requested"], 3, "{status}");
+    assert_eq!(growth["refused"], 4, "{status}");
+    assert_eq!(growth["refused_by_reason"]["suppressed"], 1, "{status}");
+    assert_eq!(growth["refused_by_reason"]["honeypot"], 1, "{status}");
+}
+
+#[test]
+fn the_limits_stop_list_bombing_before_any_mail_is_sent() {
+    let server = Server::start(Options::default());
+    let (_tmp, dir) = project(&server, "per_address_per_day = 2\nper_ip_per_hour = 3");
+    let served = serve(&dir);
+    let url = format!("{}/subscribe", served.base);
+    for _ in 0..4 {
+        post_form(
+            &url,
+            &signup_body("victim@example.org", ""),
+            Some("203.0.113.1"),
+        );
+    }
+    let others: Vec<String> = (0..5).map(|i| format!("other{i}@example.org")).collect();
+    for other in &others {
+        post_form(&url, &signup_body(other, ""), Some("203.0.113.2"));
+    }
+    post_form(
+        &url,
+        &signup_body("marker@example.org", ""),
+        Some("203.0.113.3"),
+    );
+    wait_for("the marker's confirmation", || {
+        !mail_for(&server, "marker@example.org").is_empty()
+    });
+    wait_for("the allowed confirmations", || server.received().len() >= 6);
+    assert_eq!(
+        mail_for(&server, "victim@example.org").len(),
+        2,
+        "per address per day"
+    );
+    let mailed = others
+        .iter()
+        .filter(|o| !mail_for(&server, o).is_empty())
+        .count();
+    assert_eq!(mailed, 3, "per client per hour");
+    assert_eq!(server.received().len(), 6);
+    let status = json(&run(&dir, &["status", "--date", DATE, "--json"]).success());
+    let refused = &status["growth"]["refused_by_reason"];
+    assert_eq!(
+        (
+            refused["address limit"].as_u64(),
+            refused["ip limit"].as_u64()
+        ),
+        (Some(2), Some(2)),
+        "{status}"
+    );
+}
+
+#[test]
+fn expired_and_forged_confirmation_links_confirm_nothing() {
+    use dailyissue::mail::token::{Secrets, confirm_token};
+    let server = Server::start(Options::default());
+    let (_tmp, dir) = project(&server, "");
+    let served = serve(&dir);
+    let url = format!("{}/subscribe", served.base);
+    post_form(&url, &signup_body("late@example.org", ""), None);
+    wait_for("the confirmation", || {
+        !mail_for(&server, "late@example.org").is_empty()
+    });
+    let secrets = Secrets::new(SECRET.1.as_bytes(), None);
+    let expired = confirm_token(&secrets, LIST_ID, &"late@example.org".into(), 1_000_000);
+    let (status, page) = post_form(&format!("{}/confirm/{expired}", served.base), "", None);
+    assert_eq!(status, 410, "{page}");
+    assert!(page.contains("This link has expired"));
+    let forged = confirm_token(
+        &Secrets::new(b"guess", None),
+        LIST_ID,
+        &"late@example.org".into(),
+        4_000_000_000,
+    );
+    assert_eq!(
+        post_form(&format!("{}/confirm/{forged}", served.base), "", None).0,
+        400
+    );
+    let unsubscribe = dailyissue::mail::token::token(&secrets, LIST_ID, &"late@example.org".into());
+    assert_eq!(
+        post_form(&format!("{}/confirm/{unsubscribe}", served.base), "", None).0,
+        400,
+        "another purpose's token"
+    );
+    assert_eq!(pending(&dir), ["late@example.org"]);
+}
+
+#[test]
+fn one_click_feedback_records_one_vote_per_reader_and_only_counts_are_shown() {
+    let (_tmp, dir) = sample_project();
+    send(&dir, &[]).success();
+    let eml =
+        std::fs::read(dir.join(format!("outbox/{DATE}/ben.okafor@example.org.eml"))).expect("eml");
+    let text = mail_parser::MessageParser::default()
+        .parse(&eml)
+        .expect("parses")
+        .body_text(0)
+        .expect("text")
+        .into_owned();
+    assert!(text.contains("Was today's issue useful?"), "{text}");
+    let yes = link(&text, "https://daily.example.com/feedback/");
+    assert!(yes.ends_with("?vote=yes"), "{yes}");
+    let served = serve(&dir);
+    let yes = local(&yes, &served);
+    let (status, page) = get(&yes);
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Was the issue of Monday, March 1, 2027 useful?"),
+        "{page}"
+    );
+    let votes = |dir: &Path| {
+        let s = json(&run(dir, &["status", "--date", DATE, "--json"]).success());
+        (s["votes"]["yes"].as_u64(), s["votes"]["no"].as_u64())
+    };
+    assert_eq!(votes(&dir), (Some(0), Some(0)), "a GET records nothing");
+    let form = yes.split('?').next().expect("url").to_string();
+    assert_eq!(post_form(&form, "vote=yes", None).0, 200);
+    assert_eq!(post_form(&form, "vote=yes", None).0, 200);
+    assert_eq!(votes(&dir), (Some(1), Some(0)));
+    let (status, page) = post_form(&form, "vote=no", None);
+    assert_eq!(status, 200);
+    assert!(page.contains("Thank you"));
+    assert_eq!(
+        votes(&dir),
+        (Some(0), Some(1)),
+        "a second click changes the vote"
+    );
+    assert_eq!(post_form(&form, "vote=maybe", None).0, 400);
+    let log = served.stop();
+    assert!(
+        log.contains("feedback: a vote on the issue of 2027-03-01"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("ben") && !log.contains(form.rsplit('/').next().unwrap_or("-")),
+        "{log}"
+    );
+}
