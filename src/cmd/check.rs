@@ -192,7 +192,8 @@ fn archive_problems(project: &Project) -> Vec<Problem> {
 }
 
 /// What the loaded parts hold, and what is wrong across them: list rows,
-/// issue numbers, unsafe links, records that name missing items.
+/// issue numbers, unsafe links, records that name missing items, and the
+/// signup letters' templates.
 fn summarise(project: &Project, parts: &Parts, report: &mut Report, problems: &mut Vec<Problem>) {
     if let Some(list) = &parts.list {
         let (signups_confirmed, signups_pending) = signup_counts(project);
@@ -216,6 +217,12 @@ fn summarise(project: &Project, parts: &Parts, report: &mut Report, problems: &m
     }
     if let (Some(pool), Some(issues)) = (&parts.pool, &parts.issues) {
         problems.extend(records_against(pool, issues));
+    }
+    // The letters `serve` mails to signups, rendered for a sample reader.
+    if project.settings.subscribe.enabled
+        && let Some(templates) = &parts.templates
+    {
+        problems.extend(crate::render::signup::check(&project.settings, templates));
     }
 }
 

@@ -129,16 +129,36 @@ fn local(url: &str, served: &Served) -> String {
     url.replace("https://daily.example.com", &served.base)
 }
 
-/// The sample project sending through `server`.
+/// Replaces the table `[name]` of the settings (the sample has
+/// `[subscribe]`) with one holding `body`: a table or key given twice is an
+/// error in TOML.
+fn set_table(dir: &Path, name: &str, body: &str) {
+    let settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
+    let header = format!("[{name}]");
+    let mut kept = String::new();
+    let mut inside = false;
+    for line in settings.lines() {
+        if line.trim_start().starts_with('[') {
+            inside = line.trim() == header;
+        }
+        if !inside {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    std::fs::write(
+        dir.join("dailyissue.toml"),
+        format!("{kept}\n{header}\n{body}\n"),
+    )
+    .expect("write");
+}
+
+/// The sample project sending through `server`, with `subscribe` as its
+/// `[subscribe]` table when not empty.
 fn project(server: &Server, subscribe: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let (tmp, dir) = sample_project();
     if !subscribe.is_empty() {
-        let settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
-        std::fs::write(
-            dir.join("dailyissue.toml"),
-            format!("{settings}\n[subscribe]\n{subscribe}\n"),
-        )
-        .expect("write");
+        set_table(&dir, "subscribe", subscribe);
     }
     add_smtp(&dir, server.port(), "");
     (tmp, dir)
@@ -517,4 +537,241 @@ fn one_click_feedback_records_one_vote_per_reader_and_only_counts_are_shown() {
         !log.contains("ben") && !log.contains(form.rsplit('/').next().unwrap_or("-")),
         "{log}"
     );
+}
+
+/// Every link in a message: `href`s and URLs of both parts, and the
+/// `List-Unsubscribe` header's.
+fn links(m: &Received) -> Vec<String> {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&m.data)
+        .expect("parses");
+    let mut text = String::new();
+    for i in 0..2 {
+        text.push_str(parsed.body_text(i).as_deref().unwrap_or(""));
+        text.push_str(parsed.body_html(i).as_deref().unwrap_or(""));
+    }
+    text.push_str(&m.header("List-Unsubscribe").unwrap_or_default());
+    let mut out = Vec::new();
+    for scheme in ["https://", "http://", "mailto:"] {
+        for (at, _) in text.match_indices(scheme) {
+            let url: String = text[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !"\"'<>".contains(*c))
+                .collect();
+            out.push(url);
+        }
+    }
+    out
+}
+
+/// `address` as a link could carry it.
+fn encodings(address: &str) -> Vec<String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut out = Vec::new();
+    for a in [address.to_string(), address.to_lowercase()] {
+        out.push(a.clone());
+        out.push(a.replace('@', "%40"));
+        out.push(a.replace('@', "%40").replace('.', "%2E"));
+        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            out.push(engine.encode(&a));
+            // Inside a longer value the address may start 1 or 2 bytes into
+            // a 3-byte group: what shows then is the middle of the encoding
+            // of the address after 1 or 2 other bytes.
+            for shift in 1..3 {
+                let mut bytes = vec![0u8; shift];
+                bytes.extend_from_slice(a.as_bytes());
+                let encoded = engine.encode(&bytes);
+                let middle = encoded
+                    .trim_end_matches('=')
+                    .get(4..encoded.trim_end_matches('=').len().saturating_sub(4))
+                    .unwrap_or("");
+                if middle.len() >= 8 {
+                    out.push(middle.to_string());
+                }
+            }
+        }
+        out.push(a.split('@').next().unwrap_or("").to_string());
+    }
+    out
+}
+
+#[test]
+fn no_link_reveals_the_reader_old_links_still_unsubscribe_and_serve_logs_neither() {
+    let server = Server::start(Options::default());
+    let (_tmp, dir) = project(&server, "");
+    let served = serve(&dir);
+    let new = "new.reader@example.org";
+    post_form(
+        &format!("{}/subscribe", served.base),
+        &signup_body(new, "New Reader"),
+        None,
+    );
+    wait_for("the confirmation", || !mail_for(&server, new).is_empty());
+    confirm(&server, &served, new);
+    wait_for("the welcome", || mail_for(&server, new).len() == 2);
+    send(&dir, &[]).success();
+    let received = server.received();
+    assert_eq!(received.len(), 2 + 10);
+    let mut tokens = Vec::new();
+    for m in &received {
+        let to = &m.to[0];
+        let mut links = links(m);
+        // The envelope sender, where bounces go, is a link of sorts too.
+        links.push(m.from.clone());
+        assert!(
+            links
+                .iter()
+                .any(|l| l.contains("/u/") || l.contains("/confirm/")),
+            "{links:?}"
+        );
+        for link in &links {
+            for encoded in encodings(to) {
+                assert!(!link.contains(&encoded), "{link} carries {to} as {encoded}");
+            }
+            for prefix in ["/u/", "/confirm/", "/feedback/"] {
+                if let Some((_, rest)) = link.split_once(prefix) {
+                    tokens.push(rest.split('?').next().unwrap_or("").to_string());
+                }
+            }
+        }
+        // The link in the issue works: the feedback page answers.
+        if let Some(f) = links.iter().find(|l| l.contains("/feedback/")) {
+            assert_eq!(get(&local(f, &served)).0, 200);
+        }
+    }
+
+    // A link in the readable form mailed before opaque tokens still works.
+    let secrets = dailyissue::mail::token::Secrets::new(SECRET.1.as_bytes(), None);
+    let old =
+        dailyissue::mail::token::legacy_token(&secrets, LIST_ID, &"ben.okafor@example.org".into());
+    assert!(
+        old.starts_with("YmVu"),
+        "the old form shows the address: {old}"
+    );
+    let (status, page) = post_form(
+        &format!("{}/u/{old}", served.base),
+        "List-Unsubscribe=One-Click",
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    let suppressed = run(&dir, &["suppressions", "list"]).success().stdout;
+    assert!(
+        suppressed.starts_with("ben.okafor@example.org\tunsubscribed"),
+        "{suppressed}"
+    );
+    tokens.push(old);
+
+    let log = served.stop();
+    assert!(
+        log.contains("debug: POST /confirm/*** 200"),
+        "requests are logged: {log}"
+    );
+    for m in &received {
+        assert!(!log.contains(&m.to[0]), "{} in the log:\n{log}", m.to[0]);
+    }
+    for t in tokens.iter().filter(|t| t.len() > 8) {
+        assert!(!log.contains(t.as_str()), "a token in the log:\n{log}");
+    }
+}
+
+/// The archive's pages as (path below `public/`, text).
+fn pages(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join("public")];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "html") {
+                let rel = path.strip_prefix(dir.join("public")).expect("prefix");
+                out.push((
+                    rel.display().to_string(),
+                    std::fs::read_to_string(&path).expect("page"),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_archive_page_carries_the_form_and_the_settings_move_or_remove_it() {
+    let (_tmp, dir) = sample_project();
+    run(&dir, &["plan", "--date", DATE, "--days", "3"]).success();
+    run(&dir, &["archive", "--all"]).success();
+    let built = pages(&dir);
+    for kind in [
+        "index.html",
+        "issues/2027-03-01/index.html",
+        "glossary/index.html",
+        "tools/index.html",
+    ] {
+        assert!(built.iter().any(|(p, _)| p == kind), "no {kind}");
+    }
+    assert!(
+        built
+            .iter()
+            .any(|(p, _)| p.starts_with("glossary/") && p != "glossary/index.html"),
+        "no glossary page"
+    );
+    for (path, html) in &built {
+        for part in [
+            "<form class=\"subscribe-form\" method=\"post\" action=\"https://daily.example.com/subscribe\"",
+            "<label for=\"subscribe-email\">",
+            "<input id=\"subscribe-email\" name=\"email\" type=\"email\" required",
+            "<input id=\"subscribe-name\" name=\"name\"",
+            "name=\"website\" type=\"text\" tabindex=\"-1\"",
+            "Get smarter about AI every morning — free daily newsletter, one term, one tool, one tip. Free forever. Unsubscribe anytime.",
+            "issues/2027-03-03/index.html\">Read the latest issue</a>",
+        ] {
+            assert!(html.contains(part), "{path} lacks {part}");
+        }
+    }
+
+    set_table(
+        &dir,
+        "subscribe",
+        "action = \"https://join.example.org/daily\"",
+    );
+    run(&dir, &["archive", "--all"]).success();
+    for (path, html) in pages(&dir) {
+        assert!(
+            html.contains("action=\"https://join.example.org/daily\"")
+                && html.contains("Free, and you can unsubscribe at any time."),
+            "{path}: the action and the promise from the settings"
+        );
+    }
+
+    set_table(&dir, "subscribe", "enabled = false");
+    run(&dir, &["archive", "--all"]).success();
+    for (path, html) in pages(&dir) {
+        assert!(
+            !html.contains("subscribe-form") && !html.contains("<script"),
+            "{path} still has the form"
+        );
+    }
+}
+
+#[test]
+fn feedback_can_be_turned_off() {
+    let (_tmp, dir) = sample_project();
+    set_table(&dir, "feedback", "enabled = false");
+    send(&dir, &[]).success();
+    let eml =
+        std::fs::read(dir.join(format!("outbox/{DATE}/ben.okafor@example.org.eml"))).expect("eml");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&eml)
+        .expect("parses");
+    let text = parsed.body_text(0).expect("text").into_owned();
+    let html = parsed.body_html(0).expect("html").into_owned();
+    assert!(text.contains("/u/"), "a real copy:\n{text}");
+    for part in [&text, &html] {
+        assert!(
+            !part.contains("useful?") && !part.contains("/feedback/"),
+            "no question with [feedback] off:\n{part}"
+        );
+    }
 }
