@@ -775,3 +775,31 @@ fn feedback_can_be_turned_off() {
         );
     }
 }
+
+#[test]
+fn the_signup_letters_are_dkim_signed_and_verify() {
+    use crate::deliver::{dkim_verify, dns_records, with_dkim};
+    let server = Server::start(Options::default());
+    let (_tmp, dir) = project(&server, "");
+    with_dkim(&dir);
+    let records = dns_records(&run_env(&dir, &["check", "--date", DATE], &[SECRET]).success());
+    assert_eq!(records.len(), 1, "{records:?}");
+    let served = serve(&dir);
+    let new = "signed.reader@example.org";
+    post_form(
+        &format!("{}/subscribe", served.base),
+        &signup_body(new, ""),
+        None,
+    );
+    wait_for("the confirmation", || !mail_for(&server, new).is_empty());
+    confirm(&server, &served, new);
+    wait_for("the welcome", || mail_for(&server, new).len() == 2);
+    for m in mail_for(&server, new) {
+        assert_eq!(
+            dkim_verify(&m.data, &records),
+            ["pass"],
+            "{:?}",
+            m.header("Subject")
+        );
+    }
+}
