@@ -2,7 +2,8 @@
 //! of real inputs (bytes flipped, lines cut, duplicated or swapped,
 //! truncated anywhere, non-UTF-8 and control characters inserted) and must
 //! return a value or problems, never panic. Deterministic: a fixed-seed
-//! xorshift generator, so a failure reproduces.
+//! xorshift generator, so a failure reproduces. Bounce mail and provider
+//! webhook payloads come from strangers, so their parsers are here too.
 
 use std::path::Path;
 
@@ -143,5 +144,19 @@ fn tokens_never_panic_on_garbage() {
             crate::mail::token::verify(&secrets, "l", text)
                 .is_none_or(|a| a.as_str() == "a@example.org")
         );
+    });
+}
+
+#[test]
+fn bounce_classifier_never_panics() {
+    let inputs = corpus("tests/fixtures/bounces");
+    assert!(inputs.len() >= 10, "the bounce fixtures are there");
+    let path = crate::project::settings::ReturnPath {
+        prefix: "bounces+".into(),
+        suffix: "@example.com".into(),
+    };
+    each_mutant(0x5eed_0007, &inputs, 150, |_, bytes| {
+        let _ = crate::bounces::message::classify(bytes, Some(&path));
+        let _ = crate::bounces::message::classify(bytes, None);
     });
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod archive;
+mod bounces;
 mod check;
 mod deliver;
 mod faults;

@@ -1,0 +1,1 @@
+//! Provider webhooks (placeholder until the providers land).
