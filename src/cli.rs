@@ -115,7 +115,7 @@ pub enum Command {
         #[command(subcommand)]
         action: LedgerAction,
     },
-    /// Answer unsubscribe links (GET page, RFC 8058 one-click POST) and serve the web archive
+    /// Answer unsubscribe links (GET page, RFC 8058 one-click POST) and the providers' bounce and complaint webhooks (/hooks/ses, postmark, mailgun, sendgrid), and serve the web archive
     Serve {
         /// Address and port to listen on
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]

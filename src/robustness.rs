@@ -160,3 +160,40 @@ fn bounce_classifier_never_panics() {
         let _ = crate::bounces::message::classify(bytes, None);
     });
 }
+
+#[test]
+fn webhook_readers_never_panic() {
+    use crate::bounces::providers::{mailgun, postmark, sendgrid, ses};
+    let inputs = corpus("tests/fixtures/hooks");
+    assert!(inputs.len() >= 8, "the webhook fixtures are there");
+    let cert = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hooks/sns-signing-cert.pem"),
+    )
+    .ok()
+    .and_then(|pem| ses::certificate_der(&pem).ok())
+    .unwrap_or_default();
+    let path = crate::project::settings::ReturnPath {
+        prefix: "bounces+".into(),
+        suffix: "@example.com".into(),
+    };
+    each_mutant(0x5eed_0008, &inputs, 120, |text, bytes| {
+        if let Ok(e) = ses::envelope(bytes) {
+            let _ = ses::certificate_url(&e);
+            let _ = ses::verify(&e, &cert);
+            let _ = ses::event(&e, Some(&path), bytes);
+        }
+        let _ = ses::certificate_der(bytes);
+        let _ = postmark::event(bytes);
+        let _ = sendgrid::events(bytes);
+        let _ = sendgrid::public_key(text);
+        let _ = mailgun::verify(bytes, b"key", 1_900_000_000);
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            let signed = mailgun::Signed {
+                timestamp: 0,
+                token: "t".into(),
+                event_data: v.get("event-data").cloned().unwrap_or(v),
+            };
+            let _ = mailgun::event(&signed, Some(&path), bytes);
+        }
+    });
+}

@@ -8,6 +8,7 @@ mod bounces;
 mod check;
 mod deliver;
 mod faults;
+mod hooks;
 mod init;
 mod input;
 mod json;
