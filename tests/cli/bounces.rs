@@ -440,6 +440,21 @@ fn verp_end_to_end_a_dsn_to_the_envelope_sender_suppresses_its_reader() {
     }
     assert_ne!(senders[0], senders[1], "one envelope sender per delivery");
 
+    // An out-of-office reply sent to the envelope sender (some
+    // autoresponders answer the Return-Path), with no Auto-Submitted
+    // header: the VERP token is there, but it is no bounce.
+    let away = format!(
+        "Return-Path: <{reader}>\nDelivered-To: {sender}\nFrom: {reader}\nTo: {sender}\nSubject: Automatic reply: away until Monday\nMessage-ID: <away-1@example.net>\nMIME-Version: 1.0\nContent-Type: text/plain\n\nI am out of the office until Monday.\n",
+        reader = readers[0],
+        sender = senders[0]
+    );
+    let out = json(&run_stdin(&dir, &["bounces", "--json"], away.as_bytes()).success());
+    assert_eq!(
+        (out["ignored"].as_u64(), out["recorded"].as_u64()),
+        (Some(1), Some(0)),
+        "{out}"
+    );
+
     // A bounce that quotes nothing of the original, naming another address
     // (forwarded mail): the envelope sender alone finds the delivery.
     let dsn = format!(
@@ -468,5 +483,9 @@ fn verp_end_to_end_a_dsn_to_the_envelope_sender_suppresses_its_reader() {
         1,
         "only the first issue reached the bounced reader"
     );
-    assert_eq!(got[&readers[0]].len(), 2);
+    assert_eq!(
+        got[&readers[0]].len(),
+        2,
+        "the auto-reply suppressed nobody"
+    );
 }
