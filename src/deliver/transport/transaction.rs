@@ -244,7 +244,6 @@ async fn command<C: std::fmt::Display>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deliver::transport::SendError;
 
     #[test]
     fn a_message_is_dot_stuffed_as_lettre_does_it() {
