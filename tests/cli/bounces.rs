@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::proxy::Proxy;
 use crate::smtp::{Options, Server};
 use crate::support::*;
 
@@ -487,5 +488,32 @@ fn verp_end_to_end_a_dsn_to_the_envelope_sender_suppresses_its_reader() {
         got[&readers[0]].len(),
         2,
         "the auto-reply suppressed nobody"
+    );
+}
+
+#[test]
+fn verp_senders_go_out_on_the_pipelined_path_too() {
+    let server = Server::start(Options::default());
+    let proxy = Proxy::start(server.port());
+    proxy.pipeline(true);
+    let (_tmp, dir) = sample_project();
+    let readers = write_list(&dir, 3);
+    add_smtp(&dir, proxy.port(), "");
+    let mut settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
+    settings.push_str("\n[bounces]\nreturn_path = \"bounces+{token}@example.com\"\n");
+    std::fs::write(dir.join("dailyissue.toml"), settings).expect("write");
+    send(&dir, &[]).success();
+    assert!(proxy.fired().pipelined > 0, "the client pipelined");
+    let got = per_address(&server);
+    let sender = got[&readers[2]][0].from.clone();
+    assert!(sender.starts_with("bounces+"), "{sender}");
+    let dsn = format!(
+        "From: MAILER-DAEMON@mx.example.net\nTo: {sender}\nSubject: failure notice\nMessage-ID: <dsn-p@mx.example.net>\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; someone@elsewhere.example\nAction: failed\nStatus: 5.1.1\n\n--b--\n"
+    );
+    let out = json(&run_stdin(&dir, &["bounces", "--json"], dsn.as_bytes()).success());
+    assert_eq!(
+        out["messages"][0]["outcomes"][0]["address"].as_str(),
+        Some(readers[2].as_str()),
+        "{out}"
     );
 }
