@@ -33,13 +33,17 @@
 //! - `schema`: the tables, the schema version, migrations;
 //! - `deliveries`: a run's writes, crash recovery, what `send` and
 //!   `status` read;
+//! - `events`: bounces and complaints that arrive later, matched to their
+//!   delivery (VERP tokens, Message-IDs), the policy applied; per-issue
+//!   feedback (rates, history);
 //! - `suppressions`, `issues` (frozen records), `backup`;
 //! - `signups` (the form's double opt-in, the operator's additions, the
-//!   abuse limits), `feedback` (votes, only ever read as counts), and
-//!   `growth` (what `status` counts the list's growth from).
+//!   abuse limits), `feedback` (readers' votes, only ever read as counts),
+//!   and `growth` (what `status` counts the list's growth from).
 
 mod backup;
 mod deliveries;
+mod events;
 mod feedback;
 mod growth;
 mod issues;
@@ -54,6 +58,7 @@ use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
 pub use deliveries::Undelivered;
+pub use events::{Event, Recorded};
 pub use feedback::{Vote, Votes};
 pub use issues::Freeze;
 pub use signups::{
@@ -156,6 +161,9 @@ pub enum Write {
     Record(Outcome),
     /// A test copy (`send --to`), never a delivery. (outcome, Message-ID)
     Test(Outcome, String),
+    /// The VERP tokens of claimed rows, so a bounce finds its delivery.
+    /// (token, address)
+    ReturnPaths(Vec<(String, AddressKey)>),
 }
 
 pub struct Ledger {

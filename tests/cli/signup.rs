@@ -600,6 +600,12 @@ fn encodings(address: &str) -> Vec<String> {
 fn no_link_reveals_the_reader_old_links_still_unsubscribe_and_serve_logs_neither() {
     let server = Server::start(Options::default());
     let (_tmp, dir) = project(&server, "");
+    // The bounce address carries a token too (VERP, #13).
+    set_table(
+        &dir,
+        "bounces",
+        "return_path = \"bounces+{token}@example.com\"",
+    );
     let served = serve(&dir);
     let new = "new.reader@example.org";
     post_form(
@@ -614,10 +620,14 @@ fn no_link_reveals_the_reader_old_links_still_unsubscribe_and_serve_logs_neither
     let received = server.received();
     assert_eq!(received.len(), 2 + 10);
     let mut tokens = Vec::new();
+    let mut verp = 0;
     for m in &received {
         let to = &m.to[0];
         let mut links = links(m);
         // The envelope sender, where bounces go, is a link of sorts too.
+        if m.from.starts_with("bounces+") {
+            verp += 1;
+        }
         links.push(m.from.clone());
         assert!(
             links
@@ -640,6 +650,8 @@ fn no_link_reveals_the_reader_old_links_still_unsubscribe_and_serve_logs_neither
             assert_eq!(get(&local(f, &served)).0, 200);
         }
     }
+
+    assert_eq!(verp, 10, "every issue's envelope sender is a VERP address");
 
     // A link in the readable form mailed before opaque tokens still works.
     let secrets = dailyissue::mail::token::Secrets::new(SECRET.1.as_bytes(), None);
