@@ -39,7 +39,12 @@ impl Cli {
             | Command::Archive { json, .. }
             | Command::Suppressions {
                 action: SuppressionsAction::List { json },
+            }
+            | Command::Subscribers {
+                action:
+                    SubscribersAction::List { json, .. } | SubscribersAction::Import { json, .. },
             } => *json,
+            Command::Bounces(b) => b.json(),
             _ => false,
         }
     }
@@ -88,11 +93,14 @@ pub enum Command {
     Preview(PreviewArgs),
     /// Deliver the issue of a day to every active subscriber who has not got it yet
     Send(SendArgs),
-    /// Show what the ledger holds for the issue of a day
+    /// Show what the ledger holds for the issue of a day, and the list's growth up to today
     Status {
         /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
         #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
         date: Option<NaiveDate>,
+        /// Days of growth to show, ending today
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
         /// Print as one JSON object
         #[arg(long)]
         json: bool,
@@ -107,12 +115,19 @@ pub enum Command {
         #[command(subcommand)]
         action: SuppressionsAction,
     },
+    /// The list: CSV rows and confirmed signups, each address once; add, remove, export, import
+    Subscribers {
+        #[command(subcommand)]
+        action: SubscribersAction,
+    },
+    /// Read bounce and complaint mail (one message on stdin, a maildir, an mbox); `list` what was recorded
+    Bounces(BouncesArgs),
     /// Look after the delivery ledger (`.dailyissue/state.db`)
     Ledger {
         #[command(subcommand)]
         action: LedgerAction,
     },
-    /// Answer unsubscribe links (GET page, RFC 8058 one-click POST) and serve the web archive
+    /// Answer unsubscribe links (GET page, RFC 8058 one-click POST) and the providers' bounce and complaint webhooks (/hooks/ses, postmark, mailgun, sendgrid), and serve the web archive
     Serve {
         /// Address and port to listen on
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
@@ -195,7 +210,7 @@ pub struct SendArgs {
     /// Print the summary as one JSON object
     #[arg(long)]
     pub json: bool,
-    /// Send even though the issue record changed after delivery began
+    /// Send even though the issue record changed after delivery began, or the last issue's complaint rate was over 0.3%
     #[arg(long)]
     pub force: bool,
     /// Also retry addresses that failed permanently (5xx) in an earlier run
@@ -238,6 +253,83 @@ pub enum SuppressionsAction {
         /// Addresses to remove
         #[arg(required = true)]
         addresses: Vec<String>,
+    },
+}
+
+// The arguments of `bounces` (documented on the variant, which clap shows).
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BouncesArgs {
+    #[command(subcommand)]
+    pub action: Option<BouncesAction>,
+    /// Process the new messages of this maildir: handled ones move to cur/ flagged seen, other mail is left alone
+    #[arg(long, value_name = "DIR", conflicts_with = "mbox")]
+    pub maildir: Option<PathBuf>,
+    /// Process every message of this mbox file (read only)
+    #[arg(long, value_name = "FILE")]
+    pub mbox: Option<PathBuf>,
+    /// Print what was done as one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BouncesArgs {
+    fn json(&self) -> bool {
+        match &self.action {
+            Some(BouncesAction::List { json, .. }) => *json,
+            None => self.json,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesAction {
+    /// Every bounce and complaint recorded, newest first, with its evidence
+    List {
+        /// Only this address's events
+        address: Option<String>,
+        /// Print the events (with the raw evidence) as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersAction {
+    /// Print the list: each CSV row, then each signup the CSV does not hold
+    List {
+        /// Only the signups waiting for their confirmation
+        #[arg(long)]
+        pending: bool,
+        /// Print the list as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a reader as a confirmed signup, without a confirmation email
+    Add {
+        /// The reader's address
+        address: String,
+        /// The reader's name
+        #[arg(long, value_name = "N")]
+        name: Option<String>,
+    },
+    /// Remove a signup (a CSV row stays until you delete it)
+    Remove {
+        /// The reader's address
+        address: String,
+    },
+    /// Write the list as CSV (pending signups left out, suppressions marked)
+    Export {
+        /// Where to write it (replaced if it exists); default: stdout
+        file: Option<PathBuf>,
+    },
+    /// Merge a CSV from another tool (Mailchimp, Substack, ...) into the signups
+    Import {
+        /// The CSV file; its address column is found by name
+        file: PathBuf,
+        /// Print the report as one JSON object
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -8,7 +8,7 @@
 //! also as one JSON document on stdout. The JSON shapes are documented in
 //! docs/json.md.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,13 +17,14 @@ use clap::CommandFactory;
 
 use crate::archive::ArchiveOptions;
 use crate::cli::{
-    Cli, Command, LedgerAction, PreviewArgs, PreviewFormat, SendArgs, SuppressionsAction,
+    BouncesAction, BouncesArgs, Cli, Command, LedgerAction, PreviewArgs, PreviewFormat, SendArgs,
+    SubscribersAction, SuppressionsAction,
 };
 use crate::cmd::check::{self, CheckOptions};
 use crate::cmd::plan::{self, PlanOptions};
 use crate::cmd::preview::{self, Format, PreviewOptions};
 use crate::cmd::send::{self, SendOptions};
-use crate::cmd::{Report, archive, init, ledger, status, suppressions};
+use crate::cmd::{Report, archive, bounces, init, ledger, status, subscribers, suppressions};
 use crate::log::{self, Verbosity};
 use crate::problem::Failure;
 use crate::project::Project;
@@ -131,15 +132,21 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Preview(args) => run_preview(&env, args),
         Command::Send(args) => run_send(&env, args),
-        Command::Status { date, json } => {
+        Command::Status { date, days, json } => {
             let project = env.project()?;
-            let date = env.day(&project, date);
-            print(&status::status(&project, date)?, json)
+            let opts = status::StatusOptions {
+                date: env.day(&project, date),
+                now: env.now,
+                days,
+            };
+            print(&status::status(&project, opts)?, json)
         }
         Command::Unsubscribe { target } => {
             print(&suppressions::unsubscribe(&env.project()?, &target)?, false)
         }
         Command::Suppressions { action } => run_suppressions(&env.project()?, action),
+        Command::Subscribers { action } => run_subscribers(&env, action),
+        Command::Bounces(args) => run_bounces(&env.project()?, args),
         Command::Ledger {
             action: LedgerAction::Backup { file },
         } => print(
@@ -236,6 +243,46 @@ fn run_suppressions(project: &Project, action: SuppressionsAction) -> Result<u8,
             print(&suppressions::remove(project, &addresses)?, false)
         }
     }
+}
+
+fn run_subscribers(env: &Env, action: SubscribersAction) -> Result<u8, Failure> {
+    let project = env.project()?;
+    match action {
+        SubscribersAction::List { pending, json } => {
+            print(&subscribers::list(&project, pending)?, json)
+        }
+        SubscribersAction::Add { address, name } => print(
+            &subscribers::add(&project, &address, name.as_deref(), env.now)?,
+            false,
+        ),
+        SubscribersAction::Remove { address } => {
+            print(&subscribers::remove(&project, &address, env.now)?, false)
+        }
+        SubscribersAction::Export { file } => print(
+            &subscribers::export(&project, file.map(|f| (env.start.join(&f), f)))?,
+            false,
+        ),
+        SubscribersAction::Import { file, json } => print(
+            &subscribers::import(&project, &env.start.join(&file), &file, env.now)?,
+            json,
+        ),
+    }
+}
+
+fn run_bounces(project: &Project, args: BouncesArgs) -> Result<u8, Failure> {
+    use crate::cmd::bounces::Input;
+    if let Some(BouncesAction::List { address, json }) = args.action {
+        return print(&bounces::list(project, address.as_deref())?, json);
+    }
+    let input = match (args.maildir, args.mbox) {
+        (Some(dir), _) => Input::Maildir(dir),
+        (_, Some(file)) => Input::Mbox(file),
+        _ if std::io::stdin().is_terminal() => {
+            return Err(Failure::Usage(crate::problem::Usage::BouncesNeedInput));
+        }
+        _ => Input::Stdin,
+    };
+    print(&bounces::bounces(project, &input)?, args.json)
 }
 
 /// The JSON document of a command that finished: `ok`, `exit_code` and

@@ -1,5 +1,6 @@
 //! The ledger: an SQLite database (WAL) recording every delivery, the
-//! suppression list, test sends, and the frozen hash of each issue record.
+//! suppression list, test sends, the frozen hash of each issue record,
+//! signups and feedback votes.
 //! Only this module writes SQL.
 //!
 //! Invariants:
@@ -32,13 +33,23 @@
 //! - `schema`: the tables, the schema version, migrations;
 //! - `deliveries`: a run's writes, crash recovery, what `send` and
 //!   `status` read;
-//! - `suppressions`, `issues` (frozen records), `backup`.
+//! - `events`: bounces and complaints that arrive later, matched to their
+//!   delivery (VERP tokens, Message-IDs), the policy applied; per-issue
+//!   feedback (rates, history);
+//! - `suppressions`, `issues` (frozen records), `backup`;
+//! - `signups` (the form's double opt-in, the operator's additions, the
+//!   abuse limits), `feedback` (readers' votes, only ever read as counts),
+//!   and `growth` (what `status` counts the list's growth from).
 
 mod backup;
 mod deliveries;
+mod events;
+mod feedback;
+mod growth;
 mod issues;
 mod open;
 mod schema;
+mod signups;
 mod suppressions;
 
 use std::path::PathBuf;
@@ -47,7 +58,12 @@ use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
 pub use deliveries::Undelivered;
+pub use events::{Event, Recorded};
+pub use feedback::{Vote, Votes};
 pub use issues::Freeze;
+pub use signups::{
+    Added, Confirmed, Limits, Request, Requested, Signup, SignupReader, SignupSource, SignupStatus,
+};
 pub use suppressions::Suppression;
 
 use crate::project::Project;
@@ -145,6 +161,9 @@ pub enum Write {
     Record(Outcome),
     /// A test copy (`send --to`), never a delivery. (outcome, Message-ID)
     Test(Outcome, String),
+    /// The VERP tokens of claimed rows, so a bounce finds its delivery.
+    /// (token, address)
+    ReturnPaths(Vec<(String, AddressKey)>),
 }
 
 pub struct Ledger {
@@ -162,7 +181,12 @@ impl std::fmt::Debug for Ledger {
 
 /// A timestamp as the ledger stores it: RFC 3339, UTC, milliseconds.
 fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    stamp(Utc::now())
+}
+
+/// `at` as the ledger stores times (so that they compare as text).
+fn stamp(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// The project's ledger, opened for writing (created when there is none).

@@ -7,6 +7,12 @@
 //! - an invalid or tampered token answers 400 with a neutral page and
 //!   writes nothing;
 //! - `GET /healthz`: 200;
+//! - `POST /hooks/ses`, `/hooks/postmark`, `/hooks/mailgun`,
+//!   `/hooks/sendgrid`: the providers' bounce and complaint webhooks,
+//!   verified and recorded (`hooks`; SNS certificates in `certs`);
+//! - `POST /subscribe`, `GET`/`POST /confirm/TOKEN`: signups from the
+//!   archive's form, double opt-in (`signup`; the letters go through
+//!   `mailer`); `GET`/`POST /feedback/TOKEN`: one-click votes (`feedback`);
 //! - anything else: a file from the archive folder through tower-http's
 //!   `ServeDir` (paths that leave the folder, `/x/` → `x/index.html`, `/x`
 //!   → redirect to `/x/`, content types, HEAD, 405 with `Allow` for other
@@ -21,16 +27,23 @@
 //! unsubscribe is never lost while a send runs. Addresses in logs are masked
 //! and tokens never logged (`-v` logs each request with `/u/***`).
 
+mod certs;
+mod feedback;
+mod hooks;
+mod mailer;
+mod signup;
+
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use percent_encoding::percent_decode_str;
 use tower_http::services::ServeDir;
 
@@ -40,6 +53,8 @@ use crate::log::mask;
 use crate::mail::token::{self, Secrets};
 use crate::problem::Failure;
 use crate::project::Project;
+use crate::project::settings::Settings;
+use crate::project::templates::Templates;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -54,7 +69,14 @@ struct AppState {
     secrets: Option<Secrets>,
     list_id: String,
     name: String,
-    ledger: Mutex<Ledger>,
+    settings: Settings,
+    /// The signup letters' templates.
+    templates: Templates,
+    /// How signup letters go out; `None` with `[subscribe] enabled = false`.
+    mailer: Option<mailer::Mailer>,
+    /// Shared with the webhooks.
+    ledger: Arc<Mutex<Ledger>>,
+    hooks: hooks::Hooks,
     archive: PathBuf,
     files: ServeDir,
 }
@@ -74,12 +96,26 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| project.path(&settings.archive_dir));
     crate::archive::refuse_private(project, &archive)?;
-    let ledger = crate::ledger::open(project)?;
+    let ledger = Arc::new(Mutex::new(crate::ledger::open(project)?));
+    let hooks = hooks::Hooks::new(project, ledger.clone(), Box::new(certs::Https::new()));
+    let templates = project.templates().map_err(Failure::input)?;
+    let mailer = if settings.subscribe.enabled {
+        Some(mailer::Mailer::new(project)?)
+    } else {
+        None
+    };
+    if let Some(m) = &mailer {
+        tracing::info!("signup letters go via {}", m.describe());
+    }
     let state = Arc::new(AppState {
         secrets,
         list_id: settings.list_id.clone(),
         name: settings.name.clone(),
-        ledger: Mutex::new(ledger),
+        settings: settings.clone(),
+        templates,
+        mailer,
+        ledger,
+        hooks,
         files: ServeDir::new(&archive),
         archive,
     });
@@ -101,12 +137,15 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
             "serving unsubscribe links and {} on http://{addr}",
             state.archive.display()
         );
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| Failure::Other(e.into()))
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Failure::Other(e.into()))
     })
 }
 
@@ -114,19 +153,61 @@ fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/u/{token}", get(confirm_page).post(unsubscribe))
+        .route("/subscribe", axum::routing::post(signup::subscribe))
+        .route(
+            "/confirm/{token}",
+            get(signup::confirm_page).post(signup::confirm),
+        )
+        .route("/feedback/{token}", get(feedback::ask).post(feedback::vote))
+        .route("/hooks/ses", hook_route(hooks::Provider::Ses))
+        .route("/hooks/postmark", hook_route(hooks::Provider::Postmark))
+        .route("/hooks/mailgun", hook_route(hooks::Provider::Mailgun))
+        .route("/hooks/sendgrid", hook_route(hooks::Provider::Sendgrid))
         .fallback(static_file)
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
 
-/// `-v`: one line per request, with the token of an unsubscribe link
-/// left out.
+/// `POST` for one provider's webhook, its body limited to
+/// [`hooks::BODY_LIMIT`] (413 past it).
+fn hook_route(provider: hooks::Provider) -> axum::routing::MethodRouter<Arc<AppState>> {
+    post(
+        move |State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes| async move {
+            hook(state, provider, headers, body).await
+        },
+    )
+    .layer(DefaultBodyLimit::max(hooks::BODY_LIMIT))
+}
+
+/// Checks and records a webhook request off the async threads (it may
+/// fetch a certificate and waits for the ledger).
+async fn hook(
+    state: Arc<AppState>,
+    provider: hooks::Provider,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let handled =
+        tokio::task::spawn_blocking(move || state.hooks.handle(provider, &headers, &body)).await;
+    match handled {
+        Ok(reply) => (
+            reply.status,
+            [(header::CACHE_CONTROL, "no-store")],
+            reply.text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!("webhook: task failed: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again later\n").into_response()
+        }
+    }
+}
+
+/// `-v`: one line per request, with the token of a link left out (and
+/// the query, which may carry form values).
 async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let method = request.method().clone();
-    let path = match request.uri().path() {
-        p if p.starts_with("/u/") => "/u/***".to_string(),
-        p => p.to_string(),
-    };
+    let path = logged_path(request.uri().path());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     tracing::debug!(
@@ -135,6 +216,41 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
         started.elapsed()
     );
     response
+}
+
+/// A request's path as the log shows it: the token of a link is never
+/// written (it would let anyone reading the log act as the reader).
+fn logged_path(path: &str) -> String {
+    for prefix in ["/u/", "/confirm/", "/feedback/"] {
+        if path.starts_with(prefix) {
+            return format!("{prefix}***");
+        }
+    }
+    path.to_string()
+}
+
+/// Runs `f` on the ledger on a blocking thread (SQLite waits on its lock).
+async fn with_ledger<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&mut Ledger) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let ledger = state.ledger.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut ledger = ledger
+            .lock()
+            .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?;
+        f(&mut ledger)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the ledger task failed: {e}"))?
+}
+
+fn try_again() -> Response {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again",
+        "<p>We could not record your request just now. Please try again in a minute.</p>",
+    )
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -163,7 +279,7 @@ fn invalid() -> Response {
     page(
         StatusCode::BAD_REQUEST,
         "This link does not work",
-        "<p>The unsubscribe link is incomplete or has been changed. Use the link from the newest email, or reply to any issue and we will take you off the list by hand.</p>",
+        "<p>The link is incomplete or has been changed. Use the link from the newest email, or reply to any email from us and we will do it by hand.</p>",
     )
 }
 
@@ -171,7 +287,7 @@ fn not_configured() -> Response {
     page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Please try again later",
-        "<p>Unsubscribing is not available right now. Please try the link again later, or reply to any issue.</p>",
+        "<p>This is not available right now. Please try the link again later, or reply to any email from us.</p>",
     )
 }
 

@@ -317,6 +317,9 @@ fn preview_serve_reloads_on_an_edit_and_shows_every_problem_instead_of_the_email
 fn preview_serve_picks_the_day_and_the_reader_and_its_links_work_without_writing() {
     let (_tmp, dir) = sample_project();
     run(&dir, &["plan", "--date", DATE, "--days", "2"]).success();
+    let mut settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
+    settings.push_str("\n[feedback]\nenabled = true\n");
+    std::fs::write(dir.join("dailyissue.toml"), settings).expect("settings");
     // A ledger with one suppression already, to show it is left alone.
     run(&dir, &["suppressions", "add", "old@example.com"]).success();
     let ledger = std::fs::read(dir.join(".dailyissue/state.db")).expect("ledger");
@@ -374,6 +377,31 @@ fn preview_serve_picks_the_day_and_the_reader_and_its_links_work_without_writing
     assert!(web.contains("src=\"/live.js\""));
     let (status, _) = live.get("/web/2027-03-01/style.css");
     assert_eq!(status, 200);
+    // The archive's signup form posts to the preview, which sends nothing.
+    assert!(
+        web.contains("action=\"/web/2027-03-01/subscribe\""),
+        "{web}"
+    );
+    assert!(!web.contains("action=\"https://"), "{web}");
+    let mut r = agent()
+        .post(format!("{}/web/2027-03-01/subscribe", live.base))
+        .content_type("application/x-www-form-urlencoded")
+        .send("email=new.reader%40example.net")
+        .expect("POST");
+    let signup = r.body_mut().read_to_string().unwrap_or_default();
+    assert_eq!(r.status(), 200, "{signup}");
+    assert!(signup.contains("new.reader@example.net"), "{signup}");
+    assert!(signup.contains("nothing is sent or written"), "{signup}");
+
+    // The feedback links too.
+    let vote = between(&frame, "href=\"/feedback/", "\"").to_string();
+    assert!(vote.ends_with("?vote=yes"), "{vote}");
+    let (status, asked) = live.get(&format!("/feedback/{vote}"));
+    assert_eq!(status, 200, "{asked}");
+    assert!(
+        asked.contains("whether the issue of Monday, March 1, 2027 was useful"),
+        "{asked}"
+    );
 
     // Unsubscribe: what the reader sees, and nothing written.
     let token = between(&frame, "href=\"/unsubscribe/", "\"").to_string();

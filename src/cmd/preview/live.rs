@@ -54,7 +54,8 @@ use view::{EmailView, Outcome};
 /// Renders kept at once (each for one generation of the files).
 const CACHED: usize = 8;
 
-type Site = BTreeMap<String, Vec<u8>>;
+/// The web archive's files by path, and where its links lead.
+type Site = (BTreeMap<String, Vec<u8>>, view::Links);
 
 /// Renders by what they were made for (the generation of the files first).
 type Cache<K, V> = Mutex<Vec<(K, Arc<Outcome<V>>)>>;
@@ -158,11 +159,12 @@ fn app(state: Arc<LiveState>) -> Router {
         .route("/live.css", get(style))
         .route("/web/{date}", get(web_folder))
         .route("/web/{date}/", get(web_index))
-        .route("/web/{date}/{*path}", get(web_file))
+        .route("/web/{date}/{*path}", get(web_file).post(web_form))
         .route(
             "/unsubscribe/{*rest}",
             get(unsubscribe_page).post(unsubscribe_done),
         )
+        .route("/feedback/{*rest}", get(feedback).post(feedback))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -467,8 +469,8 @@ async fn web(state: &Arc<LiveState>, date: &str, path: &str) -> Response {
         return not_found().await;
     };
     let (generation, made) = state.site(date).await;
-    let files = match &*made {
-        Ok(files) => files,
+    let (files, links) = match &*made {
+        Ok(site) => site,
         Err(lines) => return problems(None, "The web version", lines, generation),
     };
     let key = if path.is_empty() || path.ends_with('/') {
@@ -485,10 +487,72 @@ async fn web(state: &Arc<LiveState>, date: &str, path: &str) -> Response {
     };
     let kind = content_type(&key);
     if kind.starts_with("text/html") {
-        let page = String::from_utf8_lossy(bytes);
+        let page = links.localise(&String::from_utf8_lossy(bytes), &format!("/web/{date}/"));
         return html(StatusCode::OK, WEB_POLICY, reloading(&page, generation));
     }
     ([(header::CONTENT_TYPE, kind)], bytes.clone()).into_response()
+}
+
+/// A form of the web archive (the signup form) posted in the preview:
+/// what `serve` would do, done by nobody.
+async fn web_form(
+    State(state): State<Arc<LiveState>>,
+    UrlPath((_, path)): UrlPath<(String, String)>,
+    body: String,
+) -> Response {
+    let address = url::form_urlencoded::parse(body.as_bytes())
+        .find(|(k, _)| k == "email")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let body = if path == "subscribe" {
+        format!(
+            "<p><code>serve</code> would answer this signup for <strong>{}</strong> and mail a confirmation link; the address would join the list once it is confirmed.</p>",
+            crate::html::escaped(&address)
+        )
+    } else {
+        format!(
+            "<p><code>serve</code> would answer this form (<code>/{}</code>).</p>",
+            crate::html::escaped(&path)
+        )
+    };
+    html(
+        StatusCode::OK,
+        PAGE_POLICY,
+        page::stand_in("A form of the web archive", &body, state.generation()),
+    )
+}
+
+/// A feedback link ("Was today's issue useful?"): what `serve` would ask
+/// and record, with nothing recorded.
+async fn feedback(
+    State(state): State<Arc<LiveState>>,
+    UrlPath(rest): UrlPath<String>,
+    uri: Uri,
+) -> Response {
+    let root = state.root.clone();
+    let made = tokio::task::spawn_blocking(move || view::feedback(&root, &rest)).await;
+    let vote = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "vote")
+        .map(|(_, v)| v.into_owned());
+    match made {
+        Ok(Ok((name, Some(date)))) => {
+            let body = format!(
+                "<p>The reader is asked whether the issue of {} was useful to {}; their answer{} would be counted by <code>serve</code>.</p>",
+                crate::render::context::date_long(date),
+                crate::html::escaped(&name),
+                vote.map(|v| format!(" (“{}”)", crate::html::escaped(&v)))
+                    .unwrap_or_default()
+            );
+            html(
+                StatusCode::OK,
+                PAGE_POLICY,
+                page::stand_in("Feedback", &body, state.generation()),
+            )
+        }
+        Ok(Ok((_, None))) => crate::serve::reader_invalid(),
+        Ok(Err(lines)) => problems(None, "This page", &lines, state.generation()),
+        Err(e) => problems(None, "This page", &[e.to_string()], state.generation()),
+    }
 }
 
 /// A web page with the preview's reload script, so it follows edits too.

@@ -13,10 +13,12 @@
 //! whether the server pipelines, authentication), `transaction` runs one
 //! message through it and places a failure before or after the final dot,
 //! `pipelining` sends its envelope in one write when the server allows it
-//! (RFC 2920) and reads the replies in order.
+//! (RFC 2920) and reads the replies in order; `reply` is what both make of
+//! a server's answer.
 
 mod counted;
 mod pipelining;
+mod reply;
 #[cfg(test)]
 mod script;
 mod smtp;
@@ -27,8 +29,8 @@ use std::sync::Arc;
 
 use lettre::address::Envelope;
 
+pub use reply::Reply;
 pub use smtp::{Session, Smtp};
-pub use transaction::Reply;
 
 /// Why one delivery attempt did not end with the server's 250.
 ///

@@ -32,7 +32,7 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::response::Response;
 
-use super::transaction::{Stopped, classify, humantime_secs};
+use super::reply::{Stopped, classify, humantime_secs};
 use super::{SendError, Smtp};
 
 /// MAIL, RCPT… and DATA, written as one piece.

@@ -187,6 +187,17 @@ pub(super) fn problems(
     out
 }
 
+/// A page of the preview's own standing in for a page of `serve` that
+/// would write (a signup, a vote): what would happen, and that nothing
+/// did. `body` is HTML.
+pub(super) fn stand_in(title: &str, body: &str, generation: u64) -> String {
+    format!(
+        "{}<main>\n<h1>{}</h1>\n<p><strong>Preview:</strong> nothing is sent or written here.</p>\n{body}\n</main></body></html>\n",
+        head(&format!("{title} (preview)"), generation),
+        escaped(title)
+    )
+}
+
 /// The script every page loads (from `/live.js`, so the pages can forbid
 /// inline scripts).
 pub(super) const SCRIPT: &str = r#"(() => {

@@ -55,6 +55,8 @@ pub(super) struct Links {
     site: String,
     /// The unsubscribe URL up to its `{token}`.
     unsubscribe: String,
+    /// The feedback URL up to its `{token}` (empty with `[feedback]` off).
+    feedback: String,
 }
 
 /// Failures as the lines the page shows.
@@ -163,12 +165,25 @@ pub(super) fn email(
 }
 
 /// The web archive with every issue up to and including `date` (that
-/// day's planned in memory if it has no record): bytes by path.
-pub(super) fn web(root: &Path, date: NaiveDate) -> Outcome<BTreeMap<String, Vec<u8>>> {
+/// day's planned in memory if it has no record): bytes by path, and
+/// where its links lead.
+pub(super) fn web(root: &Path, date: NaiveDate) -> Outcome<(BTreeMap<String, Vec<u8>>, Links)> {
     let project = Project::open(root.to_path_buf()).map_err(lines)?;
     let (pool, templates, mut issues) = project.parts(With::Content).content().map_err(lines)?;
     crate::plan::ensure(&project.settings, &pool, &mut issues, date).map_err(lines)?;
-    crate::archive::in_memory(&project, &pool, &templates, &issues, date).map_err(lines)
+    let files =
+        crate::archive::in_memory(&project, &pool, &templates, &issues, date).map_err(lines)?;
+    Ok((files, Links::of(&project)))
+}
+
+/// The newsletter's name, and the day of a feedback link if it is genuine
+/// (see [`unsubscriber`]).
+pub(super) fn feedback(root: &Path, token: &str) -> Outcome<(String, Option<NaiveDate>)> {
+    let project = Project::open(root.to_path_buf()).map_err(lines)?;
+    let settings = &project.settings;
+    let secrets = crate::cmd::secrets(&project, SecretUse::Local).map_err(lines)?;
+    let day = token::verify_feedback(&secrets, &settings.list_id, token).map(|(_, d)| d);
+    Ok((settings.name.clone(), day))
 }
 
 /// Who an unsubscribe link is for, checked the way `serve` checks it
@@ -193,30 +208,39 @@ pub(super) fn unsubscriber(root: &Path, rest: &str) -> Outcome<(String, Option<S
 }
 
 impl Links {
-    fn of(project: &Project) -> Links {
+    pub(super) fn of(project: &Project) -> Links {
         let settings = &project.settings;
+        let before_token = |url: &str| {
+            url.split_once("{token}")
+                .map_or_else(String::new, |(before, _)| before.to_string())
+        };
         Links {
             site: settings.url.trim_end_matches('/').to_string(),
-            unsubscribe: settings
-                .unsubscribe
-                .url
-                .split_once("{token}")
-                .map_or_else(String::new, |(before, _)| before.to_string()),
+            unsubscribe: before_token(&settings.unsubscribe.url),
+            feedback: if settings.feedback.enabled {
+                before_token(&settings.feedback.url)
+            } else {
+                String::new()
+            },
         }
     }
 
-    /// The email's HTML with its links into the preview: unsubscribe links
-    /// to `/unsubscribe/TOKEN`, the web version and every other page of
-    /// the archive (and its images) to `web` (`/web/DATE/`). Only
-    /// attribute values that start with those URLs change.
+    /// HTML (the email, or a web page) with its links into the preview, so
+    /// that nothing clicked or submitted there reaches the real site:
+    /// unsubscribe links to `/unsubscribe/TOKEN`, feedback links to
+    /// `/feedback/TOKEN`, the web version and every other page of the
+    /// archive (its images, its signup form) to `web` (`/web/DATE/`).
+    /// Only attribute values that start with those URLs change.
     pub(super) fn localise(&self, html: &str, web: &str) -> String {
         let mut out = html.to_string();
-        for attr in ["href=\"", "src=\""] {
-            for unsubscribe in spellings(&self.unsubscribe) {
-                out = out.replace(
-                    &format!("{attr}{unsubscribe}"),
-                    &format!("{attr}/unsubscribe/"),
-                );
+        for attr in ["href=\"", "src=\"", "action=\""] {
+            for (url, local) in [
+                (&self.unsubscribe, "/unsubscribe/"),
+                (&self.feedback, "/feedback/"),
+            ] {
+                for spelt in spellings(url) {
+                    out = out.replace(&format!("{attr}{spelt}"), &format!("{attr}{local}"));
+                }
             }
             for site in spellings(&self.site) {
                 out = out.replace(&format!("{attr}{site}/"), &format!("{attr}{web}"));
@@ -249,6 +273,7 @@ mod tests {
         let links = Links {
             site: "https://daily.example.com".into(),
             unsubscribe: "https://daily.example.com/u/".into(),
+            feedback: "https://daily.example.com/feedback/".into(),
         };
         let html = concat!(
             r#"<a href="https://daily.example.com/issues/2027-03-01/">View in browser</a>"#,
@@ -256,6 +281,8 @@ mod tests {
             r#"<a href="https://daily.example.com">Home</a>"#,
             r#"<img src="https://daily.example.com/logo.png">"#,
             r#"<a href="https://daily.example.com/u/TOKEN">Unsubscribe</a>"#,
+            r#"<a href="https://daily.example.com/feedback/T2?vote=yes">Yes</a>"#,
+            r#"<form action="https://daily.example.com/subscribe" method="post">"#,
             r#"<a href="https://chatgpt.com">ChatGPT</a>"#,
             r#"<p>https://daily.example.com/issues/ in text stays</p>"#,
         );
@@ -267,6 +294,8 @@ mod tests {
                 r#"<a href="/web/2027-03-01/">Home</a>"#,
                 r#"<img src="/web/2027-03-01/logo.png">"#,
                 r#"<a href="/unsubscribe/TOKEN">Unsubscribe</a>"#,
+                r#"<a href="/feedback/T2?vote=yes">Yes</a>"#,
+                r#"<form action="/web/2027-03-01/subscribe" method="post">"#,
                 r#"<a href="https://chatgpt.com">ChatGPT</a>"#,
                 r#"<p>https://daily.example.com/issues/ in text stays</p>"#,
             )
@@ -278,6 +307,7 @@ mod tests {
         let links = Links {
             site: "https://daily.example.com".into(),
             unsubscribe: "https://lists.example.org/out?list=a&t=".into(),
+            feedback: String::new(),
         };
         let html = r#"<a href="https://lists.example.org/out?list=a&amp;t=TOKEN">x</a>"#;
         assert_eq!(

@@ -1,12 +1,31 @@
 //! `status`: what the ledger holds for one issue — counts per status, test
-//! copies, suppressions, and every failed, bounced or deferred address with
-//! its last SMTP reply. Read-only.
+//! copies, suppressions, what came back later (hard and soft bounces,
+//! complaints, unsubscribes) with the bounce and complaint rates, every
+//! failed, bounced or deferred address with its last SMTP reply, and the
+//! readers' votes on it — and the list's growth over the last days up to
+//! today (`growth`). Read-only.
 
-use chrono::NaiveDate;
+mod growth;
 
-use crate::ledger::{DeliveryStatus, MAX_UNCERTAIN, Undelivered as Row};
+pub use growth::Growth;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::bounces::{IssueFeedback, Rates};
+use crate::ledger::{DeliveryStatus, MAX_UNCERTAIN, Undelivered as Row, Votes};
 use crate::problem::Failure;
 use crate::project::Project;
+
+/// What `status` reports on.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusOptions {
+    /// The issue.
+    pub date: NaiveDate,
+    /// The clock: the growth figures run up to its day.
+    pub now: DateTime<Utc>,
+    /// How many days of growth, ending today.
+    pub days: u32,
+}
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Report {
@@ -24,6 +43,16 @@ pub struct Report {
     /// reply. (`problems` in a JSON document always means bad input, so
     /// not that name.)
     pub addresses: Vec<Row>,
+    /// What came back later: bounces, complaints, unsubscribes.
+    pub feedback: IssueFeedback,
+    pub rates: Rates,
+    /// The readers' answers to "Was today's issue useful?" on this issue.
+    pub votes: Votes,
+    /// Signups now: confirmed, and waiting for their confirmation.
+    pub signups_confirmed: u64,
+    pub signups_pending: u64,
+    /// The list's growth, day by day up to today.
+    pub growth: Growth,
 }
 
 impl crate::cmd::Report for Report {
@@ -41,6 +70,18 @@ impl crate::cmd::Report for Report {
         out.push_str(&format!(
             "test copies {}, suppressed addresses {}\n",
             self.test_copies, self.suppressed
+        ));
+        let f = &self.feedback;
+        out.push_str(&format!(
+            "came back: hard bounces {} (at send {}, later {}), soft bounces {}, complaints {}, unsubscribes {}; bounce rate {:.2}%, complaint rate {:.2}%\n",
+            f.hard + f.bounced_at_send,
+            f.bounced_at_send,
+            f.hard,
+            f.soft,
+            f.complaints,
+            f.unsubscribes,
+            self.rates.bounce_rate * 100.0,
+            self.rates.complaint_rate * 100.0
         ));
         for p in &self.addresses {
             out.push_str(&format!(
@@ -70,18 +111,32 @@ impl crate::cmd::Report for Report {
         if self.sending > 0 {
             out.push_str("rows still `sending` belong to a run in progress, or one that was interrupted: the next `send` settles them\n");
         }
+        out.push_str(&format!(
+            "useful? yes {}, no {}\nsignups now: {} confirmed, {} pending\n",
+            self.votes.yes, self.votes.no, self.signups_confirmed, self.signups_pending
+        ));
+        out.push_str(&self.growth.text());
         out
     }
 }
 
-pub fn status(project: &Project, date: NaiveDate) -> Result<Report, Failure> {
+pub fn status(project: &Project, opts: StatusOptions) -> Result<Report, Failure> {
+    let date = opts.date;
     let mut report = Report {
         date: date.to_string(),
+        growth: Growth::empty(&project.settings, opts.now, opts.days),
+        feedback: IssueFeedback {
+            date: date.to_string(),
+            ..IssueFeedback::default()
+        },
         ..Report::default()
     };
     let Some(ledger) = crate::ledger::read(project)? else {
         return Ok(report);
     };
+    report.votes = ledger.votes(date)?;
+    (report.signups_confirmed, report.signups_pending) = ledger.signup_counts()?;
+    report.growth.count(&ledger, &project.settings, opts.now)?;
     let counts = ledger.counts(date)?;
     let get = |s: DeliveryStatus| counts.get(&s).copied().unwrap_or(0);
     report.sending = get(DeliveryStatus::Sending);
@@ -93,5 +148,7 @@ pub fn status(project: &Project, date: NaiveDate) -> Result<Report, Failure> {
     report.test_copies = ledger.test_sends(date)?;
     report.suppressed = ledger.suppressed_count()?;
     report.addresses = ledger.failures(date)?;
+    report.feedback = ledger.issue_feedback(date)?;
+    report.rates = Rates::of(&report.feedback);
     Ok(report)
 }
