@@ -253,7 +253,7 @@ fn preview_serve_reloads_on_an_edit_and_shows_every_problem_instead_of_the_email
     // Every other input of a render: a template, the settings, the list,
     // the issue record.
     type Edit = fn(&str) -> String;
-    let edits: [(&str, Edit, &str); 4] = [
+    let edits: [(&str, Edit, &str); 5] = [
         (
             "templates/email.txt",
             |t| format!("{t}\nA line added to the template.\n"),
@@ -291,6 +291,17 @@ fn preview_serve_reloads_on_an_edit_and_shows_every_problem_instead_of_the_email
                     + "\n"
             },
             "A subject from the record",
+        ),
+        // What `send` would refuse is said beside the email.
+        (
+            "templates/email.txt",
+            |t| {
+                t.lines()
+                    .filter(|l| !l.contains("unsubscribe_url"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            },
+            "the text part has no unsubscribe link",
         ),
     ];
     for (file, edit, shown) in edits {

@@ -128,6 +128,16 @@ pub(super) fn email(
             None => "the list has no active reader: rendered for a sample reader".to_string(),
         });
     }
+    // What `send` checks first (size, unsubscribe link, postal address,
+    // list headers, DKIM), as `check` reports it.
+    let preflight = crate::render::preflight::preflight(email, list, &day.edition.record.path);
+    notes.extend(
+        preflight
+            .problems
+            .iter()
+            .map(|p| format!("{p} (`send` refuses the issue until this is fixed)")),
+    );
+    notes.extend(preflight.warnings);
     notes.extend(day.secret_note.clone());
     notes.extend(day.repeat_notes.iter().cloned());
     notes.extend(
