@@ -45,6 +45,12 @@ pub(crate) fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// `1 record`, `2 records`, `0 records`: a count with its noun (or any
+/// words) in the singular or the plural, as the count asks.
+pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Where the unsubscribe secret may fall back to the development one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretUse {
@@ -185,7 +191,7 @@ pub fn day_from(project: &Project, mut loaded: Loaded, opts: DayOptions) -> Resu
         .iter()
         .map(|(section, slug, last)| {
             format!(
-                "section `{section}` has used every eligible item; {} repeats `{slug}` (last sent {last})",
+                "section `{section}` has used every eligible item; {} repeats `{slug}` (last picked {last})",
                 opts.date
             )
         })

@@ -7,14 +7,19 @@
 //! - an invalid or tampered token answers 400 with a neutral page and
 //!   writes nothing;
 //! - `GET /healthz`: 200;
+//! - without the secret set, links signed with the development secret
+//!   (previews, `.eml` files) are accepted on a loopback address, with the
+//!   note `send` gives; elsewhere unsubscribe links answer 503;
 //! - anything else: a file from the archive folder through tower-http's
 //!   `ServeDir` (paths that leave the folder, `/x/` → `x/index.html`, `/x`
 //!   → redirect to `/x/`, content types, HEAD, 405 with `Allow` for other
 //!   methods, ranges, `If-Modified-Since`), never a dotfile or anything
 //!   under a dot-folder (checked here, after percent-decoding, since
 //!   `ServeDir` serves them); text types are labelled UTF-8; a missing
-//!   file gets a small page. A folder that holds the project's settings,
-//!   list, ledger, outbox or DKIM key is refused at start.
+//!   file gets a small page, and before `archive` has built anything every
+//!   page says so (as a warning at start does). A folder that holds the
+//!   project's settings, list, ledger, outbox or DKIM key is refused at
+//!   start.
 //!
 //! Writes go to the same ledger as `send`, through one connection that
 //! waits on SQLite's lock (busy timeout) rather than failing, so an
@@ -49,8 +54,9 @@ pub struct ServeOptions {
 }
 
 struct AppState {
-    /// `None` when the secret is not set: unsubscribe links are then
-    /// answered with 503 and only the archive is served.
+    /// `None` when the secret is not set and the address is not a
+    /// loopback one: unsubscribe links are then answered with 503 and only
+    /// the archive is served.
     secrets: Option<Secrets>,
     list_id: String,
     name: String,
@@ -62,13 +68,7 @@ struct AppState {
 /// Runs until interrupted (Ctrl-C / SIGTERM).
 pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
     let settings = &project.settings;
-    let secrets = Secrets::from_env(settings);
-    if secrets.is_none() {
-        tracing::warn!(
-            "{} is not set, so unsubscribe links cannot be checked: they answer 503 until it is (the archive is served)",
-            settings.unsubscribe.secret_env
-        );
-    }
+    let secrets = secrets(settings, opts.listen);
     let archive = opts
         .root
         .clone()
@@ -90,17 +90,15 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
-            .map_err(|source| {
-                Failure::Temporary(crate::problem::Temporary::Listen {
-                    addr: opts.listen,
-                    source,
-                })
-            })?;
+            .map_err(|source| listen_failed(opts.listen, source))?;
         let addr = listener.local_addr().map_err(anyhow::Error::from)?;
         tracing::info!(
             "serving unsubscribe links and {} on http://{addr}",
             state.archive.display()
         );
+        if !built(&state.archive) {
+            tracing::warn!("{}", no_archive_yet(&state.archive));
+        }
         axum::serve(listener, app(state))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -108,6 +106,53 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::Other(e.into()))
     })
+}
+
+/// The secrets links are checked with. Without the secret set, the
+/// development secret that signed the links of previews and `.eml` files
+/// stands in, as `unsubscribe TOKEN` accepts them, with the same note; but
+/// only on a loopback address, a machine's own: anyone who can reach the
+/// server could forge those links, so elsewhere they answer 503.
+fn secrets(settings: &crate::project::settings::Settings, listen: SocketAddr) -> Option<Secrets> {
+    let var = &settings.unsubscribe.secret_env;
+    match Secrets::from_env(settings) {
+        Some(s) => Some(s),
+        None if listen.ip().is_loopback() => {
+            tracing::info!("{}", token::development_note(var));
+            Some(Secrets::development())
+        }
+        None => {
+            tracing::warn!(
+                "{var} is not set, so unsubscribe links cannot be checked: they answer 503 until it is (the archive is served; on a loopback address the development secret would stand in)"
+            );
+            None
+        }
+    }
+}
+
+/// Whether `archive` holds a built archive (its front page).
+fn built(archive: &std::path::Path) -> bool {
+    archive.join("index.html").is_file()
+}
+
+fn no_archive_yet(archive: &std::path::Path) -> String {
+    format!(
+        "no archive built yet in {}: run `dailyissue archive` (unsubscribe links are answered meanwhile)",
+        archive.display()
+    )
+}
+
+/// A port another program holds may be free later (75); anything else
+/// (no such local address, a port below 1024 without the right) is for
+/// the operator to fix (1). Neither is bad input.
+fn listen_failed(addr: SocketAddr, source: std::io::Error) -> Failure {
+    if source.kind() == ErrorKind::AddrInUse {
+        Failure::Temporary(crate::problem::Temporary::Listen { addr, source })
+    } else {
+        Failure::Other(anyhow::Error::new(source).context(format!(
+            "cannot listen on {addr}; pick an address of this machine with --listen"
+        )))
+    }
 }
 
 fn app(state: Arc<AppState>) -> Router {
@@ -268,6 +313,13 @@ async fn unsubscribe(
 async fn static_file(State(state): State<Arc<AppState>>, req: Request) -> Response {
     if hidden(req.uri().path()) {
         return not_found();
+    }
+    if !built(&state.archive) {
+        return page(
+            StatusCode::NOT_FOUND,
+            "No archive built yet",
+            "<p>No archive built yet: run <code>dailyissue archive</code>, then reload this page.</p>",
+        );
     }
     match state.files.clone().try_call(req).await {
         Ok(res) if res.status() == StatusCode::NOT_FOUND => not_found(),

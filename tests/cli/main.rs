@@ -12,6 +12,7 @@ mod input;
 mod json;
 mod ledger;
 mod logs;
+mod output;
 mod plan;
 mod proxy;
 mod render;
