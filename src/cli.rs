@@ -154,6 +154,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print crontab lines or systemd units that run `send` for this project, in its time zone
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["cron", "systemd"])))]
+    Schedule {
+        /// Crontab lines (CRON_TZ, and an hourly fallback for a cron without it)
+        #[arg(long)]
+        cron: bool,
+        /// A systemd service and timer (OnCalendar= in the newsletter's zone)
+        #[arg(long)]
+        systemd: bool,
+        /// The environment file with the secrets, read by every run
+        #[arg(long, value_name = "FILE", default_value = "/etc/dailyissue.env")]
+        env_file: PathBuf,
+    },
     /// Print shell completions
     Completions {
         /// Shell to complete for

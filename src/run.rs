@@ -21,6 +21,7 @@ use crate::cli::{
 use crate::cmd::check::{self, CheckOptions};
 use crate::cmd::plan::{self, PlanOptions};
 use crate::cmd::preview::{self, Format, PreviewOptions};
+use crate::cmd::schedule::{self, ScheduleOptions};
 use crate::cmd::send::{self, SendOptions};
 use crate::cmd::{Report, archive, init, ledger, status, suppressions};
 use crate::log::{self, Verbosity};
@@ -134,6 +135,36 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let project = env.project()?;
             let date = env.day(&project, date);
             print(&status::status(&project, date)?, json)
+        }
+        Command::Schedule {
+            cron,
+            systemd: _,
+            env_file,
+        } => {
+            let project = env.project()?;
+            let binary = std::env::current_exe()
+                .and_then(|p| p.canonicalize())
+                .map_err(|e| {
+                    anyhow::Error::from(e).context("cannot find the running dailyissue")
+                })?;
+            let opts = ScheduleOptions {
+                kind: if cron {
+                    schedule::Kind::Cron
+                } else {
+                    schedule::Kind::Systemd
+                },
+                binary,
+                env_file: std::path::absolute(env.start.join(env_file))?,
+                user: std::env::var("USER")
+                    .or_else(|_| std::env::var("LOGNAME"))
+                    .ok()
+                    .filter(|u| {
+                        !u.is_empty()
+                            && u.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    }),
+            };
+            print(&schedule::schedule(&project, &opts)?, false)
         }
         Command::Unsubscribe { target } => {
             print(&suppressions::unsubscribe(&env.project()?, &target)?, false)

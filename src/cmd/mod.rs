@@ -11,6 +11,7 @@ pub(crate) mod init;
 pub(crate) mod ledger;
 pub(crate) mod plan;
 pub(crate) mod preview;
+pub(crate) mod schedule;
 pub(crate) mod send;
 pub(crate) mod status;
 pub(crate) mod suppressions;

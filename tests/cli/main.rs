@@ -16,6 +16,7 @@ mod output;
 mod plan;
 mod proxy;
 mod render;
+mod schedule;
 mod sections;
 mod send;
 mod smtp;
