@@ -36,6 +36,7 @@ impl Cli {
             | Command::Plan { json, .. }
             | Command::Send(SendArgs { json, .. })
             | Command::Status { json, .. }
+            | Command::History { json, .. }
             | Command::Archive { json, .. }
             | Command::Suppressions {
                 action: SuppressionsAction::List { json },
@@ -113,6 +114,15 @@ pub enum Command {
         /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
         #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
         date: Option<NaiveDate>,
+        /// Print as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// One row per issue that went out: number, date, subject, list size and outcomes
+    History {
+        /// Only the N most recent issues
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        last: Option<u32>,
         /// Print as one JSON object
         #[arg(long)]
         json: bool,

@@ -23,7 +23,7 @@ use crate::cmd::plan::{self, PlanOptions};
 use crate::cmd::preview::{self, Format, PreviewOptions};
 use crate::cmd::schedule::{self, ScheduleOptions};
 use crate::cmd::send::{self, SendOptions};
-use crate::cmd::{Report, archive, init, ledger, status, suppressions};
+use crate::cmd::{Report, archive, history, init, ledger, status, suppressions};
 use crate::log::{self, Verbosity};
 use crate::problem::Failure;
 use crate::project::Project;
@@ -136,6 +136,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let date = env.day(&project, date);
             print(&status::status(&project, date)?, json)
         }
+        Command::History { last, json } => print(&history::history(&env.project()?, last)?, json),
         Command::Schedule {
             cron,
             systemd: _,

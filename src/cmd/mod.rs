@@ -7,6 +7,7 @@
 
 pub(crate) mod archive;
 pub(crate) mod check;
+pub(crate) mod history;
 pub(crate) mod init;
 pub(crate) mod ledger;
 pub(crate) mod plan;

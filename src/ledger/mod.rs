@@ -32,10 +32,12 @@
 //! - `schema`: the tables, the schema version, migrations;
 //! - `deliveries`: a run's writes, crash recovery, what `send` and
 //!   `status` read;
-//! - `suppressions`, `issues` (frozen records), `backup`.
+//! - `suppressions`, `issues` (frozen records), `backup`;
+//! - `history`: each issue summed up, and when readers unsubscribed.
 
 mod backup;
 mod deliveries;
+mod history;
 mod issues;
 mod open;
 mod schema;
@@ -47,6 +49,7 @@ use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
 pub use deliveries::Undelivered;
+pub use history::IssueTotals;
 pub use issues::Freeze;
 pub use suppressions::Suppression;
 

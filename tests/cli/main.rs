@@ -7,6 +7,7 @@ mod archive;
 mod check;
 mod deliver;
 mod faults;
+mod history;
 mod init;
 mod input;
 mod json;

@@ -514,6 +514,7 @@ fn man_pages_one_per_command_with_exit_status_environment_and_files() {
         "preview",
         "send",
         "status",
+        "history",
         "schedule",
         "unsubscribe",
         "serve",
