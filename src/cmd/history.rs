@@ -1,14 +1,16 @@
 //! `history`: one row per issue that went out, newest first, as an
 //! operator looks at them every morning (Listmonk's campaign list is the
 //! model): number, date, subject, list size, the outcomes of its
-//! deliveries, and the unsubscribes that came after it. Read-only.
+//! deliveries, what came back later (bounces, complaints), and the
+//! unsubscribes that came after it. Read-only.
 //!
-//! "Unsubscribes after it" are the readers who unsubscribed from the time
-//! the issue started going out until the next one did: the issue they
-//! most likely reacted to (a token does not say which issue its link came
-//! from).
+//! "Unsubscribes after it" are readers who got the issue and unsubscribed
+//! after it reached them and before the next issue went out: the issue
+//! they most likely reacted to (a token does not say which issue its link
+//! came from). `status` counts them the same way ([`Ledger::issue_feedback`]).
+//!
+//! [`Ledger::issue_feedback`]: crate::ledger::Ledger::issue_feedback
 
-use crate::ledger::IssueTotals;
 use crate::problem::Failure;
 use crate::project::Project;
 use crate::render::context;
@@ -35,11 +37,16 @@ pub struct Row {
     /// Sent, but no reply came: may have been delivered.
     pub unknown: u64,
     pub failed: u64,
+    /// Refused by the relay during `send` as an unknown mailbox.
     pub bounced: u64,
+    /// Hard bounces reported later (bounce mail, provider webhooks).
+    pub bounced_later: u64,
+    /// Readers who reported it as spam (feedback loops, webhooks).
+    pub complaints: u64,
     /// Still being sent (a run in progress, or one that was interrupted).
     pub sending: u64,
-    /// Readers who unsubscribed after it went out and before the next
-    /// issue did.
+    /// Readers who got it and unsubscribed after it reached them, before
+    /// the next issue went out.
     pub unsubscribes: u64,
     /// When it started going out (RFC 3339, UTC).
     pub started_at: String,
@@ -51,7 +58,16 @@ impl crate::cmd::Report for History {
             return "no issue has gone out yet (`dailyissue send` sends today's)\n".into();
         }
         let head = [
-            "NO.", "DATE", "SUBJECT", "LIST", "SENT", "DEFERRED", "UNKNOWN", "FAILED", "BOUNCED",
+            "NO.",
+            "DATE",
+            "SUBJECT",
+            "LIST",
+            "SENT",
+            "DEFERRED",
+            "UNKNOWN",
+            "FAILED",
+            "BOUNCED",
+            "COMPLAINTS",
             "UNSUBS",
         ];
         let mut rows: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
@@ -66,7 +82,8 @@ impl crate::cmd::Report for History {
                 n(r.deferred),
                 n(r.unknown),
                 n(r.failed),
-                n(r.bounced),
+                n(r.bounced + r.bounced_later),
+                n(r.complaints),
                 n(r.unsubscribes),
             ]);
         }
@@ -118,13 +135,13 @@ pub fn history(project: &Project, last: Option<u32>) -> Result<History, Failure>
         return Ok(History { issues: Vec::new() });
     };
     let totals = ledger.issue_totals()?;
-    let unsubscribes = unsubscribes_after(&totals, &ledger.unsubscribe_times()?);
     let issues = project.issues().map_err(Failure::input)?;
     // The pool only for records without a subject of their own; a pool
     // that does not load costs those subjects, not the history.
     let mut pool = None;
     let mut rows = Vec::new();
-    for (totals, unsubscribes) in totals.into_iter().zip(unsubscribes) {
+    for totals in totals {
+        let feedback = ledger.issue_feedback(totals.date)?;
         let stored = issues.get(totals.date);
         let subject = stored.and_then(|s| match &s.record.subject {
             Some(subject) => Some(crate::project::subscribers::clean_line(subject)),
@@ -150,8 +167,10 @@ pub fn history(project: &Project, last: Option<u32>) -> Result<History, Failure>
             unknown: totals.unknown,
             failed: totals.failed,
             bounced: totals.bounced,
+            bounced_later: feedback.hard,
+            complaints: feedback.complaints,
             sending: totals.sending,
-            unsubscribes,
+            unsubscribes: feedback.unsubscribes,
             started_at: totals.started_at,
         });
     }
@@ -162,54 +181,9 @@ pub fn history(project: &Project, last: Option<u32>) -> Result<History, Failure>
     Ok(History { issues: rows })
 }
 
-/// For each issue (in the order given), the unsubscribes from when it
-/// started going out until the next issue to start did. `times` is
-/// sorted; RFC 3339 UTC times with milliseconds sort as text.
-fn unsubscribes_after(issues: &[IssueTotals], times: &[String]) -> Vec<u64> {
-    let mut starts: Vec<&str> = issues.iter().map(|i| i.started_at.as_str()).collect();
-    starts.sort_unstable();
-    issues
-        .iter()
-        .map(|issue| {
-            let from = issue.started_at.as_str();
-            let until = starts.iter().find(|s| **s > from);
-            times
-                .iter()
-                .filter(|t| t.as_str() >= from && until.is_none_or(|u| t.as_str() < *u))
-                .count() as u64
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn issue(date: &str, started_at: &str) -> IssueTotals {
-        IssueTotals {
-            date: date.parse().expect("date"),
-            started_at: started_at.into(),
-            ..IssueTotals::default()
-        }
-    }
-
-    #[test]
-    fn unsubscribes_count_towards_the_issue_before_them() {
-        let issues = [
-            issue("2027-03-01", "2027-03-01T11:00:00.000Z"),
-            issue("2027-03-02", "2027-03-02T11:00:00.000Z"),
-            issue("2027-03-03", "2027-03-03T11:00:00.000Z"),
-        ];
-        let times = [
-            "2027-02-28T09:00:00.000Z", // before any issue: none's
-            "2027-03-01T11:00:00.000Z",
-            "2027-03-01T18:30:00.000Z",
-            "2027-03-02T10:59:59.999Z",
-            "2027-03-03T12:00:00.000Z",
-        ]
-        .map(String::from);
-        assert_eq!(unsubscribes_after(&issues, &times), [3, 0, 1]);
-    }
 
     #[test]
     fn long_subjects_are_shortened() {

@@ -1,6 +1,6 @@
-//! What `history` reads: each issue's deliveries summed up, and when
-//! readers unsubscribed, so that every issue can be given the unsubscribes
-//! that came after it.
+//! What `history` reads: each issue's deliveries summed up in one query
+//! (what came back later, and the unsubscribes after each issue, are
+//! `events`' [`Ledger::issue_feedback`]).
 
 use chrono::NaiveDate;
 
@@ -59,16 +59,5 @@ impl Ledger {
             }
         }
         Ok(out)
-    }
-
-    /// When each unsubscribed reader unsubscribed (RFC 3339, UTC), in
-    /// order: links, `unsubscribe` and `suppressions add --reason
-    /// unsubscribed` alike; not bounces or complaints.
-    pub fn unsubscribe_times(&self) -> anyhow::Result<Vec<String>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT created_at FROM suppressions WHERE reason = 'unsubscribed' ORDER BY created_at",
-        )?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
     }
 }

@@ -32,11 +32,15 @@
 //! - `schema`: the tables, the schema version, migrations;
 //! - `deliveries`: a run's writes, crash recovery, what `send` and
 //!   `status` read;
+//! - `events`: bounces and complaints that arrive later, matched to their
+//!   delivery (VERP tokens, Message-IDs), the policy applied; per-issue
+//!   feedback (rates, history);
 //! - `suppressions`, `issues` (frozen records), `backup`;
-//! - `history`: each issue summed up, and when readers unsubscribed.
+//! - `history`: each issue's deliveries summed up.
 
 mod backup;
 mod deliveries;
+mod events;
 mod history;
 mod issues;
 mod open;
@@ -49,7 +53,7 @@ use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
 pub use deliveries::Undelivered;
-pub use history::IssueTotals;
+pub use events::{Event, Recorded};
 pub use issues::Freeze;
 pub use suppressions::Suppression;
 
@@ -148,6 +152,9 @@ pub enum Write {
     Record(Outcome),
     /// A test copy (`send --to`), never a delivery. (outcome, Message-ID)
     Test(Outcome, String),
+    /// The VERP tokens of claimed rows, so a bounce finds its delivery.
+    /// (token, address)
+    ReturnPaths(Vec<(String, AddressKey)>),
 }
 
 pub struct Ledger {

@@ -1,9 +1,34 @@
 //! `history`: one row per issue that went out, across three issues with
-//! faults (deferrals, a bounce, a permanent failure) and unsubscribes
-//! between them.
+//! faults (deferrals, a bounce at send, a permanent failure), unsubscribes
+//! between them, and a bounce and a complaint that came back later.
+
+use std::io::Write as _;
 
 use crate::smtp::{Options, Server};
 use crate::support::*;
+
+/// `dailyissue bounces` with a fixture of tests/fixtures/bounces/ on stdin.
+fn bounce(dir: &std::path::Path, fixture: &str) {
+    let mail =
+        std::fs::read(repo_root().join("tests/fixtures/bounces").join(fixture)).expect("fixture");
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(dir)
+        .args(["bounces"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dailyissue");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&mail)
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{fixture}: {out:?}");
+}
 
 #[test]
 fn three_issues_with_faults_and_unsubscribes_between_them() {
@@ -49,6 +74,10 @@ fn three_issues_with_faults_and_unsubscribes_between_them() {
     run(&dir, &["unsubscribe", &r[2]]).success();
 
     run_env(&dir, &["send", "--date", "2027-03-03"], &[SECRET]).code(75);
+    // Later, about the first issue: reader 1's mailbox is gone after all,
+    // and reader 7 reports it as spam.
+    bounce(&dir, "postfix-hard.eml");
+    bounce(&dir, "arf-abuse.eml");
 
     let doc = json(&run(&dir, &["history", "--json"]).success());
     let issues = doc["issues"].as_array().expect("issues");
@@ -64,6 +93,8 @@ fn three_issues_with_faults_and_unsubscribes_between_them() {
                 "unknown",
                 "failed",
                 "bounced",
+                "bounced_later",
+                "complaints",
                 "unsubscribes",
             ]
             .map(|k| x[k].as_u64().unwrap_or_else(|| panic!("{k}: {x}"))),
@@ -73,16 +104,28 @@ fn three_issues_with_faults_and_unsubscribes_between_them() {
     // Newest first. Issue 3: 12 less the bounced and three unsubscribed.
     assert_eq!(
         row(0),
-        (Some(3), Some("2027-03-03".into()), [8, 6, 1, 0, 1, 0, 0])
+        (
+            Some(3),
+            Some("2027-03-03".into()),
+            [8, 6, 1, 0, 1, 0, 0, 0, 0]
+        )
     );
     // Issue 2: less the bounced and the first unsubscribed; two left after it.
     assert_eq!(
         row(1),
-        (Some(2), Some("2027-03-02".into()), [10, 8, 1, 0, 1, 0, 2])
+        (
+            Some(2),
+            Some("2027-03-02".into()),
+            [10, 8, 1, 0, 1, 0, 0, 0, 2]
+        )
     );
     assert_eq!(
         row(2),
-        (Some(1), Some("2027-03-01".into()), [12, 10, 1, 0, 0, 1, 1])
+        (
+            Some(1),
+            Some("2027-03-01".into()),
+            [12, 10, 1, 0, 0, 1, 1, 1, 1]
+        )
     );
     for (i, day) in [(0, 2), (1, 1), (2, 0)] {
         assert_eq!(issues[i]["subject"], plan["days"][day]["subject"], "{doc}");
@@ -105,12 +148,22 @@ fn three_issues_with_faults_and_unsubscribes_between_them() {
     assert_eq!(
         head,
         [
-            "NO.", "DATE", "SUBJECT", "LIST", "SENT", "DEFERRED", "UNKNOWN", "FAILED", "BOUNCED",
+            "NO.",
+            "DATE",
+            "SUBJECT",
+            "LIST",
+            "SENT",
+            "DEFERRED",
+            "UNKNOWN",
+            "FAILED",
+            "BOUNCED",
+            "COMPLAINTS",
             "UNSUBS"
         ]
     );
     assert!(lines[3].starts_with("1    2027-03-01  "), "{text}");
-    let counts: Vec<&str> = lines[3].split_whitespace().rev().take(7).collect();
-    assert_eq!(counts, ["1", "1", "0", "0", "1", "10", "12"], "{text}");
+    // Bounced at send and later: 2.
+    let counts: Vec<&str> = lines[3].split_whitespace().rev().take(8).collect();
+    assert_eq!(counts, ["1", "1", "2", "0", "0", "1", "10", "12"], "{text}");
     run(&dir, &["history", "--last", "0"]).code(2);
 }

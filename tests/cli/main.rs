@@ -4,10 +4,12 @@
 mod support;
 
 mod archive;
+mod bounces;
 mod check;
 mod deliver;
 mod faults;
 mod history;
+mod hooks;
 mod init;
 mod input;
 mod json;
