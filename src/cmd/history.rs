@@ -1,8 +1,8 @@
 //! `history`: one row per issue that went out, newest first, as an
 //! operator looks at them every morning (Listmonk's campaign list is the
 //! model): number, date, subject, list size, the outcomes of its
-//! deliveries, what came back later (bounces, complaints), and the
-//! unsubscribes that came after it. Read-only.
+//! deliveries, what came back later (bounces, complaints), the readers'
+//! feedback votes, and the unsubscribes that came after it. Read-only.
 //!
 //! "Unsubscribes after it" are readers who got the issue and unsubscribed
 //! after it reached them and before the next issue went out: the issue
@@ -43,6 +43,8 @@ pub struct Row {
     pub bounced_later: u64,
     /// Readers who reported it as spam (feedback loops, webhooks).
     pub complaints: u64,
+    /// The readers' one-click votes on it (was it useful?).
+    pub votes: crate::ledger::Votes,
     /// Still being sent (a run in progress, or one that was interrupted).
     pub sending: u64,
     /// Readers who got it and unsubscribed after it reached them, before
@@ -68,6 +70,7 @@ impl crate::cmd::Report for History {
             "FAILED",
             "BOUNCED",
             "COMPLAINTS",
+            "VOTES",
             "UNSUBS",
         ];
         let mut rows: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
@@ -84,6 +87,7 @@ impl crate::cmd::Report for History {
                 n(r.failed),
                 n(r.bounced + r.bounced_later),
                 n(r.complaints),
+                format!("+{}/-{}", n(r.votes.yes), n(r.votes.no)),
                 n(r.unsubscribes),
             ]);
         }
@@ -135,6 +139,7 @@ pub fn history(project: &Project, last: Option<u32>) -> Result<History, Failure>
         return Ok(History { issues: Vec::new() });
     };
     let totals = ledger.issue_totals()?;
+    let votes = ledger.votes_by_issue()?;
     let issues = project.issues().map_err(Failure::input)?;
     // The pool only for records without a subject of their own; a pool
     // that does not load costs those subjects, not the history.
@@ -169,6 +174,7 @@ pub fn history(project: &Project, last: Option<u32>) -> Result<History, Failure>
             bounced: totals.bounced,
             bounced_later: feedback.hard,
             complaints: feedback.complaints,
+            votes: votes.get(&totals.date).copied().unwrap_or_default(),
             sending: totals.sending,
             unsubscribes: feedback.unsubscribes,
             started_at: totals.started_at,

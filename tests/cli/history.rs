@@ -1,6 +1,7 @@
 //! `history`: one row per issue that went out, across three issues with
 //! faults (deferrals, a bounce at send, a permanent failure), unsubscribes
-//! between them, and a bounce and a complaint that came back later.
+//! between them, a bounce and a complaint that came back later, and the
+//! readers' feedback votes.
 
 use std::io::Write as _;
 
@@ -78,6 +79,26 @@ fn three_issues_with_faults_and_unsubscribes_between_them() {
     // and reader 7 reports it as spam.
     bounce(&dir, "postfix-hard.eml");
     bounce(&dir, "arf-abuse.eml");
+    // Votes: two yes and a no on the first issue, a no on the third.
+    let secrets = dailyissue::mail::token::Secrets::new(SECRET.1.as_bytes(), None);
+    let served = crate::signup::serve(&dir);
+    for (reader, date, vote) in [
+        (8, "2027-03-01", "yes"),
+        (9, "2027-03-01", "yes"),
+        (10, "2027-03-01", "no"),
+        (8, "2027-03-03", "no"),
+    ] {
+        let token = dailyissue::mail::token::feedback_token(
+            &secrets,
+            "beginners-in-ai.daily.example.com",
+            &r[reader].as_str().into(),
+            date.parse().expect("date"),
+        );
+        let url = format!("{}/feedback/{token}", served.base);
+        let (status, page) = crate::signup::post_form(&url, &format!("vote={vote}"), None);
+        assert_eq!(status, 200, "{page}");
+    }
+    drop(served);
 
     let doc = json(&run(&dir, &["history", "--json"]).success());
     let issues = doc["issues"].as_array().expect("issues");
@@ -98,6 +119,7 @@ fn three_issues_with_faults_and_unsubscribes_between_them() {
                 "unsubscribes",
             ]
             .map(|k| x[k].as_u64().unwrap_or_else(|| panic!("{k}: {x}"))),
+            (x["votes"]["yes"].as_u64(), x["votes"]["no"].as_u64()),
         )
     };
     assert_eq!(issues.len(), 3, "{doc}");
@@ -107,7 +129,8 @@ fn three_issues_with_faults_and_unsubscribes_between_them() {
         (
             Some(3),
             Some("2027-03-03".into()),
-            [8, 6, 1, 0, 1, 0, 0, 0, 0]
+            [8, 6, 1, 0, 1, 0, 0, 0, 0],
+            (Some(0), Some(1))
         )
     );
     // Issue 2: less the bounced and the first unsubscribed; two left after it.
@@ -116,7 +139,8 @@ fn three_issues_with_faults_and_unsubscribes_between_them() {
         (
             Some(2),
             Some("2027-03-02".into()),
-            [10, 8, 1, 0, 1, 0, 0, 0, 2]
+            [10, 8, 1, 0, 1, 0, 0, 0, 2],
+            (Some(0), Some(0))
         )
     );
     assert_eq!(
@@ -124,7 +148,8 @@ fn three_issues_with_faults_and_unsubscribes_between_them() {
         (
             Some(1),
             Some("2027-03-01".into()),
-            [12, 10, 1, 0, 0, 1, 1, 1, 1]
+            [12, 10, 1, 0, 0, 1, 1, 1, 1],
+            (Some(2), Some(1))
         )
     );
     for (i, day) in [(0, 2), (1, 1), (2, 0)] {
@@ -158,12 +183,17 @@ fn three_issues_with_faults_and_unsubscribes_between_them() {
             "FAILED",
             "BOUNCED",
             "COMPLAINTS",
+            "VOTES",
             "UNSUBS"
         ]
     );
     assert!(lines[3].starts_with("1    2027-03-01  "), "{text}");
     // Bounced at send and later: 2.
-    let counts: Vec<&str> = lines[3].split_whitespace().rev().take(8).collect();
-    assert_eq!(counts, ["1", "1", "2", "0", "0", "1", "10", "12"], "{text}");
+    let counts: Vec<&str> = lines[3].split_whitespace().rev().take(9).collect();
+    assert_eq!(
+        counts,
+        ["1", "+2/-1", "1", "2", "0", "0", "1", "10", "12"],
+        "{text}"
+    );
     run(&dir, &["history", "--last", "0"]).code(2);
 }

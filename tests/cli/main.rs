@@ -22,4 +22,6 @@ mod render;
 mod schedule;
 mod sections;
 mod send;
+mod signup;
 mod smtp;
+mod subscribers;
