@@ -444,7 +444,7 @@ With \fB\-\-json\fR the codes are the same, and the document's exit_code repeats
 .SH ENVIRONMENT
 .TP
 \fBDAILYISSUE_UNSUBSCRIBE_SECRET\fR
-The secret that makes and checks unsubscribe links (the variable named by secret_env in [unsubscribe]). Sending over SMTP needs it; without it, previews, .eml files, dry runs, \fBunsubscribe\fR TOKEN and \fBserve\fR on a loopback address use a development secret, with a note.
+The secret that makes and checks unsubscribe links (the variable named by secret_env in [unsubscribe]). Sending over SMTP needs it; without it, previews, .eml files, dry runs, \fBunsubscribe\fR TOKEN and \fBserve\fR on a loopback address of a project without [smtp] use a development secret, with a note.
 .TP
 The variable named by previous_secret_env in [unsubscribe]
 The secret before the current one: links it made keep working after a rotation.

@@ -185,8 +185,8 @@ impl crate::cmd::Report for Created {
     fn text(&self) -> String {
         let dir = self.dir.display();
         format!(
-            "created {} files in {dir}\nnext: cd {dir} && dailyissue check && dailyissue plan\n",
-            self.files.len()
+            "created {} in {dir}\nnext: cd {dir} && dailyissue check && dailyissue plan\n",
+            crate::cmd::count(self.files.len() as u64, "file", "files")
         )
     }
 }

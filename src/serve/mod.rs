@@ -8,8 +8,9 @@
 //!   writes nothing;
 //! - `GET /healthz`: 200;
 //! - without the secret set, links signed with the development secret
-//!   (previews, `.eml` files) are accepted on a loopback address, with the
-//!   note `send` gives; elsewhere unsubscribe links answer 503;
+//!   (previews, `.eml` files) are accepted on a loopback address of a
+//!   project without `[smtp]`, with the note `send` gives; otherwise
+//!   unsubscribe links answer 503;
 //! - `POST /hooks/ses`, `/hooks/postmark`, `/hooks/mailgun`,
 //!   `/hooks/sendgrid`: the providers' bounce and complaint webhooks,
 //!   verified and recorded (`hooks`; SNS certificates in `certs`);
@@ -147,22 +148,24 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
     })
 }
 
-/// The secrets links are checked with. Without the secret set, the
-/// development secret that signed the links of previews and `.eml` files
-/// stands in, as `unsubscribe TOKEN` accepts them, with the same note; but
-/// only on a loopback address, a machine's own: anyone who can reach the
-/// server could forge those links, so elsewhere they answer 503.
+/// The secrets links are checked (and signup letters signed) with.
+/// Without the secret set, the development secret that signed the links of
+/// previews and `.eml` files stands in, as `unsubscribe TOKEN` accepts
+/// them, with the same note; but only where nothing leaves the machine, as
+/// for `send`: on a loopback address (anyone who can reach the server
+/// could forge such links) and without `[smtp]` (signup letters would go
+/// out as real mail carrying them). Otherwise links answer 503.
 fn secrets(settings: &crate::project::settings::Settings, listen: SocketAddr) -> Option<Secrets> {
     let var = &settings.unsubscribe.secret_env;
     match Secrets::from_env(settings) {
         Some(s) => Some(s),
-        None if listen.ip().is_loopback() => {
+        None if listen.ip().is_loopback() && settings.smtp.is_none() => {
             tracing::info!("{}", token::development_note(var));
             Some(Secrets::development())
         }
         None => {
             tracing::warn!(
-                "{var} is not set, so unsubscribe links cannot be checked: they answer 503 until it is (the archive is served; on a loopback address the development secret would stand in)"
+                "{var} is not set, so unsubscribe links cannot be checked: they answer 503 until it is (the archive is served; the development secret stands in only on a loopback address and without [smtp])"
             );
             None
         }

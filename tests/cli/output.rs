@@ -221,6 +221,15 @@ fn the_development_secret_is_accepted_by_unsubscribe_and_a_local_serve_with_the_
     let stderr = served.stop();
     assert!(stderr.contains(note), "{stderr}");
 
+    // With [smtp], serve's signup letters would be real mail: no
+    // development secret then, on any address.
+    add_smtp(&dir, 1, "");
+    let served = Served::start(&dir, &[]);
+    let (code, _) = get(&format!("{}/u/{path}", served.base));
+    assert_eq!(code, 503);
+    let stderr = served.stop();
+    assert!(!stderr.contains(note), "{stderr}");
+
     // A real secret does not take development tokens.
     let real = run_env(&dir, &["unsubscribe", &links[2].0], &[SECRET]).code(2);
     assert!(
