@@ -63,7 +63,7 @@ type Cache<K, V> = Mutex<Vec<(K, Arc<Outcome<V>>)>>;
 struct LiveState {
     root: PathBuf,
     now: DateTime<Utc>,
-    /// The pickers' defaults: `--date` (or today), `--as`.
+    /// The pickers' defaults: `--date` (or the next issue), `--as`.
     date: NaiveDate,
     reader: Option<String>,
     /// Counts the changes seen; every page knows the one it shows.
@@ -76,10 +76,16 @@ struct LiveState {
 
 /// Serves the preview on `listen` until interrupted.
 pub fn serve(project: Project, opts: &PreviewOptions, listen: SocketAddr) -> Result<(), Failure> {
+    // The day shown first, as `preview` chooses it (the next issue, unless
+    // `--date`); the picker changes it.
+    let date = match opts.date {
+        Some(d) => d,
+        None => super::next_issue(&project, opts.today)?,
+    };
     let state = Arc::new(LiveState {
         root: project.root.clone(),
         now: opts.now,
-        date: opts.date,
+        date,
         reader: opts.reader.clone(),
         generation: tokio::sync::watch::Sender::new(0),
         loopback: listen.ip().is_loopback(),

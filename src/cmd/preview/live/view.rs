@@ -99,10 +99,11 @@ pub(super) fn email(
     .map_err(lines)?;
     let list = &day.loaded.list;
     let opts = PreviewOptions {
-        date,
+        date: Some(date),
+        today: date,
         now,
         reader: reader.map(str::to_string),
-        format: Format::Html,
+        format: Some(Format::Html),
         out: None,
         open: false,
     };
