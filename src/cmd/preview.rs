@@ -181,7 +181,7 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
     if day.created {
         tracing::info!("wrote {}", day.edition.record.path.display());
     }
-    let reader = reader(&day.loaded.list, opts)?;
+    let reader = reader(project, &day.loaded.list, opts)?;
     let copy = ReaderCopy {
         email: &day.edition.email,
         reader: &reader,
@@ -198,10 +198,10 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
     })
 }
 
-/// Who the preview is for: `--as` (a listed reader with their data, any
-/// other address as an unnamed reader), else the first active reader, else
-/// a sample reader.
-fn reader(list: &List, opts: &PreviewOptions) -> Result<Subscriber, Failure> {
+/// Who the preview is for: `--as` (a reader of the CSV or a confirmed
+/// signup, with their data; any other address as an unnamed reader), else
+/// the first active reader, else a sample reader.
+fn reader(project: &Project, list: &List, opts: &PreviewOptions) -> Result<Subscriber, Failure> {
     let Some(addr) = &opts.reader else {
         return Ok(match list.active().next() {
             Some(r) => r.clone(),
@@ -214,9 +214,17 @@ fn reader(list: &List, opts: &PreviewOptions) -> Result<Subscriber, Failure> {
             value: addr.clone(),
         })
     })?;
-    if !listed {
-        tracing::info!("the --as address is not on the list; rendering for an unnamed reader");
+    if listed {
+        return Ok(reader);
     }
+    if let Some(ledger) = crate::ledger::read(project).map_err(Failure::Other)? {
+        if let Some(signup) = crate::deliver::readers::confirmed_signup(list, &ledger, &reader.key)
+            .map_err(Failure::Other)?
+        {
+            return Ok(signup);
+        }
+    }
+    tracing::info!("the --as address is not on the list; rendering for an unnamed reader");
     Ok(reader)
 }
 

@@ -436,7 +436,6 @@ impl Ledger {
     }
 
     /// The signup of `address`, if any.
-    #[cfg(test)]
     pub fn signup(&self, address: &AddressKey) -> anyhow::Result<Option<Signup>> {
         Ok(self
             .conn
