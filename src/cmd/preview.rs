@@ -217,12 +217,11 @@ fn reader(project: &Project, list: &List, opts: &PreviewOptions) -> Result<Subsc
     if listed {
         return Ok(reader);
     }
-    if let Some(ledger) = crate::ledger::read(project).map_err(Failure::Other)? {
-        if let Some(signup) = crate::deliver::readers::confirmed_signup(list, &ledger, &reader.key)
+    if let Some(ledger) = crate::ledger::read(project).map_err(Failure::Other)?
+        && let Some(signup) = crate::deliver::readers::confirmed_signup(list, &ledger, &reader.key)
             .map_err(Failure::Other)?
-        {
-            return Ok(signup);
-        }
+    {
+        return Ok(signup);
     }
     tracing::info!("the --as address is not on the list; rendering for an unnamed reader");
     Ok(reader)
