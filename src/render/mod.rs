@@ -6,8 +6,11 @@
 //! `send`.
 
 pub mod context;
+#[cfg(test)]
+mod contrast;
 pub mod edition;
 pub mod email;
 pub mod markdown;
 pub mod preflight;
 mod splice;
+pub mod typography;
