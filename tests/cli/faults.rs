@@ -2,6 +2,12 @@
 //! fault-injecting proxy (tests/cli/proxy.rs). Each test is one class of
 //! fault; the last one mixes them all with `kill -9` and checks the bound
 //! the README states: never more than two copies per reader and issue.
+//!
+//! Every scenario runs twice (`on_both_paths!`): once against a relay that
+//! does not pipeline (the client sends MAIL, RCPT and DATA one at a time)
+//! and once against one that advertises PIPELINING (the client sends them
+//! in one write and reads the replies in order). The outcomes must be the
+//! same; each run checks which path the client took.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,24 +16,70 @@ use crate::proxy::{Fault, Proxy};
 use crate::smtp::{Options, Server};
 use crate::support::*;
 
+/// How the client talks to the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialogue {
+    /// The relay does not advertise PIPELINING: one command at a time.
+    Steps,
+    /// It does: MAIL, RCPT and DATA in one write.
+    Pipelined,
+}
+
+/// Runs each named scenario `fn(Dialogue)` as two tests, `NAME::step_by_step`
+/// and `NAME::pipelined`.
+macro_rules! on_both_paths {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn step_by_step() {
+                super::$name(super::Dialogue::Steps);
+            }
+
+            #[test]
+            fn pipelined() {
+                super::$name(super::Dialogue::Pipelined);
+            }
+        }
+    )*};
+}
+
+on_both_paths!(
+    ten_dropped_connections_in_a_row_cost_those_readers_not_the_run,
+    a_reply_lost_after_the_message_is_unknown_and_resent_once_at_most,
+    a_stalled_reply_is_unknown_and_a_relay_that_never_answers_stops_the_run,
+    throttling_backs_off_and_never_counts_as_a_dead_server,
+    a_relay_restart_mid_run_loses_nobody,
+    ctrl_c_finishes_the_messages_on_the_wire_and_leaves_no_doubt,
+    no_reader_gets_more_than_two_copies_whatever_happens,
+    a_refused_sender_costs_one_attempt_and_keeps_the_connection,
+    refused_recipients_bounce_or_wait_and_keep_the_connection,
+    a_connection_dropped_after_the_envelope_delivers_nothing,
+    a_connection_dropped_mid_message_is_never_counted_as_delivered,
+    a_silent_relay_costs_the_message_never_a_copy,
+);
+
 struct Relay {
     server: Server,
     proxy: Proxy,
+    path: Dialogue,
     _tmp: tempfile::TempDir,
     dir: PathBuf,
     readers: Vec<String>,
 }
 
-/// `n` readers, sending through the proxy with `smtp` settings lines.
-fn relay(n: usize, smtp: &str) -> Relay {
+/// `n` readers, sending through the proxy with `smtp` settings lines, on
+/// `path`.
+fn relay(n: usize, smtp: &str, path: Dialogue) -> Relay {
     let server = Server::start(Options::default());
     let proxy = Proxy::start(server.port());
+    proxy.pipeline(path == Dialogue::Pipelined);
     let (tmp, dir) = sample_project();
     let readers = write_list(&dir, n);
     add_smtp(&dir, proxy.port(), smtp);
     Relay {
         server,
         proxy,
+        path,
         _tmp: tmp,
         dir,
         readers,
@@ -58,9 +110,8 @@ fn copies_of(server: &Server, date: &str) -> std::collections::BTreeMap<String, 
     map
 }
 
-#[test]
-fn ten_dropped_connections_in_a_row_cost_those_readers_not_the_run() {
-    let r = relay(200, "");
+fn ten_dropped_connections_in_a_row_cost_those_readers_not_the_run(path: Dialogue) {
+    let r = relay(200, "", path);
     for a in &r.readers[50..60] {
         r.proxy.set_fault(a, Fault::DropAtRcpt, u32::MAX);
     }
@@ -98,11 +149,11 @@ fn ten_dropped_connections_in_a_row_cost_those_readers_not_the_run() {
         r.readers.iter().all(|a| got.get(a) == Some(&1)),
         "exactly one copy each"
     );
+    r.took_its_path();
 }
 
-#[test]
-fn a_reply_lost_after_the_message_is_unknown_and_resent_once_at_most() {
-    let r = relay(20, "");
+fn a_reply_lost_after_the_message_is_unknown_and_resent_once_at_most(path: Dialogue) {
+    let r = relay(20, "", path);
     let lost = &r.readers[5];
     r.proxy.set_fault(lost, Fault::DropAfterData, u32::MAX);
 
@@ -153,11 +204,11 @@ fn a_reply_lost_after_the_message_is_unknown_and_resent_once_at_most() {
     let forced = json(&send(&r.dir, &["--json", "--retry-unknown"]).success());
     assert_eq!(forced["sent"], 1);
     assert_eq!(copies(&r.server)[lost], 3);
+    r.took_its_path();
 }
 
-#[test]
-fn a_stalled_reply_is_unknown_and_a_relay_that_never_answers_stops_the_run() {
-    let r = relay(30, "timeout = \"500ms\"");
+fn a_stalled_reply_is_unknown_and_a_relay_that_never_answers_stops_the_run(path: Dialogue) {
+    let r = relay(30, "timeout = \"500ms\"", path);
     let slow = &r.readers[3];
     r.proxy
         .set_fault(slow, Fault::StallAfterData(Duration::from_secs(3)), 1);
@@ -199,11 +250,11 @@ fn a_stalled_reply_is_unknown_and_a_relay_that_never_answers_stops_the_run() {
     let got = copies_of(&r.server, day2);
     assert_eq!(got.len(), 30, "everyone got the issue of {day2}");
     assert!(got.values().all(|&n| n <= 2), "{got:?}");
+    r.took_its_path();
 }
 
-#[test]
-fn throttling_backs_off_and_never_counts_as_a_dead_server() {
-    let r = relay(40, "retries = 3\nretry_base = \"20ms\"");
+fn throttling_backs_off_and_never_counts_as_a_dead_server(path: Dialogue) {
+    let r = relay(40, "retries = 3\nretry_base = \"20ms\"", path);
     // 421 at the greeting for the first connections, 421 mid-session for some.
     r.proxy.greet_421(3);
     for a in &r.readers[10..15] {
@@ -247,6 +298,7 @@ fn throttling_backs_off_and_never_counts_as_a_dead_server() {
     r.proxy.heal();
     send_date(&r.dir, day2, &[]).success();
     assert!(copies_of(&r.server, day2).values().all(|&n| n == 1));
+    r.took_its_path();
 }
 
 impl Relay {
@@ -254,11 +306,21 @@ impl Relay {
         let got = copies(&self.server);
         self.readers.iter().all(|a| got.get(a) == Some(&1))
     }
+
+    /// Checks that the client took the run's path: commands arrived before
+    /// the reply to the one before them only when the relay pipelines.
+    #[track_caller]
+    fn took_its_path(&self) {
+        let pipelined = self.proxy.fired().pipelined;
+        match self.path {
+            Dialogue::Steps => assert_eq!(pipelined, 0, "no pipelining unless advertised"),
+            Dialogue::Pipelined => assert!(pipelined > 0, "the client pipelines"),
+        }
+    }
 }
 
-#[test]
-fn a_relay_restart_mid_run_loses_nobody() {
-    let r = relay(400, "retries = 4\nretry_base = \"50ms\"");
+fn a_relay_restart_mid_run_loses_nobody(path: Dialogue) {
+    let r = relay(400, "retries = 4\nretry_base = \"50ms\"", path);
     r.server.set_data_delay(Duration::from_millis(2));
     let child = spawn(&r.dir, &["send", "--date", DATE], &[SECRET]);
     wait_for("a hundred deliveries", || r.server.received().len() >= 100);
@@ -279,11 +341,11 @@ fn a_relay_restart_mid_run_loses_nobody() {
     assert!(r.readers.iter().all(|a| got.contains_key(a)), "nobody lost");
     assert!(got.values().all(|&n| n <= 2), "{got:?}");
     assert_eq!(status(&r.dir, DATE)["sent"], 400);
+    r.took_its_path();
 }
 
-#[test]
-fn ctrl_c_finishes_the_messages_on_the_wire_and_leaves_no_doubt() {
-    let r = relay(400, "");
+fn ctrl_c_finishes_the_messages_on_the_wire_and_leaves_no_doubt(path: Dialogue) {
+    let r = relay(400, "", path);
     r.server.set_data_delay(Duration::from_millis(3));
     let child = spawn_piped(&r.dir, &["send", "--date", DATE, "--json"], &[SECRET]);
     wait_for("some deliveries", || r.server.received().len() >= 50);
@@ -306,21 +368,24 @@ fn ctrl_c_finishes_the_messages_on_the_wire_and_leaves_no_doubt() {
     r.server.set_data_delay(Duration::ZERO);
     send(&r.dir, &[]).success();
     assert!(r.copies_are_one(), "no duplicate after a gentle stop");
+    r.took_its_path();
 }
 
 /// The README's bound, under every fault at once plus `kill -9` between
 /// and during runs: no reader ever gets more than two copies, and once the
 /// relay heals, reruns reach everyone the ledger does not list as
 /// unanswered twice.
-#[test]
-fn no_reader_gets_more_than_two_copies_whatever_happens() {
+fn no_reader_gets_more_than_two_copies_whatever_happens(path: Dialogue) {
     let r = relay(
         300,
         "timeout = \"400ms\"\nretries = 1\nretry_base = \"5ms\"",
+        path,
     );
     r.proxy.seed(20261126);
     r.proxy.set_random(Fault::DropAtRcpt, 40);
     r.proxy.set_random(Fault::Throttle, 40);
+    r.proxy.set_random(Fault::DropAfterBatch, 20);
+    r.proxy.set_random(Fault::DropMidBody, 20);
     r.proxy.set_random(Fault::DropAfterData, 40);
     r.proxy
         .set_random(Fault::StallAfterData(Duration::from_millis(1000)), 15);
@@ -368,6 +433,182 @@ fn no_reader_gets_more_than_two_copies_whatever_happens() {
             "{a} lost without trace"
         );
     }
+    r.took_its_path();
+}
+
+/// A refused MAIL FROM. Pipelined, the RCPT and DATA sent with it are
+/// answered 503; every reply is read, the session is reset and kept, and
+/// the outcome is MAIL's reply, not DATA's.
+fn a_refused_sender_costs_one_attempt_and_keeps_the_connection(path: Dialogue) {
+    let r = relay(20, "retries = 3\nretry_base = \"5ms\"", path);
+    r.server
+        .fail_mail(451, "4.3.0 sender check unavailable, try again", 3);
+    let out = json(&send(&r.dir, &["--json"]).success());
+    assert_eq!(out["sent"], 20, "{out}");
+    assert_eq!(r.server.mail_refusals(), 3);
+    assert!(r.copies_are_one());
+    // The first connection (the reachability check), then one a worker:
+    // a refusal never cost a connection.
+    let connections = r.proxy.fired().connections;
+    assert!(connections <= 1 + 4, "{connections} connections");
+
+    let day2 = "2027-03-02";
+    r.server
+        .fail_mail(550, "5.7.1 sender address rejected by policy", 1);
+    let refused = json(&send_date(&r.dir, day2, &[]).success());
+    assert_eq!(
+        (refused["sent"].as_u64(), refused["failed"].as_u64()),
+        (Some(19), Some(1)),
+        "{refused}"
+    );
+    let st = run(&r.dir, &["status", "--date", day2]).success().stdout;
+    assert!(st.contains("5.7.1 sender address rejected"), "{st}");
+    assert!(!st.contains("503"), "the outcome is MAIL's reply: {st}");
+    assert!(copies_of(&r.server, day2).values().all(|&n| n == 1));
+    r.took_its_path();
+}
+
+/// Refused recipients: an unknown mailbox bounces and is suppressed, a
+/// policy refusal fails, a 4xx waits for the next run; the connection is
+/// reset and kept each time. Pipelined, DATA then gets 503 (no valid
+/// recipient), and the outcome is still RCPT's reply.
+fn refused_recipients_bounce_or_wait_and_keep_the_connection(path: Dialogue) {
+    let r = relay(20, "", path);
+    let all = &r.readers;
+    r.server
+        .fail_rcpt(&all[3], 451, "4.7.1 try again later", u32::MAX);
+    r.server
+        .fail_rcpt(&all[7], 550, "5.1.1 no such user here", u32::MAX);
+    r.server
+        .fail_rcpt(&all[9], 554, "5.7.1 rejected by policy", u32::MAX);
+    let first = send(&r.dir, &[]).code(75);
+    assert!(
+        first
+            .stdout
+            .contains("sent 17, deferred 1, unknown 0, failed 1, bounced 1"),
+        "{}",
+        first.stdout
+    );
+    let connections = r.proxy.fired().connections;
+    assert!(connections <= 1 + 4, "{connections} connections");
+    let st = run(&r.dir, &["status", "--date", DATE]).success().stdout;
+    for (status, address, reply) in [
+        ("bounced ", &all[7], "5.1.1 no such user here"),
+        ("deferred", &all[3], "4.7.1 try again later"),
+        ("failed  ", &all[9], "5.7.1 rejected by policy"),
+    ] {
+        assert!(st.contains(&format!("{status}  {address}")), "{st}");
+        assert!(st.contains(reply), "{st}");
+    }
+    assert!(!st.contains("503"), "{st}");
+
+    r.server.fail_rcpt(&all[3], 451, "", 0);
+    let second = send(&r.dir, &[]).success();
+    assert!(
+        second.stdout.contains("sent 1, deferred 0"),
+        "{}",
+        second.stdout
+    );
+    let got = copies(&r.server);
+    assert_eq!(got.get(&all[3]), Some(&1));
+    assert!(!got.contains_key(&all[7]) && !got.contains_key(&all[9]));
+    // The bounced address is suppressed for the next issue.
+    let next = run_env(&r.dir, &["send", "--date", "2027-03-02"], &[SECRET]).success();
+    assert!(
+        next.stdout.contains("sent 18") && next.stdout.contains("suppressed 1"),
+        "{}",
+        next.stdout
+    );
+    r.took_its_path();
+}
+
+/// The connection drops once the whole envelope (DATA included) reached
+/// the server, before the replies come back: the message was never sent,
+/// so it is `deferred`, never `unknown`, and the next run sends it once.
+fn a_connection_dropped_after_the_envelope_delivers_nothing(path: Dialogue) {
+    let r = relay(20, "", path);
+    let cut = &r.readers[4..7];
+    for a in cut {
+        r.proxy.set_fault(a, Fault::DropAfterBatch, u32::MAX);
+    }
+    let first = json(&send(&r.dir, &["--json"]).code(75));
+    assert_eq!(
+        (
+            first["sent"].as_u64(),
+            first["deferred"].as_u64(),
+            first["unknown"].as_u64()
+        ),
+        (Some(17), Some(3), Some(0)),
+        "{first}"
+    );
+    assert!(r.proxy.fired().drop_after_batch >= 3);
+    let got = copies(&r.server);
+    assert!(cut.iter().all(|a| !got.contains_key(a)), "{got:?}");
+
+    r.proxy.heal();
+    let last = json(&send(&r.dir, &["--json"]).success());
+    assert_eq!(last["sent"], 3, "{last}");
+    assert!(r.copies_are_one());
+    r.took_its_path();
+}
+
+/// The connection drops halfway through the message: the server never saw
+/// its final dot and delivered nothing. The client had handed the whole
+/// message over, so it cannot know that: the row is `unknown` (resent once
+/// by the next run) or, had the drop struck while it was still writing,
+/// `deferred`; never `sent`.
+fn a_connection_dropped_mid_message_is_never_counted_as_delivered(path: Dialogue) {
+    let r = relay(20, "", path);
+    let cut = &r.readers[8];
+    r.proxy.set_fault(cut, Fault::DropMidBody, 1);
+    let first = json(&send(&r.dir, &["--json"]).code(75));
+    assert_eq!(first["sent"], 19, "{first}");
+    assert_eq!(
+        first["unknown"].as_u64().unwrap_or(0) + first["deferred"].as_u64().unwrap_or(0),
+        1,
+        "{first}"
+    );
+    assert_eq!(r.proxy.fired().drop_mid_body, 1);
+    assert!(!copies(&r.server).contains_key(cut));
+
+    send(&r.dir, &[]).success();
+    assert!(r.copies_are_one());
+    r.took_its_path();
+}
+
+/// A relay that falls silent once the recipient is named: no reply, no
+/// drop. The client gives up after its timeout; the message was never
+/// sent, so it is `deferred` and the run goes on.
+fn a_silent_relay_costs_the_message_never_a_copy(path: Dialogue) {
+    let r = relay(12, "timeout = \"300ms\"", path);
+    let quiet = &r.readers[2..4];
+    for a in quiet {
+        r.proxy.set_fault(a, Fault::Silence, u32::MAX);
+    }
+    let first = json(&send(&r.dir, &["--json"]).code(75));
+    assert_eq!(
+        (
+            first["sent"].as_u64(),
+            first["deferred"].as_u64(),
+            first["unknown"].as_u64()
+        ),
+        (Some(10), Some(2), Some(0)),
+        "{first}"
+    );
+    assert!(
+        first["deferred_because"]
+            .as_str()
+            .is_some_and(|w| w.contains("no reply in time")),
+        "{first}"
+    );
+    assert!(first["stopped"].is_null(), "{first}");
+    let got = copies(&r.server);
+    assert!(quiet.iter().all(|a| !got.contains_key(a)));
+
+    r.proxy.heal();
+    send(&r.dir, &[]).success();
+    assert!(r.copies_are_one());
+    r.took_its_path();
 }
 
 /// One fault of the matrix: how to break the relay, and when to break it.
@@ -400,6 +641,16 @@ fn fault_matrix() {
             during: None,
         },
         Scenario {
+            name: "drop after the envelope (MAIL, RCPT, DATA), 1%",
+            setup: |p, _| p.set_random(Fault::DropAfterBatch, 10),
+            during: None,
+        },
+        Scenario {
+            name: "drop mid-message, 1%",
+            setup: |p, _| p.set_random(Fault::DropMidBody, 10),
+            during: None,
+        },
+        Scenario {
             name: "drop after DATA, 1%",
             setup: |p, _| p.set_random(Fault::DropAfterData, 10),
             during: None,
@@ -427,19 +678,32 @@ fn fault_matrix() {
             during: None,
         },
         Scenario {
+            name: "relay silent from RCPT on, 0.2%",
+            setup: |p, _| p.set_random(Fault::Silence, 2),
+            during: None,
+        },
+        Scenario {
             name: "server restarted mid-run (0.5 s down)",
             setup: |_, _| {},
             during: Some(|p| p.restart(Duration::from_millis(500))),
         },
     ];
     let mut table = String::from(
-        "| fault | readers | delivered | lost | max copies | readers with 2 copies | runs (exit codes) | seconds |\n|---|---|---|---|---|---|---|---|\n",
+        "| fault | path | readers | delivered | lost | max copies | readers with 2 copies | runs (exit codes) | seconds |\n|---|---|---|---|---|---|---|---|---|\n",
     );
-    for sc in &scenarios {
+    let paths = [
+        (Dialogue::Steps, "step by step"),
+        (Dialogue::Pipelined, "pipelined"),
+    ];
+    for (sc, (path, path_name)) in scenarios
+        .iter()
+        .flat_map(|sc| paths.iter().map(move |p| (sc, *p)))
+    {
         let started = std::time::Instant::now();
         let r = relay(
             readers,
             "concurrency = 8\nretries = 2\nretry_base = \"50ms\"\ntimeout = \"1s\"",
+            path,
         );
         r.proxy.seed(7);
         (sc.setup)(&r.proxy, &r.readers);
@@ -462,7 +726,7 @@ fn fault_matrix() {
         let twice = got.values().filter(|&&n| n >= 2).count();
         let codes: Vec<String> = codes.iter().map(i32::to_string).collect();
         let line = format!(
-            "| {} | {readers} | {delivered} | {} | {max} | {twice} | {} ({}) | {:.1} |\n",
+            "| {} | {path_name} | {readers} | {delivered} | {} | {max} | {twice} | {} ({}) | {:.1} |\n",
             sc.name,
             readers - delivered,
             codes.len(),
@@ -473,6 +737,7 @@ fn fault_matrix() {
         table.push_str(&line);
         assert_eq!(delivered, readers, "{}: nobody lost", sc.name);
         assert!(max <= 2, "{}: at most two copies", sc.name);
+        r.took_its_path();
     }
     println!("\n{table}");
 }

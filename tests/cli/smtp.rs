@@ -2,7 +2,7 @@
 //!
 //! `Server::start` binds `127.0.0.1:0`, runs the (never-returning) mailin
 //! server on its own thread and records every message it accepts. Tests can
-//! inject RCPT faults, slow down the answer to DATA, offer STARTTLS with a
+//! inject MAIL and RCPT faults, slow down the answer to DATA, offer STARTTLS with a
 //! self-signed certificate for `localhost` made at start time, and require
 //! AUTH PLAIN/LOGIN. Dropping a `Server` leaves its thread and port alive
 //! until the test process exits.
@@ -12,6 +12,10 @@
 //!   `tls` means no client can log in (MAIL is then refused with 503).
 //! - A rejected RCPT leaves the transaction open; DATA with no accepted
 //!   recipient gets 503. A fault code of 421 also closes the connection.
+//! - After a rejected MAIL, RCPT and DATA get 503 (bad sequence).
+//! - Commands are read one line at a time from a buffered stream and
+//!   answered in turn, so pipelined commands (RFC 2920) are served right,
+//!   though PIPELINING is not advertised (tests/cli/proxy.rs can add it).
 //! - MAIL/RCPT parameters other than `BODY=` (SIZE, SMTPUTF8, ...) and the
 //!   null reverse path `<>` are syntax errors (500).
 
@@ -188,6 +192,21 @@ impl Server {
         );
     }
 
+    /// Answers the next `times` MAIL FROM commands, whoever sends them,
+    /// with `code message`.
+    pub fn fail_mail(&self, code: u16, message: &str, times: u32) {
+        self.shared.lock().mail_fault = Some(Fault {
+            code,
+            message: message.to_string(),
+            remaining: times,
+        });
+    }
+
+    /// MAIL FROM commands refused so far by [`Server::fail_mail`].
+    pub fn mail_refusals(&self) -> u32 {
+        self.shared.lock().mail_refusals
+    }
+
     /// How many times RCPT TO `address` (any case) was sent, faulted or not.
     pub fn rcpt_attempts(&self, address: &str) -> u32 {
         let state = self.shared.lock();
@@ -226,6 +245,8 @@ struct Fault {
 struct State {
     received: Vec<Received>,
     faults: HashMap<String, Fault>,
+    mail_fault: Option<Fault>,
+    mail_refusals: u32,
     rcpt_attempts: HashMap<String, u32>,
     auth_successes: usize,
     connections: usize,
@@ -288,6 +309,21 @@ impl Handler for Session {
     fn helo(&mut self, _ip: IpAddr, _domain: &str) -> Response {
         self.hellos += 1;
         response::OK
+    }
+
+    fn mail(&mut self, _ip: IpAddr, _domain: &str, _from: &str) -> Response {
+        let mut state = self.shared.lock();
+        let refusal = match state.mail_fault.as_mut() {
+            Some(fault) if fault.remaining > 0 => {
+                if fault.remaining != u32::MAX {
+                    fault.remaining -= 1;
+                }
+                Response::custom(fault.code, fault.message.clone())
+            }
+            _ => return response::OK,
+        };
+        state.mail_refusals += 1;
+        refusal
     }
 
     fn rcpt(&mut self, to: &str) -> Response {

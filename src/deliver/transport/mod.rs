@@ -10,10 +10,17 @@
 //! This file holds the seam itself: the sinks, a worker's connection, the
 //! file sink and its file names, and the errors the caller acts on. SMTP
 //! lives apart: `smtp` resolves the settings and opens a session (TLS,
-//! authentication), `transaction` runs one message through it step by step
-//! and places a failure before or after the final dot.
+//! whether the server pipelines, authentication), `transaction` runs one
+//! message through it and places a failure before or after the final dot,
+//! `pipelining` sends its envelope in one write when the server allows it
+//! (RFC 2920) and reads the replies in order; `reply` is what both make of
+//! a server's answer.
 
 mod counted;
+mod pipelining;
+mod reply;
+#[cfg(test)]
+mod script;
 mod smtp;
 mod transaction;
 
@@ -22,8 +29,8 @@ use std::sync::Arc;
 
 use lettre::address::Envelope;
 
+pub use reply::Reply;
 pub use smtp::{Session, Smtp};
-pub use transaction::Reply;
 
 /// Why one delivery attempt did not end with the server's 250.
 ///
@@ -181,18 +188,17 @@ impl Connection {
                     )));
                 };
                 let reused = self.carried > 0;
-                let result = transaction::transact(session, &smtp, envelope, bytes, reused).await;
-                match &result {
-                    Ok(_) => self.carried += 1,
-                    // The transaction was refused but the session is intact:
-                    // reset it and keep the connection (unless RSET fails).
-                    Err(e) if e.keeps_session() => {
-                        self.carried += 1;
-                        if !smtp.reset(&mut session.conn).await {
-                            self.smtp = None;
-                        }
-                    }
-                    Err(_) => self.smtp = None,
+                let transaction::Ended { result, reusable } =
+                    transaction::transact(session, &smtp, envelope, bytes, reused).await;
+                if !reusable {
+                    self.smtp = None;
+                    return result;
+                }
+                self.carried += 1;
+                // Refused, but every reply was read: reset the session and
+                // keep the connection (unless RSET fails).
+                if result.is_err() && !smtp.reset(&mut session.conn).await {
+                    self.smtp = None;
                 }
                 result
             }

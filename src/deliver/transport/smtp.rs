@@ -5,28 +5,40 @@
 //! parameters built, so a configuration problem stops the run before
 //! anything is sent (exit 2). [`Smtp::connect`] opens one session: our own
 //! TCP_NODELAY socket that counts its flushes (or lettre's for implicit
-//! TLS), the greeting,
-//! STARTTLS, authentication. Its failures are sorted for the pipeline: a
-//! 4xx means the server is up and asks for patience (`Throttled`),
-//! anything else that there is no service here (`Unreachable`).
+//! TLS), the greeting, STARTTLS, whether the server pipelines (RFC 2920),
+//! authentication. Its failures are sorted for the pipeline: a 4xx means
+//! the server is up and asks for patience (`Throttled`), anything else
+//! that there is no service here (`Unreachable`).
+//!
+//! lettre keeps only the EHLO keywords it knows, and PIPELINING is not one
+//! of them, so on our own socket the session asks EHLO once more, itself,
+//! after STARTTLS and before AUTH. (Watching the first EHLO reply go by
+//! in the socket wrapper would be free, but under STARTTLS the reply that
+//! counts is encrypted below TLS; a second EHLO after AUTH would, on some
+//! servers, undo the login.) One round trip per connection, not per
+//! message.
 
 use std::path::Path;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
-use lettre::transport::smtp::commands::Rset;
+use lettre::transport::smtp::commands::{Ehlo, Rset};
 use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
 
 use super::ConnectError;
 use super::counted::{Counted, Flushes};
 use crate::project::settings::{SmtpSettings, Tls};
 
 /// One open SMTP session: lettre's connection and, when the socket is our
-/// own, the count of its flushes (see `counted`).
+/// own, the count of its flushes (see `counted`) and whether the server
+/// takes pipelined commands.
 pub struct Session {
     pub(super) conn: AsyncSmtpConnection,
     pub(super) flushes: Option<Flushes>,
+    /// The server advertised PIPELINING (asked only on our own socket).
+    pub(super) pipelining: bool,
 }
 
 /// SMTP settings resolved for a run: the password read from the environment,
@@ -114,17 +126,21 @@ impl Smtp {
         format!("{}:{}", self.host, self.port)
     }
 
-    /// `STARTTLS, authenticated` and the like, for `-v`.
-    fn describe_session(&self) -> String {
-        let tls = match self.tls {
+    /// `STARTTLS, authenticated, pipelining` and the like, for `-v`.
+    fn describe_session(&self, session: &Session) -> String {
+        let mut how = match self.tls {
             Tls::Implicit => "TLS",
             Tls::Starttls => "STARTTLS",
             Tls::None => "plain",
-        };
-        match &self.credentials {
-            Some(_) => format!("{tls}, authenticated"),
-            None => tls.to_string(),
         }
+        .to_string();
+        if self.credentials.is_some() {
+            how.push_str(", authenticated");
+        }
+        if session.pipelining {
+            how.push_str(", pipelining");
+        }
+        how
     }
 
     /// How long to wait for the reply to the message's final dot: servers
@@ -154,6 +170,7 @@ impl Smtp {
             .map(|conn| Session {
                 conn,
                 flushes: None,
+                pipelining: false,
             })
             .map_err(|e| self.refused("cannot connect to", &e))?,
             Tls::Starttls | Tls::None => self.greet().await?,
@@ -161,7 +178,7 @@ impl Smtp {
         if let Some(credentials) = &self.credentials {
             self.authenticate(&mut session.conn, credentials).await?;
         }
-        let how = self.describe_session();
+        let how = self.describe_session(&session);
         let took = started.elapsed();
         tracing::debug!(
             "SMTP connection opened to {} ({how}) in {took:.0?}",
@@ -171,7 +188,7 @@ impl Smtp {
     }
 
     /// Our own TCP connection (with TCP_NODELAY), the server's greeting,
-    /// and STARTTLS when it is configured.
+    /// STARTTLS when it is configured, and whether the server pipelines.
     async fn greet(&self) -> Result<Session, ConnectError> {
         let stream = tokio::time::timeout(
             self.timeout,
@@ -199,10 +216,21 @@ impl Smtp {
                 .map_err(|e| self.unreachable("STARTTLS timed out with", &e))?
                 .map_err(|e| self.refused("STARTTLS failed with", &e))?;
         }
+        let pipelining = self.pipelining(&mut conn).await?;
         Ok(Session {
             conn,
             flushes: Some(flushes),
+            pipelining,
         })
+    }
+
+    /// Asks EHLO again, for the keyword lettre drops (see the module doc).
+    async fn pipelining(&self, conn: &mut AsyncSmtpConnection) -> Result<bool, ConnectError> {
+        let reply = tokio::time::timeout(self.timeout, conn.command(Ehlo::new(self.hello.clone())))
+            .await
+            .map_err(|e| self.unreachable("no EHLO reply in time from", &e))?
+            .map_err(|e| self.refused("EHLO refused by", &e))?;
+        Ok(advertises_pipelining(&reply))
     }
 
     async fn authenticate(
@@ -260,5 +288,64 @@ impl Smtp {
     /// Ends a session politely (QUIT), waiting at most the command timeout.
     pub async fn quit(&self, mut session: Session) {
         let _ = tokio::time::timeout(self.timeout, session.conn.quit()).await;
+    }
+
+    /// Settings for a plain server on `127.0.0.1:port`, for the transport's
+    /// tests (which script the server themselves).
+    #[cfg(test)]
+    pub(super) fn plain(port: u16, timeout: Duration) -> Smtp {
+        Smtp {
+            host: "127.0.0.1".into(),
+            port,
+            tls: Tls::None,
+            tls_parameters: None,
+            credentials: None,
+            hello: ClientId::Domain("test.example".into()),
+            timeout,
+        }
+    }
+}
+
+/// Whether an EHLO reply lists PIPELINING (RFC 2920): a keyword line of
+/// its own, after the greeting line, in any case.
+fn advertises_pipelining(ehlo: &Response) -> bool {
+    ehlo.message().skip(1).any(|line| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lettre::transport::smtp::response::{Category, Code, Detail, Severity};
+
+    fn ehlo(lines: &[&str]) -> Response {
+        let ok = Code::new(
+            Severity::PositiveCompletion,
+            Category::MailSystem,
+            Detail::Zero,
+        );
+        Response::new(ok, lines.iter().map(|l| l.to_string()).collect())
+    }
+
+    #[test]
+    fn pipelining_is_a_keyword_after_the_greeting_line() {
+        assert!(advertises_pipelining(&ehlo(&[
+            "mx.example.com",
+            "SIZE 10240000",
+            "PIPELINING",
+            "8BITMIME"
+        ])));
+        assert!(advertises_pipelining(&ehlo(&["mx", "pipelining"])));
+        assert!(!advertises_pipelining(&ehlo(&[
+            "mx", "8BITMIME", "STARTTLS"
+        ])));
+        assert!(
+            !advertises_pipelining(&ehlo(&["PIPELINING"])),
+            "the first line names the server"
+        );
+        assert!(!advertises_pipelining(&ehlo(&["mx", "X-PIPELINING-ISH"])));
     }
 }

@@ -1,11 +1,15 @@
-//! One SMTP transaction, step by step, so that a failure can be placed.
+//! One SMTP transaction, in steps that place a failure.
 //!
-//! MAIL, RCPT, DATA and the message are sent one by one, each with the
-//! command timeout (the reply to the final dot gets twice as long: servers
-//! scan the message then). A negative reply is a [`Reply`], sorted into
-//! transient (4xx) or permanent (5xx). A broken or silent connection
+//! The envelope first: when the server pipelines (RFC 2920, see
+//! `pipelining`), MAIL, every RCPT and DATA go in one write and their
+//! replies are read in order; otherwise (no PIPELINING, or implicit TLS,
+//! where lettre owns the socket) one command at a time, each with the
+//! command timeout. Then the message, whose final reply gets twice as long
+//! (servers scan the message then). A negative reply is a `Reply`
+//! (`reply`), sorted into transient (4xx) or permanent (5xx). A broken or silent connection
 //! before the whole message was handed over cannot have delivered it
 //! (`Dropped`); after that, only the reply could have told (`Unknown`).
+//! [`Ended`] also says whether the session can carry the next message.
 //!
 //! On our own sockets the message is dot-stuffed here and written with
 //! its final dot in one piece; the socket's flush count says whether all
@@ -14,72 +18,85 @@
 //! the socket.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 
+use super::pipelining::{self, Batch};
+use super::reply::{Reply, Stopped, classify, humantime_secs, reply_text};
 use super::smtp::Session;
 use super::{SendError, Smtp};
 
-/// An SMTP reply: its code and its text (every line, joined).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub text: String,
+/// How a transaction ended: its result, and whether its session can
+/// carry another message (after RSET, when it was refused).
+pub(super) struct Ended {
+    pub(super) result: Result<String, SendError>,
+    pub(super) reusable: bool,
 }
 
-impl std::fmt::Display for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.code, self.text)
-    }
-}
-
-impl Reply {
-    /// A 421: the server closes the connection after it.
-    pub fn closes(&self) -> bool {
-        self.code == 421
-    }
-
-    /// 550/551/553 with an enhanced status code 5.1.x (RFC 3463): the
-    /// mailbox does not exist, so the address bounces for good.
-    pub fn unknown_mailbox(&self) -> bool {
-        matches!(self.code, 550 | 551 | 553) && enhanced_is_mailbox(&self.text)
-    }
-}
-
-/// One SMTP transaction, step by step (MAIL, RCPT, DATA, the message), so
-/// that a failure can be placed: before the final dot nothing can have been
-/// delivered; after it, only the reply can tell.
+/// One SMTP transaction: the envelope (pipelined or step by step), then
+/// the message, so that a failure can be placed: before the final dot
+/// nothing can have been delivered; after it, only the reply can tell.
 pub(super) async fn transact(
     session: &mut Session,
     smtp: &Smtp,
     envelope: &Envelope,
     bytes: &[u8],
     reused: bool,
-) -> Result<String, SendError> {
+) -> Ended {
+    if let Err(Stopped { error, reusable }) = open(session, smtp, envelope, bytes, reused).await {
+        return Ended {
+            result: Err(error),
+            reusable,
+        };
+    }
+    let result = message(session, smtp, bytes).await;
+    let reusable = match &result {
+        Ok(_) => true,
+        Err(e) => e.keeps_session(),
+    };
+    Ended { result, reusable }
+}
+
+/// MAIL, RCPT… and DATA, up to the server's go-ahead for the message.
+async fn open(
+    session: &mut Session,
+    smtp: &Smtp,
+    envelope: &Envelope,
+    bytes: &[u8],
+    reused: bool,
+) -> Result<(), Stopped> {
     let conn = &mut session.conn;
-    let params = mail_parameters(conn, smtp, envelope, bytes)?;
+    let params = mail_parameters(conn, smtp, envelope, bytes).map_err(Stopped::at_step)?;
+    let mail = Mail::new(envelope.from().cloned(), params);
+    let rcpts = envelope.to().iter().map(|to| Rcpt::new(to.clone(), vec![]));
+    if session.pipelining {
+        return pipelining::open(conn, smtp, Batch::new(mail, rcpts), reused).await;
+    }
     let step = |first: bool| {
         move |what: &str, e: &dyn std::fmt::Display| SendError::Dropped {
             reason: format!("{what} {}: {e}", smtp.endpoint()),
             stale: first && reused,
         }
     };
-    command(
-        conn,
-        smtp,
-        Mail::new(envelope.from().cloned(), params),
-        step(true),
-    )
-    .await?;
-    for to in envelope.to() {
-        command(conn, smtp, Rcpt::new(to.clone(), vec![]), step(false)).await?;
+    command(conn, smtp, mail, step(true))
+        .await
+        .map_err(Stopped::at_step)?;
+    for rcpt in rcpts {
+        command(conn, smtp, rcpt, step(false))
+            .await
+            .map_err(Stopped::at_step)?;
     }
-    command(conn, smtp, Data, step(false)).await?;
+    command(conn, smtp, Data, step(false))
+        .await
+        .map_err(Stopped::at_step)
+}
 
+/// The message and its final dot, after the server's 354.
+async fn message(session: &mut Session, smtp: &Smtp, bytes: &[u8]) -> Result<String, SendError> {
+    let conn = &mut session.conn;
     // Whether the whole message, final dot included, was handed over
     // when a failure struck: after that, only the reply could have told.
     let (result, complete) = match (&session.flushes, std::str::from_utf8(bytes)) {
@@ -104,6 +121,10 @@ pub(super) async fn transact(
             (result, sent.load(Ordering::SeqCst))
         }
     };
+    let broke = |what: &str, e: &dyn std::fmt::Display| SendError::Dropped {
+        reason: format!("{what} {}: {e}", smtp.endpoint()),
+        stale: false,
+    };
     match result {
         Ok(Ok(response)) => Ok(reply_text(&response)),
         Ok(Err(e)) if e.is_transient() || e.is_permanent() => Err(classify(&e)),
@@ -111,13 +132,13 @@ pub(super) async fn transact(
             "the connection to {} broke after the whole message was sent, before the reply: {e}",
             smtp.endpoint()
         ))),
-        Ok(Err(e)) => Err(step(false)("the connection broke while sending to", &e)),
+        Ok(Err(e)) => Err(broke("the connection broke while sending to", &e)),
         Err(_) if complete => Err(SendError::Unknown(format!(
             "no reply from {} within {} after the whole message was sent",
             smtp.endpoint(),
             humantime_secs(smtp.data_timeout())
         ))),
-        Err(_) => Err(step(false)(
+        Err(_) => Err(broke(
             "timed out writing the message to",
             &humantime_secs(smtp.data_timeout()),
         )),
@@ -220,77 +241,9 @@ async fn command<C: std::fmt::Display>(
     }
 }
 
-fn humantime_secs(d: Duration) -> String {
-    format!("{}s", d.as_secs_f64())
-}
-
-fn reply_text(response: &lettre::transport::smtp::response::Response) -> String {
-    format!(
-        "{} {}",
-        response.code(),
-        response.message().collect::<Vec<_>>().join(" ")
-    )
-}
-
-/// Sorts a negative SMTP reply into what the sender does next.
-fn classify(e: &lettre::transport::smtp::Error) -> SendError {
-    use std::error::Error as _;
-    let reply = Reply {
-        code: e
-            .status()
-            .and_then(|c| c.to_string().parse().ok())
-            .unwrap_or(if e.is_transient() { 400 } else { 500 }),
-        // lettre keeps the reply's text as the error's source.
-        text: e.source().map_or_else(|| e.to_string(), |s| s.to_string()),
-    };
-    if e.is_transient() {
-        SendError::Transient(reply)
-    } else {
-        SendError::Permanent(reply)
-    }
-}
-
-/// Whether an SMTP reply carries an enhanced status code 5.1.x (bad
-/// destination mailbox address, RFC 3463).
-pub fn enhanced_is_mailbox(reply: &str) -> bool {
-    reply
-        .split(|c: char| c.is_whitespace() || c == ':' || c == ',')
-        .any(|w| w.starts_with("5.1.") && w[4..].chars().all(|c| c.is_ascii_digit()) && w.len() > 4)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deliver::transport::SendError;
-
-    #[test]
-    fn replies_say_whether_the_mailbox_is_unknown_and_the_session_ends() {
-        let reply = |code, text: &str| Reply {
-            code,
-            text: text.into(),
-        };
-        assert!(reply(550, "5.1.1 no such user").unknown_mailbox());
-        assert!(!reply(550, "5.7.1 rejected as spam").unknown_mailbox());
-        assert!(!reply(554, "5.1.1 odd but not a mailbox code").unknown_mailbox());
-        assert!(reply(421, "4.7.0 slow down").closes());
-        assert!(SendError::Transient(reply(451, "later")).keeps_session());
-        assert!(!SendError::Transient(reply(421, "bye")).keeps_session());
-        assert!(SendError::Permanent(reply(550, "no")).keeps_session());
-        assert_eq!(
-            reply(451, "4.7.1 try later").to_string(),
-            "451 4.7.1 try later"
-        );
-    }
-
-    #[test]
-    fn recognises_unknown_mailbox_codes() {
-        assert!(enhanced_is_mailbox(
-            "permanent error (550): 5.1.1 no such user"
-        ));
-        assert!(enhanced_is_mailbox("550 5.1.10 Recipient address rejected"));
-        assert!(!enhanced_is_mailbox("550 5.7.1 message rejected as spam"));
-        assert!(!enhanced_is_mailbox("550 mailbox unavailable"));
-    }
 
     #[test]
     fn a_message_is_dot_stuffed_as_lettre_does_it() {
