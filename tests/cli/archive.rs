@@ -504,3 +504,27 @@ fn feed_entries_are_the_web_issue() {
         .expect("issue page");
     assert!(page.contains("href=\"../../glossary/hallucination/index.html\""));
 }
+
+/// The issue page (and so the feed entry) opens with the email's own line:
+/// the day's items and the reading time, worded the same.
+#[test]
+fn the_issue_page_opens_with_the_emails_line() {
+    let (_tmp, dir) = project_with_30_issues();
+    run(&dir, &["archive", "--all"]).success();
+    let intro = |html: &str| {
+        let at = html.find("class=\"intro\"").expect("opening line");
+        let text = &html[at + html[at..].find('>').expect("tag") + 1..];
+        text[..text.find("</").expect("end")].to_string()
+    };
+    for date in ["2027-03-01", "2027-03-17"] {
+        let email = run(&dir, &["preview", "--date", date]).success().stdout;
+        let page = std::fs::read_to_string(dir.join(format!("public/issues/{date}/index.html")))
+            .expect("issue page");
+        let line = intro(&email);
+        assert!(
+            line.starts_with("Today: ") && line.ends_with("-minute read."),
+            "{line}"
+        );
+        assert_eq!(intro(&page), line, "{date}");
+    }
+}
