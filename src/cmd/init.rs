@@ -99,6 +99,10 @@ const SAMPLE_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/web/index.html"),
     ),
     (
+        "web/issue-content.html",
+        include_str!("../../templates/web/issue-content.html"),
+    ),
+    (
         "web/issue/term.html",
         include_str!("../../templates/web/issue/term.html"),
     ),
