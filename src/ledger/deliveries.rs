@@ -206,6 +206,7 @@ struct Statements<'tx> {
     record: CachedStatement<'tx>,
     suppress: CachedStatement<'tx>,
     test: CachedStatement<'tx>,
+    return_path: CachedStatement<'tx>,
 }
 
 impl<'tx> Statements<'tx> {
@@ -236,6 +237,10 @@ impl<'tx> Statements<'tx> {
             test: tx.prepare_cached(
                 "INSERT INTO test_sends (issue_date, address, status, reply, message_id, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?,
+            return_path: tx.prepare_cached(
+                "INSERT INTO return_paths (token, issue_date, address) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (token) DO NOTHING",
             )?,
         })
     }
@@ -275,6 +280,12 @@ impl<'tx> Statements<'tx> {
                     message_id,
                     now
                 ])?;
+            }
+            Write::ReturnPaths(tokens) => {
+                for (token, address) in tokens {
+                    self.return_path
+                        .execute(params![token, date, address.as_str()])?;
+                }
             }
         }
         Ok(())

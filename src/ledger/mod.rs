@@ -32,10 +32,14 @@
 //! - `schema`: the tables, the schema version, migrations;
 //! - `deliveries`: a run's writes, crash recovery, what `send` and
 //!   `status` read;
+//! - `events`: bounces and complaints that arrive later, matched to their
+//!   delivery (VERP tokens, Message-IDs), the policy applied; per-issue
+//!   feedback (rates, history);
 //! - `suppressions`, `issues` (frozen records), `backup`.
 
 mod backup;
 mod deliveries;
+mod events;
 mod issues;
 mod open;
 mod schema;
@@ -47,6 +51,7 @@ use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
 pub use deliveries::Undelivered;
+pub use events::{Event, Recorded};
 pub use issues::Freeze;
 pub use suppressions::Suppression;
 
@@ -145,6 +150,9 @@ pub enum Write {
     Record(Outcome),
     /// A test copy (`send --to`), never a delivery. (outcome, Message-ID)
     Test(Outcome, String),
+    /// The VERP tokens of claimed rows, so a bounce finds its delivery.
+    /// (token, address)
+    ReturnPaths(Vec<(String, AddressKey)>),
 }
 
 pub struct Ledger {

@@ -32,6 +32,7 @@ use crate::deliver::pipeline::{self, Counts, Delivery, Feed};
 use crate::deliver::transport::Sink;
 use crate::deliver::{Allowance, Known, Recipient, Retry, Tally, select};
 use crate::ledger::{Freeze, Ledger};
+use crate::mail::verp::Verp;
 use crate::problem::{Failure, Problem, Usage};
 use crate::project::Loaded;
 use crate::project::Project;
@@ -64,6 +65,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<Summary, Failure> {
     let sink = sink::choose(project, opts)?;
     let lock = hold_lock(project, opts)?;
     let (list, edition) = open_issue(project, opts, &sink)?;
+    rates_guard(project, opts)?;
     let mut summary = Summary::begin(opts, edition.record.record.number, &sink, &list);
     for p in &list.problems {
         tracing::warn!("skipped: {p}");
@@ -158,6 +160,26 @@ fn open_issue(
     } = day;
     preflight::preflight(&edition.email, &list, &edition.record.path).into_result()?;
     Ok((list, edition))
+}
+
+/// The last issue's rates, judged as `check` judges them: warnings, and
+/// over 0.3% complaints a refusal unless `--force` (test copies are not
+/// the list, and are never refused).
+fn rates_guard(project: &Project, opts: &SendOptions) -> Result<(), Failure> {
+    let guard = crate::cmd::bounces::guard(project, opts.date)?;
+    for w in &guard.warnings {
+        tracing::warn!("{w}");
+    }
+    match &guard.refusal {
+        Some(why) if !opts.force && opts.to.is_empty() => Err(Failure::one(
+            crate::cmd::bounces::refusal_problem(project, why),
+        )),
+        Some(why) if opts.to.is_empty() => {
+            tracing::warn!("--force: sending despite it: {why}");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Who the selection goes through, and what decides which of them are due.
@@ -263,6 +285,7 @@ fn deliver(
             && tracing::enabled!(tracing::Level::INFO),
         expected: ctx.expected,
         envelope_from: settings.from.email.clone(),
+        verp: verp(ctx)?,
     };
     let sending = Instant::now();
     let counts = pipeline::run(&runtime, delivery, Feed::new(first, due))?;
@@ -278,6 +301,25 @@ fn deliver(
         crate::cmd::plural(total)
     );
     Ok(Some(counts))
+}
+
+/// The VERP envelope senders of this issue, with `[bounces] return_path`.
+fn verp(ctx: &Context<'_>) -> Result<Option<Verp>, Failure> {
+    let settings = &ctx.project.settings;
+    let Some(path) = settings.bounces.return_path.clone() else {
+        return Ok(None);
+    };
+    let used = match ctx.sink {
+        Sink::Smtp(_) => SecretUse::Mail,
+        _ => SecretUse::Local,
+    };
+    let secrets = crate::cmd::secrets(ctx.project, used)?;
+    Ok(Some(Verp::new(
+        &secrets,
+        &settings.list_id,
+        path,
+        ctx.opts.date,
+    )))
 }
 
 /// A run that died mid-send left rows behind: settle them first.

@@ -63,6 +63,7 @@ pub(crate) use stop::Stop;
 use crate::deliver::BATCH;
 use crate::deliver::transport::Sink;
 use crate::ledger::{DeliveryStatus, Ledger, MAX_UNCERTAIN, Outcome, Write};
+use crate::mail::verp::Verp;
 use crate::problem::Failure;
 use crate::render::email::Email;
 use feed::{Job, Queue};
@@ -92,6 +93,8 @@ pub(crate) struct Delivery {
     /// only known at its end).
     pub expected: u64,
     pub envelope_from: lettre::Address,
+    /// `[bounces] return_path`: an envelope sender per delivery instead.
+    pub verp: Option<Verp>,
 }
 
 /// What one run did.
@@ -160,6 +163,7 @@ pub(crate) fn run(
         rate: RateLimit::new(d.rate_per_second),
         progress: progress.clone(),
         envelope_from: d.envelope_from,
+        verp: d.verp,
         counts: Mutex::new(Counts::default()),
         stop: Stopper::new(concurrency),
         unanswered: AtomicU32::new(0),
@@ -257,6 +261,7 @@ struct Shared {
     rate: RateLimit,
     progress: Progress,
     envelope_from: lettre::Address,
+    verp: Option<Verp>,
     counts: Mutex<Counts>,
     stop: Stopper,
     /// Messages in a row that got no reply after DATA (any worker).
