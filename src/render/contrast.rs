@@ -135,6 +135,8 @@ fn email_text_meets_wcag_aa_in_light_and_dark_mode() {
         (".promise a", "color", ".page", "background-color"),
         (".greeting", "color", ".page", "background-color"),
         (".intro", "color", ".page", "background-color"),
+        (".feedback", "color", ".page", "background-color"),
+        (".feedback a", "color", ".page", "background-color"),
         (".footer", "color", ".page", "background-color"),
         (".footer a", "color", ".page", "background-color"),
         (".brand a", "color", ".page", "background-color"),
