@@ -309,7 +309,8 @@ fn a_project_without_tools_checks_plans_previews_sends_and_archives() {
             .find_map(|l| l.strip_prefix("title = "))
             .expect("title")
             .trim_matches('"')
-            .to_string()
+            // As typeset: apostrophes are curly.
+            .replace('\'', "’")
     };
     assert_eq!(
         subject.trim_matches(['"', '\'']),
