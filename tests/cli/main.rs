@@ -14,6 +14,7 @@ mod init;
 mod input;
 mod json;
 mod ledger;
+mod live;
 mod logs;
 mod output;
 mod plan;
