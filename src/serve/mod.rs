@@ -298,18 +298,19 @@ async fn confirm_page(
     let Some(secrets) = &state.secrets else {
         return not_configured();
     };
-    let Some(address) = token::verify(secrets, &state.list_id, &token) else {
+    // The page never names the reader: whoever opens the link (a
+    // forwarded issue's reader, a link scanner) learns nothing from it.
+    if token::verify(secrets, &state.list_id, &token).is_none() {
         return invalid();
-    };
-    let (mut name, mut addr, mut tok) = (String::new(), String::new(), String::new());
+    }
+    let (mut name, mut tok) = (String::new(), String::new());
     html_escape(&state.name, &mut name);
-    html_escape(&address, &mut addr);
     html_escape(&token, &mut tok);
     page(
         StatusCode::OK,
         &format!("Unsubscribe from {}?", state.name),
         &format!(
-            "<p>{addr} will get no more emails from {name}.</p>\
+            "<p>The address this email was sent to will get no more emails from {name}.</p>\
 <form method=\"post\" action=\"/u/{tok}\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\"><button type=\"submit\">Unsubscribe</button></form>"
         ),
     )
