@@ -398,6 +398,13 @@ fn an_mbox_is_read_and_never_written() {
         (Some(0), Some(2)),
         "{again}"
     );
+    // A missing mbox is bad input, as a missing maildir is: exit 2.
+    let err = run(&dir, &["bounces", "--mbox", "no-such.mbox"]).code(2);
+    assert!(
+        err.stderr.contains("no-such.mbox: cannot read"),
+        "{}",
+        err.stderr
+    );
 }
 
 #[test]
