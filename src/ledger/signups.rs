@@ -214,13 +214,48 @@ fn requests_since(
     hash: &str,
     since: &str,
 ) -> rusqlite::Result<u32> {
+    events_since(tx, "requested", column, hash, since)
+}
+
+/// Events of `kind` whose `column` is `hash` after `since`.
+fn events_since(
+    tx: &Transaction<'_>,
+    kind: &str,
+    column: &str,
+    hash: &str,
+    since: &str,
+) -> rusqlite::Result<u32> {
     tx.query_row(
         &format!(
-            "SELECT count(*) FROM signup_events WHERE {column} = ?1 AND kind = 'requested' AND at > ?2"
+            "SELECT count(*) FROM signup_events WHERE {column} = ?1 AND kind = ?2 AND at > ?3"
         ),
-        params![hash, since],
+        params![hash, kind, since],
         |r| r.get(0),
     )
+}
+
+/// Refusals kept in the log per client and hour. A flood of refused
+/// requests from one client (list bombing, a bot filling the honeypot)
+/// would otherwise grow the ledger without bound; past this many, a
+/// refusal is only logged by `serve`, and `status` counts at most this
+/// many per client and hour.
+pub const REFUSALS_KEPT_PER_CLIENT_HOUR: u32 = 20;
+
+/// Records a refusal unless its client has had
+/// [`REFUSALS_KEPT_PER_CLIENT_HOUR`] recorded in the hour before `at`.
+fn refused(
+    tx: &Transaction<'_>,
+    at: DateTime<Utc>,
+    reason: &str,
+    hashes: (Option<&str>, Option<&str>),
+) -> rusqlite::Result<()> {
+    if let Some(ip) = hashes.1 {
+        let hour_ago = stamp(at - Duration::hours(1));
+        if events_since(tx, "refused", "ip_hash", ip, &hour_ago)? >= REFUSALS_KEPT_PER_CLIENT_HOUR {
+            return Ok(());
+        }
+    }
+    event(tx, &stamp(at), "refused", Some(reason), hashes)
 }
 
 /// The limits and the address's state, in the order they refuse.
@@ -290,7 +325,7 @@ impl Ledger {
             )?;
             event(&tx, &at, "requested", None, hashes)?;
         } else if let Some(reason) = verdict.refusal() {
-            event(&tx, &at, "refused", Some(reason), hashes)?;
+            refused(&tx, req.at, reason, hashes)?;
         }
         tx.commit()?;
         Ok(verdict)
@@ -305,8 +340,11 @@ impl Ledger {
         ip_hash: Option<&str>,
     ) -> anyhow::Result<()> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| explain(e, &path))?;
-        event(&tx, &stamp(at), "refused", Some(reason), (None, ip_hash))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| explain(e, &path))?;
+        refused(&tx, at, reason, (None, ip_hash))?;
         tx.commit()?;
         Ok(())
     }
@@ -633,6 +671,37 @@ mod tests {
             l.signup(&s).expect("read").is_none(),
             "nothing kept for a suppressed address"
         );
+    }
+
+    #[test]
+    fn a_flood_of_refused_requests_keeps_a_bounded_log() {
+        let (_dir, mut l) = ledger();
+        let count = |l: &Ledger| -> u32 {
+            l.conn
+                .query_row(
+                    "SELECT count(*) FROM signup_events WHERE kind = 'refused'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("count")
+        };
+        // One client: honeypots and limit refusals, 500 of each in an hour.
+        for i in 0..500 {
+            let at = t("2027-03-01T10:00:00Z") + Duration::seconds(i);
+            l.refuse_signup(at, "honeypot", Some("bot"))
+                .expect("refusal");
+            let a = AddressKey::new(&format!("v{i}@example.org"));
+            let mut req = request(&a, "bot", "2027-03-01T10:00:00Z");
+            req.at = at;
+            l.request_signup(&req, LIMITS).expect("request");
+        }
+        assert_eq!(count(&l), REFUSALS_KEPT_PER_CLIENT_HOUR);
+        // Another client is counted apart, and the next hour starts anew.
+        l.refuse_signup(t("2027-03-01T10:30:00Z"), "not a form", Some("other"))
+            .expect("refusal");
+        l.refuse_signup(t("2027-03-01T11:30:00Z"), "honeypot", Some("bot"))
+            .expect("refusal");
+        assert_eq!(count(&l), REFUSALS_KEPT_PER_CLIENT_HOUR + 2);
     }
 
     #[test]
