@@ -195,13 +195,17 @@ impl Ledger {
             .collect()
     }
 
-    /// The last issue before `date` whose delivery began (the one whose
-    /// rates the guard judges).
+    /// The last issue before `date` that reached anyone (the one whose
+    /// rates the guard judges: an issue whose send delivered nothing, say
+    /// one stopped at once, has no rates and must not hide the one before).
     pub fn issue_before(&self, date: NaiveDate) -> anyhow::Result<Option<NaiveDate>> {
         let found: Option<String> = self
             .conn
             .query_row(
-                "SELECT issue_date FROM issues WHERE issue_date < ?1 ORDER BY issue_date DESC LIMIT 1",
+                "SELECT issue_date FROM issues i WHERE issue_date < ?1
+                   AND EXISTS (SELECT 1 FROM deliveries d
+                               WHERE d.issue_date = i.issue_date AND d.status = 'sent')
+                 ORDER BY issue_date DESC LIMIT 1",
                 params![date.to_string()],
                 |r| r.get(0),
             )
@@ -746,6 +750,12 @@ mod tests {
         assert_eq!(
             recent.iter().map(|f| f.date.as_str()).collect::<Vec<_>>(),
             ["2027-03-02", "2027-03-01"]
+        );
+        // An issue that reached nobody does not hide the one before.
+        l.freeze(d("2027-03-03"), "hash", false).expect("freeze");
+        assert_eq!(
+            l.issue_before(d("2027-03-04")).expect("before"),
+            Some(d("2027-03-02"))
         );
     }
 }
