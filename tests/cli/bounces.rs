@@ -496,6 +496,20 @@ fn verp_end_to_end_a_dsn_to_the_envelope_sender_suppresses_its_reader() {
         2,
         "the auto-reply suppressed nobody"
     );
+
+    // A false positive: the evidence is there, and removing the
+    // suppression brings the reader back with the next issue.
+    let list = json(&run(&dir, &["bounces", "list", "--json"]).success());
+    assert!(list.to_string().contains("5.1.1"), "{list}");
+    run(&dir, &["suppressions", "remove", &readers[1]]).success();
+    let after =
+        json(&run_env(&dir, &["send", "--date", "2027-03-03", "--json"], &[SECRET]).success());
+    assert_eq!(
+        (after["sent"].as_u64(), after["suppressed"].as_u64()),
+        (Some(3), Some(0)),
+        "{after}"
+    );
+    assert_eq!(per_address(&server)[&readers[1]].len(), 2);
 }
 
 #[test]
