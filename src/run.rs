@@ -148,32 +148,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             cron,
             systemd: _,
             env_file,
-        } => {
-            let project = env.project()?;
-            let binary = std::env::current_exe()
-                .and_then(|p| p.canonicalize())
-                .map_err(|e| {
-                    anyhow::Error::from(e).context("cannot find the running dailyissue")
-                })?;
-            let opts = ScheduleOptions {
-                kind: if cron {
-                    schedule::Kind::Cron
-                } else {
-                    schedule::Kind::Systemd
-                },
-                binary,
-                env_file: std::path::absolute(env.start.join(env_file))?,
-                user: std::env::var("USER")
-                    .or_else(|_| std::env::var("LOGNAME"))
-                    .ok()
-                    .filter(|u| {
-                        !u.is_empty()
-                            && u.chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-                    }),
-            };
-            print(&schedule::schedule(&project, &opts)?, false)
-        }
+        } => run_schedule(&env, cron, &env_file),
         Command::Unsubscribe { target } => {
             print(&suppressions::unsubscribe(&env.project()?, &target)?, false)
         }
@@ -195,16 +170,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             all,
             serve: listen,
             json,
-        } => {
-            let project = env.project()?;
-            let report = archive::archive(&project, &ArchiveOptions { out, all })?;
-            let code = print(&report, json)?;
-            if let Some(listen) = listen {
-                let root = Some(report.out);
-                serve::serve(&project, &ServeOptions { listen, root })?;
-            }
-            Ok(code)
-        }
+        } => run_archive(&env, ArchiveOptions { out, all }, listen, json),
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
             clap_complete::generate(shell, &mut crate::cli::command(), "dailyissue", &mut out);
@@ -212,6 +178,50 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Man { command, out } => man(&env, &command, out),
     }
+}
+
+/// `schedule`: crontab lines or systemd units for this project, running
+/// the binary that prints them.
+fn run_schedule(env: &Env, cron: bool, env_file: &std::path::Path) -> Result<u8, Failure> {
+    let project = env.project()?;
+    let binary = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .map_err(|e| anyhow::Error::from(e).context("cannot find the running dailyissue"))?;
+    let opts = ScheduleOptions {
+        kind: if cron {
+            schedule::Kind::Cron
+        } else {
+            schedule::Kind::Systemd
+        },
+        binary,
+        env_file: std::path::absolute(env.start.join(env_file))?,
+        user: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .ok()
+            .filter(|u| {
+                !u.is_empty()
+                    && u.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            }),
+    };
+    print(&schedule::schedule(&project, &opts)?, false)
+}
+
+/// `archive`, then `serve` on what it built with `--serve`.
+fn run_archive(
+    env: &Env,
+    opts: ArchiveOptions,
+    listen: Option<std::net::SocketAddr>,
+    json: bool,
+) -> Result<u8, Failure> {
+    let project = env.project()?;
+    let report = archive::archive(&project, &opts)?;
+    let code = print(&report, json)?;
+    if let Some(listen) = listen {
+        let root = Some(report.out);
+        serve::serve(&project, &ServeOptions { listen, root })?;
+    }
+    Ok(code)
 }
 
 /// `man`: the main page, one command's, or every page into a folder.
