@@ -123,10 +123,12 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Plan { date, days, json } => {
             let project = env.project()?;
-            let opts = PlanOptions {
-                start: env.day(&project, date),
-                days,
+            let start = match (date, project.settings.delivery) {
+                // Local mornings: from the date where the day began last.
+                (None, crate::project::settings::Delivery::Local) => plan::first_local_day(env.now),
+                _ => env.day(&project, date),
             };
+            let opts = PlanOptions { start, days };
             print(&plan::plan(&project, opts)?, json)
         }
         Command::Preview(args) => run_preview(&env, args),
@@ -134,7 +136,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Status { date, json } => {
             let project = env.project()?;
             let date = env.day(&project, date);
-            print(&status::status(&project, date)?, json)
+            print(&status::status(&project, date, env.now)?, json)
         }
         Command::Unsubscribe { target } => {
             print(&suppressions::unsubscribe(&env.project()?, &target)?, false)

@@ -1,6 +1,7 @@
 //! The archive's Atom feed: the latest issues, each with its items' titles
-//! and bodies as HTML, dated at the issue's `send_time` in the newsletter's
-//! time zone. Built with atom_syndication, which escapes the XML as the
+//! and bodies as HTML, dated when its first copy went out (the ledger
+//! keeps that instant; with local mornings, the zone whose morning comes
+//! first), else at the issue's `send_time` in the newsletter's time zone. Built with atom_syndication, which escapes the XML as the
 //! format requires.
 
 use std::collections::HashMap;
@@ -49,7 +50,7 @@ pub(super) fn atom(
     // between builds.
     let updated = entries
         .last()
-        .map(|e| published(s, e.stored.record.date))
+        .map(|e| when(s, e))
         .unwrap_or_else(|| published(s, NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default()));
     feed.set_updated(updated);
     feed.set_entries(latest);
@@ -66,8 +67,8 @@ fn entry(s: &Settings, e: &Entry<'_>, pool: &Pool, bodies: &HashMap<String, Stri
     let mut entry = AtomEntry::default();
     entry.set_id(url.clone());
     entry.set_title(Text::plain(format!("#{} {}", record.number, e.subject)));
-    entry.set_updated(published(s, record.date));
-    entry.set_published(Some(published(s, record.date)));
+    entry.set_updated(when(s, e));
+    entry.set_published(Some(when(s, e)));
     let mut link = Link::default();
     link.set_href(url);
     link.set_rel("alternate");
@@ -88,6 +89,15 @@ fn entry(s: &Settings, e: &Entry<'_>, pool: &Pool, bodies: &HashMap<String, Stri
     content.set_value(Some(html));
     entry.set_content(Some(content));
     entry
+}
+
+/// When an issue was published: when its first copy went out, shown in
+/// the newsletter's zone; else its day at `send_time` there.
+fn when(s: &Settings, e: &Entry<'_>) -> DateTime<FixedOffset> {
+    match e.published {
+        Some(at) => at.with_timezone(&s.timezone).fixed_offset(),
+        None => published(s, e.stored.record.date),
+    }
 }
 
 /// When an issue counts as published: its day at `send_time`, local time.

@@ -9,6 +9,7 @@ pub(crate) mod archive;
 pub(crate) mod check;
 pub(crate) mod init;
 pub(crate) mod ledger;
+pub(crate) mod mornings;
 pub(crate) mod plan;
 pub(crate) mod preview;
 pub(crate) mod send;

@@ -12,6 +12,14 @@ use crate::plan::{PlannedDay, ensure};
 use crate::problem::Failure;
 use crate::project::Project;
 
+/// With local mornings (`delivery = "local"`), the oldest issue date still
+/// to come somewhere: today where the day begins last (UTC−12); from
+/// there the default week reaches past tomorrow in UTC+14, whose morning
+/// comes first.
+pub fn first_local_day(now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+    now.with_timezone(&chrono_tz::Etc::GMTPlus12).date_naive()
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
     pub start: NaiveDate,

@@ -24,6 +24,9 @@ pub struct Report {
     /// reply. (`problems` in a JSON document always means bad input, so
     /// not that name.)
     pub addresses: Vec<Row>,
+    /// `delivery = "local"`: the issue across the readers' zones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mornings: Option<crate::cmd::mornings::Mornings>,
 }
 
 impl crate::cmd::Report for Report {
@@ -70,13 +73,21 @@ impl crate::cmd::Report for Report {
         if self.sending > 0 {
             out.push_str("rows still `sending` belong to a run in progress, or one that was interrupted: the next `send` settles them\n");
         }
+        if let (Some(m), Ok(date)) = (&self.mornings, self.date.parse()) {
+            out.push_str(&m.text(date));
+        }
         out
     }
 }
 
-pub fn status(project: &Project, date: NaiveDate) -> Result<Report, Failure> {
+pub fn status(
+    project: &Project,
+    date: NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Report, Failure> {
     let mut report = Report {
         date: date.to_string(),
+        mornings: crate::cmd::mornings::mornings(project, date, now)?,
         ..Report::default()
     };
     let Some(ledger) = crate::ledger::read(project)? else {

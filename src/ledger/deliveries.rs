@@ -206,6 +206,7 @@ struct Statements<'tx> {
     record: CachedStatement<'tx>,
     suppress: CachedStatement<'tx>,
     test: CachedStatement<'tx>,
+    days: CachedStatement<'tx>,
 }
 
 impl<'tx> Statements<'tx> {
@@ -237,6 +238,7 @@ impl<'tx> Statements<'tx> {
                 "INSERT INTO test_sends (issue_date, address, status, reply, message_id, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?,
+            days: tx.prepare_cached(super::days::SET_DAYS)?,
         })
     }
 
@@ -275,6 +277,16 @@ impl<'tx> Statements<'tx> {
                     message_id,
                     now
                 ])?;
+            }
+            Write::Days(days) => {
+                for (address, local, zone) in days {
+                    self.days.execute(params![
+                        date,
+                        address.as_str(),
+                        local.to_string(),
+                        zone.name()
+                    ])?;
+                }
             }
         }
         Ok(())

@@ -32,9 +32,12 @@
 //! - `schema`: the tables, the schema version, migrations;
 //! - `deliveries`: a run's writes, crash recovery, what `send` and
 //!   `status` read;
+//! - `days`: local mornings: each reader's latest copy, publication
+//!   instants;
 //! - `suppressions`, `issues` (frozen records), `backup`.
 
 mod backup;
+mod days;
 mod deliveries;
 mod issues;
 mod open;
@@ -145,6 +148,9 @@ pub enum Write {
     Record(Outcome),
     /// A test copy (`send --to`), never a delivery. (outcome, Message-ID)
     Test(Outcome, String),
+    /// The local date and zone claimed rows are for (see `days`):
+    /// (address, local date, zone).
+    Days(Vec<(AddressKey, chrono::NaiveDate, chrono_tz::Tz)>),
 }
 
 pub struct Ledger {

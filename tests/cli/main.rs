@@ -11,6 +11,7 @@ mod init;
 mod input;
 mod json;
 mod ledger;
+mod local;
 mod logs;
 mod plan;
 mod proxy;

@@ -93,7 +93,8 @@ fn jobs(shared: &Shared, batch: Vec<Recipient>) -> Vec<Job> {
         .collect()
 }
 
-/// Claims a batch (`sending`), committed before any of it is queued.
+/// Claims a batch (`sending`, with each reader's local date and zone),
+/// committed before any of it is queued.
 /// Test copies (`--to`) have no delivery rows to claim.
 async fn claim(shared: &Shared, jobs: &[Job]) -> anyhow::Result<()> {
     if shared.tests {
@@ -104,7 +105,15 @@ async fn claim(shared: &Shared, jobs: &[Job]) -> anyhow::Result<()> {
             .map(|j| (j.reader.key.clone(), j.message_id.clone()))
             .collect(),
     );
-    shared.write(vec![claim]).await
+    let days = Write::Days(
+        jobs.iter()
+            .map(|j| {
+                let (local, zone) = shared.days.of(&j.reader);
+                (j.reader.key.clone(), local, zone)
+            })
+            .collect(),
+    );
+    shared.write(vec![claim, days]).await
 }
 
 /// Hands a claimed batch to the workers; when the run stops first, gives
