@@ -40,6 +40,7 @@ impl Cli {
             | Command::Suppressions {
                 action: SuppressionsAction::List { json },
             } => *json,
+            Command::Bounces(b) => b.json(),
             _ => false,
         }
     }
@@ -107,12 +108,14 @@ pub enum Command {
         #[command(subcommand)]
         action: SuppressionsAction,
     },
+    /// Read bounce and complaint mail (one message on stdin, a maildir, an mbox); `list` what was recorded
+    Bounces(BouncesArgs),
     /// Look after the delivery ledger (`.dailyissue/state.db`)
     Ledger {
         #[command(subcommand)]
         action: LedgerAction,
     },
-    /// Answer unsubscribe links (GET page, RFC 8058 one-click POST) and serve the web archive
+    /// Answer unsubscribe links (GET page, RFC 8058 one-click POST) and the providers' bounce and complaint webhooks (/hooks/ses, postmark, mailgun, sendgrid), and serve the web archive
     Serve {
         /// Address and port to listen on
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
@@ -184,7 +187,7 @@ pub struct SendArgs {
     /// Print the summary as one JSON object
     #[arg(long)]
     pub json: bool,
-    /// Send even though the issue record changed after delivery began
+    /// Send even though the issue record changed after delivery began, or the last issue's complaint rate was over 0.3%
     #[arg(long)]
     pub force: bool,
     /// Also retry addresses that failed permanently (5xx) in an earlier run
@@ -227,6 +230,44 @@ pub enum SuppressionsAction {
         /// Addresses to remove
         #[arg(required = true)]
         addresses: Vec<String>,
+    },
+}
+
+// The arguments of `bounces` (documented on the variant, which clap shows).
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BouncesArgs {
+    #[command(subcommand)]
+    pub action: Option<BouncesAction>,
+    /// Process the new messages of this maildir: handled ones move to cur/ flagged seen, other mail is left alone
+    #[arg(long, value_name = "DIR", conflicts_with = "mbox")]
+    pub maildir: Option<PathBuf>,
+    /// Process every message of this mbox file (read only)
+    #[arg(long, value_name = "FILE")]
+    pub mbox: Option<PathBuf>,
+    /// Print what was done as one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BouncesArgs {
+    fn json(&self) -> bool {
+        match &self.action {
+            Some(BouncesAction::List { json, .. }) => *json,
+            None => self.json,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesAction {
+    /// Every bounce and complaint recorded, newest first, with its evidence
+    List {
+        /// Only this address's events
+        address: Option<String>,
+        /// Print the events (with the raw evidence) as one JSON object
+        #[arg(long)]
+        json: bool,
     },
 }
 

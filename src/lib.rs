@@ -12,7 +12,9 @@
 //! - [`mail`]: MIME, quoted-printable, DKIM, link tokens;
 //! - [`deliver`]: who gets a copy, the delivery pipeline, transports, the
 //!   run lock;
-//! - [`ledger`]: what went out (SQLite);
+//! - [`bounces`]: bounce and complaint mail and provider webhooks,
+//!   classified (pure), and the policy and rates;
+//! - [`ledger`]: what went out and what came back (SQLite);
 //! - [`serve`]: the HTTP endpoints (unsubscribe, the archive);
 //! - [`archive`]: the static web archive.
 //!
@@ -24,6 +26,7 @@
 
 pub(crate) mod archive;
 pub(crate) mod atomic;
+pub mod bounces;
 pub mod cli;
 pub mod cmd;
 pub(crate) mod deliver;

@@ -119,6 +119,15 @@ pub enum Usage {
         .file.display()
     )]
     OutboxIsAFile { setting: String, file: PathBuf },
+    #[error(
+        "{} is not a maildir (it needs new/ and cur/ folders); give the folder that holds them",
+        .0.display()
+    )]
+    NotAMaildir(PathBuf),
+    #[error(
+        "`bounces` reads one message from stdin: pipe it in (`dailyissue bounces < message.eml`), or pass --maildir DIR or --mbox FILE"
+    )]
+    BouncesNeedInput,
     /// A problem with `[smtp]` found before connecting (a CA file, a password
     /// variable): the message says which.
     #[error("{0}")]
@@ -147,6 +156,12 @@ pub enum Temporary {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// `bounces`: the report could not be recorded (a locked or unwritable
+    /// ledger); the mail server keeps the message and tries again.
+    #[error(
+        "cannot record bounces now: {reason}; nothing was lost: the message is left for a retry"
+    )]
+    Ledger { reason: String },
 }
 
 fn list(paths: &[PathBuf]) -> String {

@@ -2,7 +2,8 @@
 //! of real inputs (bytes flipped, lines cut, duplicated or swapped,
 //! truncated anywhere, non-UTF-8 and control characters inserted) and must
 //! return a value or problems, never panic. Deterministic: a fixed-seed
-//! xorshift generator, so a failure reproduces.
+//! xorshift generator, so a failure reproduces. Bounce mail and provider
+//! webhook payloads come from strangers, so their parsers are here too.
 
 use std::path::Path;
 
@@ -143,5 +144,56 @@ fn tokens_never_panic_on_garbage() {
             crate::mail::token::verify(&secrets, "l", text)
                 .is_none_or(|a| a.as_str() == "a@example.org")
         );
+    });
+}
+
+#[test]
+fn bounce_classifier_never_panics() {
+    let inputs = corpus("tests/fixtures/bounces");
+    assert!(inputs.len() >= 10, "the bounce fixtures are there");
+    let path = crate::project::settings::ReturnPath {
+        prefix: "bounces+".into(),
+        suffix: "@example.com".into(),
+    };
+    each_mutant(0x5eed_0007, &inputs, 150, |_, bytes| {
+        let _ = crate::bounces::message::classify(bytes, Some(&path));
+        let _ = crate::bounces::message::classify(bytes, None);
+    });
+}
+
+#[test]
+fn webhook_readers_never_panic() {
+    use crate::bounces::providers::{mailgun, postmark, sendgrid, ses};
+    let inputs = corpus("tests/fixtures/hooks");
+    assert!(inputs.len() >= 8, "the webhook fixtures are there");
+    let cert = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hooks/sns-signing-cert.pem"),
+    )
+    .ok()
+    .and_then(|pem| ses::certificate_der(&pem).ok())
+    .unwrap_or_default();
+    let path = crate::project::settings::ReturnPath {
+        prefix: "bounces+".into(),
+        suffix: "@example.com".into(),
+    };
+    each_mutant(0x5eed_0008, &inputs, 120, |text, bytes| {
+        if let Ok(e) = ses::envelope(bytes) {
+            let _ = ses::certificate_url(&e);
+            let _ = ses::verify(&e, &cert);
+            let _ = ses::event(&e, Some(&path), bytes);
+        }
+        let _ = ses::certificate_der(bytes);
+        let _ = postmark::event(bytes);
+        let _ = sendgrid::events(bytes);
+        let _ = sendgrid::public_key(text);
+        let _ = mailgun::verify(bytes, b"key", 1_900_000_000);
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            let signed = mailgun::Signed {
+                timestamp: 0,
+                token: "t".into(),
+                event_data: v.get("event-data").cloned().unwrap_or(v),
+            };
+            let _ = mailgun::event(&signed, Some(&path), bytes);
+        }
     });
 }

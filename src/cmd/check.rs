@@ -2,7 +2,10 @@
 //! once. It writes nothing: a missing issue record is picked in memory only.
 //! What makes the issue itself undeliverable fails here exactly as it stops
 //! `send` (the issue-level preflight); problems of single rows of the list
-//! fail here too, while `send` skips those rows.
+//! fail here too, while `send` skips those rows. The last issue's bounce
+//! and complaint rates are judged as `send` judges them
+//! (`cmd::bounces::guard`): a complaint rate that stops `send` fails
+//! `check`.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -160,6 +163,14 @@ pub fn check(project: &Project, opts: CheckOptions) -> Result<Report, Failure> {
     if problems.is_empty() {
         let loaded = parts.complete()?;
         check_issue(project, loaded, opts, &mut report, &mut problems);
+    }
+    // The last issue's bounce and complaint rates, judged as `send` does.
+    let guard = crate::cmd::bounces::guard(project, opts.date)?;
+    for w in &guard.warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(why) = &guard.refusal {
+        problems.push(crate::cmd::bounces::refusal_problem(project, why));
     }
     if problems.is_empty() {
         Ok(report)

@@ -6,6 +6,7 @@
 //! the disk for its own sake.
 
 pub(crate) mod archive;
+pub(crate) mod bounces;
 pub(crate) mod check;
 pub(crate) mod init;
 pub(crate) mod ledger;

@@ -1,9 +1,12 @@
 //! `status`: what the ledger holds for one issue — counts per status, test
-//! copies, suppressions, and every failed, bounced or deferred address with
-//! its last SMTP reply. Read-only.
+//! copies, suppressions, what came back later (hard and soft bounces,
+//! complaints, unsubscribes) with the bounce and complaint rates, and
+//! every failed, bounced or deferred address with its last SMTP reply.
+//! Read-only.
 
 use chrono::NaiveDate;
 
+use crate::bounces::{IssueFeedback, Rates};
 use crate::ledger::{DeliveryStatus, MAX_UNCERTAIN, Undelivered as Row};
 use crate::problem::Failure;
 use crate::project::Project;
@@ -24,6 +27,9 @@ pub struct Report {
     /// reply. (`problems` in a JSON document always means bad input, so
     /// not that name.)
     pub addresses: Vec<Row>,
+    /// What came back later: bounces, complaints, unsubscribes.
+    pub feedback: IssueFeedback,
+    pub rates: Rates,
     /// `delivery = "local"`: the issue across the readers' zones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mornings: Option<crate::cmd::mornings::Mornings>,
@@ -44,6 +50,18 @@ impl crate::cmd::Report for Report {
         out.push_str(&format!(
             "test copies {}, suppressed addresses {}\n",
             self.test_copies, self.suppressed
+        ));
+        let f = &self.feedback;
+        out.push_str(&format!(
+            "came back: hard bounces {} (at send {}, later {}), soft bounces {}, complaints {}, unsubscribes {}; bounce rate {:.2}%, complaint rate {:.2}%\n",
+            f.hard + f.bounced_at_send,
+            f.bounced_at_send,
+            f.hard,
+            f.soft,
+            f.complaints,
+            f.unsubscribes,
+            self.rates.bounce_rate * 100.0,
+            self.rates.complaint_rate * 100.0
         ));
         for p in &self.addresses {
             out.push_str(&format!(
@@ -88,6 +106,10 @@ pub fn status(
     let mut report = Report {
         date: date.to_string(),
         mornings: crate::cmd::mornings::mornings(project, date, now)?,
+        feedback: IssueFeedback {
+            date: date.to_string(),
+            ..IssueFeedback::default()
+        },
         ..Report::default()
     };
     let Some(ledger) = crate::ledger::read(project)? else {
@@ -104,5 +126,7 @@ pub fn status(
     report.test_copies = ledger.test_sends(date)?;
     report.suppressed = ledger.suppressed_count()?;
     report.addresses = ledger.failures(date)?;
+    report.feedback = ledger.issue_feedback(date)?;
+    report.rates = Rates::of(&report.feedback);
     Ok(report)
 }

@@ -197,3 +197,42 @@ mod tests {
         assert_eq!(r.unattempted, 2);
     }
 }
+
+#[cfg(test)]
+mod migration {
+    use rusqlite::Connection;
+
+    use crate::ledger::Ledger;
+    use crate::ledger::tests::{LIST, d};
+    use crate::project::subscribers::{AddressKey, KeyDigest};
+
+    /// A schema 3 ledger (as main had it before local mornings), with a
+    /// delivery on it, gains the columns, the table and the trigger, and
+    /// its delivered rows count as each reader's latest copy.
+    #[test]
+    fn a_version_3_ledger_is_migrated_keeping_who_got_what() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        drop(Ledger::open(&path, LIST).expect("new"));
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "DROP TRIGGER deliveries_reader_days;
+             DROP TABLE reader_days;
+             ALTER TABLE deliveries DROP COLUMN local_date;
+             ALTER TABLE deliveries DROP COLUMN zone;
+             ALTER TABLE issues DROP COLUMN published_at;
+             INSERT INTO deliveries (issue_date, address, status, attempts, message_id, created_at, updated_at)
+                 VALUES ('2027-03-01', 'a@x.org', 'sent', 1, '<a>', 't', 't'),
+                        ('2027-03-02', 'a@x.org', 'deferred', 1, '<a2>', 't', 't');
+             PRAGMA user_version = 3;",
+        )
+        .expect("v3");
+        drop(conn);
+        let l = Ledger::open(&path, LIST).expect("migrates");
+        let days = l.reader_days().expect("days");
+        let a = &days[&KeyDigest::of(&AddressKey::new("a@x.org"))];
+        assert_eq!(a.issue, d("2027-03-01"));
+        assert_eq!(a.zone, None, "the zone of old copies is unknown");
+        assert!(l.published().expect("published").is_empty());
+    }
+}

@@ -207,6 +207,7 @@ struct Statements<'tx> {
     suppress: CachedStatement<'tx>,
     test: CachedStatement<'tx>,
     days: CachedStatement<'tx>,
+    return_path: CachedStatement<'tx>,
 }
 
 impl<'tx> Statements<'tx> {
@@ -239,6 +240,10 @@ impl<'tx> Statements<'tx> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?,
             days: tx.prepare_cached(super::days::SET_DAYS)?,
+            return_path: tx.prepare_cached(
+                "INSERT INTO return_paths (token, issue_date, address) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (token) DO NOTHING",
+            )?,
         })
     }
 
@@ -286,6 +291,12 @@ impl<'tx> Statements<'tx> {
                         local.to_string(),
                         zone.name()
                     ])?;
+                }
+            }
+            Write::ReturnPaths(tokens) => {
+                for (token, address) in tokens {
+                    self.return_path
+                        .execute(params![token, date, address.as_str()])?;
                 }
             }
         }

@@ -34,11 +34,15 @@
 //!   `status` read;
 //! - `days`: local mornings: each reader's latest copy, publication
 //!   instants;
+//! - `events`: bounces and complaints that arrive later, matched to their
+//!   delivery (VERP tokens, Message-IDs), the policy applied; per-issue
+//!   feedback (rates, history);
 //! - `suppressions`, `issues` (frozen records), `backup`.
 
 mod backup;
 mod days;
 mod deliveries;
+mod events;
 mod issues;
 mod open;
 mod schema;
@@ -50,6 +54,7 @@ use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
 pub use deliveries::Undelivered;
+pub use events::{Event, Recorded};
 pub use issues::Freeze;
 pub use suppressions::Suppression;
 
@@ -151,6 +156,9 @@ pub enum Write {
     /// The local date and zone claimed rows are for (see `days`):
     /// (address, local date, zone).
     Days(Vec<(AddressKey, chrono::NaiveDate, chrono_tz::Tz)>),
+    /// The VERP tokens of claimed rows, so a bounce finds its delivery.
+    /// (token, address)
+    ReturnPaths(Vec<(String, AddressKey)>),
 }
 
 pub struct Ledger {

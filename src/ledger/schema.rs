@@ -11,7 +11,7 @@ use rusqlite::{Connection, params};
 use super::now;
 
 /// The schema this build writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i32 = 3;
+pub(super) const SCHEMA_VERSION: i32 = 4;
 
 /// `PRAGMA application_id` of a dailyissue ledger: "DIsu" in ASCII.
 pub(super) const APPLICATION_ID: i32 = 0x4449_7375;
@@ -79,7 +79,42 @@ CREATE TABLE meta (
 ) WITHOUT ROWID;
 ";
 
-/// Schema 2 to 3, local mornings (`delivery = "local"`): each delivery row
+/// Schema 3: bounces and complaints that arrive later. `return_paths`
+/// maps each VERP token to the delivery it was made for (written when the
+/// delivery is claimed); `bounce_events` keeps every bounce and complaint
+/// with its evidence, linked to its delivery by (issue date, address), and
+/// names each by `event_id` so the same report twice is recorded once.
+/// `suppressed` is the suppression reason the event wrote, if it wrote
+/// one; `cleared_at` is set when `suppressions remove` undid it (the event
+/// then no longer counts towards a soft-bounce streak).
+const BOUNCES: &str = "
+CREATE TABLE return_paths (
+    token      TEXT PRIMARY KEY,
+    issue_date TEXT NOT NULL,
+    address    TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE bounce_events (
+    id            INTEGER PRIMARY KEY,
+    event_id      TEXT NOT NULL,
+    received_at   TEXT NOT NULL,
+    issue_date    TEXT NOT NULL,
+    address       TEXT NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'unknown', 'complaint')),
+    status        TEXT,
+    diagnostic    TEXT,
+    report_type   TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    evidence      BLOB NOT NULL,
+    evidence_size INTEGER NOT NULL,
+    suppressed    TEXT,
+    cleared_at    TEXT,
+    UNIQUE (event_id, address)
+);
+CREATE INDEX bounce_events_delivery ON bounce_events (issue_date, address);
+CREATE INDEX bounce_events_address ON bounce_events (address);
+";
+
+/// Schema 4, local mornings (`delivery = "local"`): each delivery row
 /// says for which local date and zone it was claimed; `reader_days` keeps
 /// every reader's latest copy (issue, local date, zone), kept up to date
 /// by a trigger whenever a row becomes `sent` or `unknown`, so no run has
@@ -87,7 +122,7 @@ CREATE TABLE meta (
 /// that delivered an issue's first copy (the archive's publication time).
 /// What was delivered before counts as each reader's latest copy, its
 /// zone unknown.
-const MIGRATE_2_TO_3: &str = "
+const LOCAL_DAYS: &str = "
 ALTER TABLE deliveries ADD COLUMN local_date TEXT;
 ALTER TABLE deliveries ADD COLUMN zone TEXT;
 ALTER TABLE issues ADD COLUMN published_at TEXT;
@@ -119,7 +154,8 @@ pub(super) fn install(conn: &mut Connection, list_id: &str) -> rusqlite::Result<
     let tx = conn.transaction()?;
     tx.execute_batch(SCHEMA)?;
     tx.execute_batch(DELIVERIES)?;
-    tx.execute_batch(MIGRATE_2_TO_3)?;
+    tx.execute_batch(BOUNCES)?;
+    tx.execute_batch(LOCAL_DAYS)?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('list_id', ?1), ('created_at', ?2)",
         params![list_id, now()],
@@ -141,7 +177,10 @@ pub(super) fn migrate(conn: &mut Connection, from: i32, list_id: &str) -> rusqli
         )?;
     }
     if from < 3 {
-        tx.execute_batch(MIGRATE_2_TO_3)?;
+        tx.execute_batch(BOUNCES)?;
+    }
+    if from < 4 {
+        tx.execute_batch(LOCAL_DAYS)?;
     }
     tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -196,5 +235,63 @@ mod tests {
             Ledger::open(&path, "another.list").is_err(),
             "now it knows whose it is"
         );
+    }
+
+    #[test]
+    fn a_version_2_ledger_gains_the_bounce_tables_keeping_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        let conn = Connection::open(&path).expect("open");
+        // Schema 2 as it was, with a delivery and a suppression.
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+             CREATE TABLE issues (issue_date TEXT PRIMARY KEY, content_hash TEXT NOT NULL, frozen_at TEXT NOT NULL) WITHOUT ROWID;
+             CREATE TABLE suppressions (address TEXT PRIMARY KEY, reason TEXT NOT NULL, note TEXT, created_at TEXT NOT NULL) WITHOUT ROWID;
+             CREATE TABLE test_sends (id INTEGER PRIMARY KEY, issue_date TEXT NOT NULL, address TEXT NOT NULL, status TEXT NOT NULL, reply TEXT, message_id TEXT NOT NULL, at TEXT NOT NULL);
+             CREATE TABLE deliveries (
+                issue_date TEXT NOT NULL, address TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('sending', 'sent', 'unknown', 'deferred', 'failed', 'bounced')),
+                attempts INTEGER NOT NULL DEFAULT 0, transmitting INTEGER NOT NULL DEFAULT 0,
+                uncertain INTEGER NOT NULL DEFAULT 0, reply TEXT, message_id TEXT NOT NULL,
+                created_at TEXT NOT NULL, updated_at TEXT NOT NULL, sent_at TEXT, sent_day TEXT,
+                PRIMARY KEY (issue_date, address)) WITHOUT ROWID;
+             CREATE INDEX deliveries_sent_day ON deliveries (sent_day) WHERE sent_day IS NOT NULL;
+             INSERT INTO meta VALUES ('list_id', 'daily.example.com'), ('created_at', 't');
+             INSERT INTO issues VALUES ('2027-03-01', 'h', '2027-03-01T11:00:00.000Z');
+             INSERT INTO deliveries VALUES ('2027-03-01', 'a@x.org', 'sent', 1, 0, 0, '250', '<a>', 't', 't', '2027-03-01T11:00:00.000Z', '2027-03-01');
+             INSERT INTO suppressions VALUES ('z@x.org', 'unsubscribed', NULL, 't');
+             PRAGMA application_id = 1145664373;
+             PRAGMA user_version = 2;",
+        )
+        .expect("v2");
+        drop(conn);
+        let mut l = Ledger::open(&path, LIST).expect("migrates");
+        let date = d("2027-03-01");
+        assert_eq!(l.counts(date).expect("counts")[&DeliveryStatus::Sent], 1);
+        assert_eq!(l.suppressed_count().expect("count"), 1);
+        let report = crate::bounces::Report {
+            report_type: "delivery-status".into(),
+            findings: vec![crate::bounces::Finding {
+                kind: crate::bounces::Kind::Hard,
+                recipient: Some("a@x.org".into()),
+                status: Some("5.1.1".into()),
+                diagnostic: None,
+            }],
+            tokens: Vec::new(),
+            message_id: None,
+            event_id: "e".into(),
+        };
+        let policy = crate::bounces::Policy {
+            soft_limit: 3,
+            soft_window: 7,
+        };
+        let recorded = l
+            .record_report(&report, crate::bounces::Source::Stdin, b"raw", policy)
+            .expect("the new tables work");
+        assert!(
+            matches!(recorded[0], crate::ledger::Recorded::New { .. }),
+            "{recorded:?}"
+        );
+        assert_eq!(l.issue_feedback(date).expect("feedback").hard, 1);
     }
 }

@@ -1,7 +1,8 @@
 //! The suppression list: addresses that get nothing, whatever the list
 //! says. Added by unsubscribe links (`serve`), by hand (`suppressions
-//! add`) and by bounces, which `deliveries` writes in the same transaction
-//! as the bounced outcome.
+//! add`), by bounces during `send`, which `deliveries` writes in the same
+//! transaction as the bounced outcome, and by bounces and complaints that
+//! arrive later (`events`). Removing one clears its events.
 
 use std::collections::HashSet;
 
@@ -70,16 +71,26 @@ impl Ledger {
         Ok(n > 0)
     }
 
-    /// Removes a suppression; returns false if there was none.
+    /// Removes a suppression; returns false if there was none. The
+    /// address's bounce and complaint events are cleared in the same
+    /// transaction, so a false positive undone does not come back with the
+    /// next soft bounce (the events stay, as evidence).
     pub fn unsuppress(&mut self, address: &AddressKey) -> anyhow::Result<bool> {
-        let n = self
-            .conn
-            .execute(
+        let path = self.path.clone();
+        let mut remove = || -> rusqlite::Result<usize> {
+            let tx = self.conn.transaction()?;
+            let n = tx.execute(
                 "DELETE FROM suppressions WHERE address = ?1",
                 params![address.as_str()],
-            )
-            .map_err(|e| explain(e, &self.path))?;
-        Ok(n > 0)
+            )?;
+            tx.execute(
+                "UPDATE bounce_events SET cleared_at = ?2 WHERE address = ?1 AND cleared_at IS NULL",
+                params![address.as_str(), now()],
+            )?;
+            tx.commit()?;
+            Ok(n)
+        };
+        Ok(remove().map_err(|e| explain(e, &path))? > 0)
     }
 }
 

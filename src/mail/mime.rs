@@ -29,6 +29,17 @@ pub fn message_id(date: chrono::NaiveDate, key: &AddressKey, domain: &str) -> St
     format!("<{}.{hex}@{domain}>", date.format("%Y%m%d"))
 }
 
+/// The issue date a Message-ID made by [`message_id`] carries (so a
+/// report quoting it leads to its delivery); `None` for any other id.
+pub fn message_id_date(id: &str) -> Option<chrono::NaiveDate> {
+    let local = id.trim().strip_prefix('<')?.split_once('@')?.0;
+    let (date, hex) = local.split_once('.')?;
+    if date.len() != 8 || hex.len() != 24 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    chrono::NaiveDate::parse_from_str(date, "%Y%m%d").ok()
+}
+
 fn header(name: &'static str, value: String) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
 }
@@ -163,6 +174,19 @@ mod tests {
         assert_eq!(a, message_id(d, &"ada@example.org".into(), "example.com"));
         assert_ne!(a, message_id(d, &"bob@example.org".into(), "example.com"));
         assert!(a.starts_with("<20270301.") && a.ends_with("@example.com>") && !a.contains("ada"));
+        assert_eq!(
+            message_id_date(&a),
+            Some(d),
+            "a report quoting it finds its issue"
+        );
+        for other in [
+            "<20270301.abc@example.com>",
+            "<x@y>",
+            "20270301",
+            "<20271301.aaaaaaaaaaaaaaaaaaaaaaaa@x>",
+        ] {
+            assert_eq!(message_id_date(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! - an invalid or tampered token answers 400 with a neutral page and
 //!   writes nothing;
 //! - `GET /healthz`: 200;
+//! - `POST /hooks/ses`, `/hooks/postmark`, `/hooks/mailgun`,
+//!   `/hooks/sendgrid`: the providers' bounce and complaint webhooks,
+//!   verified and recorded (`hooks`; SNS certificates in `certs`);
 //! - anything else: a file from the archive folder through tower-http's
 //!   `ServeDir` (paths that leave the folder, `/x/` → `x/index.html`, `/x`
 //!   → redirect to `/x/`, content types, HEAD, 405 with `Allow` for other
@@ -21,16 +24,20 @@
 //! unsubscribe is never lost while a send runs. Addresses in logs are masked
 //! and tokens never logged (`-v` logs each request with `/u/***`).
 
+mod certs;
+mod hooks;
+
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use percent_encoding::percent_decode_str;
 use tower_http::services::ServeDir;
 
@@ -54,7 +61,9 @@ struct AppState {
     secrets: Option<Secrets>,
     list_id: String,
     name: String,
-    ledger: Mutex<Ledger>,
+    /// Shared with the webhooks.
+    ledger: Arc<Mutex<Ledger>>,
+    hooks: hooks::Hooks,
     archive: PathBuf,
     files: ServeDir,
 }
@@ -74,12 +83,14 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| project.path(&settings.archive_dir));
     crate::archive::refuse_private(project, &archive)?;
-    let ledger = crate::ledger::open(project)?;
+    let ledger = Arc::new(Mutex::new(crate::ledger::open(project)?));
+    let hooks = hooks::Hooks::new(project, ledger.clone(), Box::new(certs::Https::new()));
     let state = Arc::new(AppState {
         secrets,
         list_id: settings.list_id.clone(),
         name: settings.name.clone(),
-        ledger: Mutex::new(ledger),
+        ledger,
+        hooks,
         files: ServeDir::new(&archive),
         archive,
     });
@@ -114,9 +125,48 @@ fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/u/{token}", get(confirm_page).post(unsubscribe))
+        .route("/hooks/ses", hook_route(hooks::Provider::Ses))
+        .route("/hooks/postmark", hook_route(hooks::Provider::Postmark))
+        .route("/hooks/mailgun", hook_route(hooks::Provider::Mailgun))
+        .route("/hooks/sendgrid", hook_route(hooks::Provider::Sendgrid))
         .fallback(static_file)
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// `POST` for one provider's webhook, its body limited to
+/// [`hooks::BODY_LIMIT`] (413 past it).
+fn hook_route(provider: hooks::Provider) -> axum::routing::MethodRouter<Arc<AppState>> {
+    post(
+        move |State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes| async move {
+            hook(state, provider, headers, body).await
+        },
+    )
+    .layer(DefaultBodyLimit::max(hooks::BODY_LIMIT))
+}
+
+/// Checks and records a webhook request off the async threads (it may
+/// fetch a certificate and waits for the ledger).
+async fn hook(
+    state: Arc<AppState>,
+    provider: hooks::Provider,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let handled =
+        tokio::task::spawn_blocking(move || state.hooks.handle(provider, &headers, &body)).await;
+    match handled {
+        Ok(reply) => (
+            reply.status,
+            [(header::CACHE_CONTROL, "no-store")],
+            reply.text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!("webhook: task failed: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again later\n").into_response()
+        }
+    }
 }
 
 /// `-v`: one line per request, with the token of an unsubscribe link

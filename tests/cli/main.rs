@@ -4,9 +4,11 @@
 mod support;
 
 mod archive;
+mod bounces;
 mod check;
 mod deliver;
 mod faults;
+mod hooks;
 mod init;
 mod input;
 mod json;

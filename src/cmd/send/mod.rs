@@ -35,6 +35,7 @@ use crate::deliver::pipeline::{self, Counts, Delivery, Feed};
 use crate::deliver::transport::Sink;
 use crate::deliver::{Allowance, Known, Recipient, Retry, Tally, select};
 use crate::ledger::{Freeze, Ledger};
+use crate::mail::verp::Verp;
 use crate::problem::{Failure, Problem, Usage};
 use crate::project::Loaded;
 use crate::project::Project;
@@ -97,6 +98,7 @@ fn send_issue(
     let settings = &project.settings;
     let started = Instant::now();
     let (list, edition) = open_issue(project, opts, sink, part.loaded)?;
+    rates_guard(project, opts)?;
     let mut summary = Summary::begin(opts, edition.record.record.number, sink, &list);
     if part.filter.is_none() {
         for p in &list.problems {
@@ -200,6 +202,26 @@ fn open_issue(
     } = day;
     preflight::preflight(&edition.email, &list, &edition.record.path).into_result()?;
     Ok((list, edition))
+}
+
+/// The last issue's rates, judged as `check` judges them: warnings, and
+/// over 0.3% complaints a refusal unless `--force` (test copies are not
+/// the list, and are never refused).
+fn rates_guard(project: &Project, opts: &SendOptions) -> Result<(), Failure> {
+    let guard = crate::cmd::bounces::guard(project, opts.date)?;
+    for w in &guard.warnings {
+        tracing::warn!("{w}");
+    }
+    match &guard.refusal {
+        Some(why) if !opts.force && opts.to.is_empty() => Err(Failure::one(
+            crate::cmd::bounces::refusal_problem(project, why),
+        )),
+        Some(why) if opts.to.is_empty() => {
+            tracing::warn!("--force: sending despite it: {why}");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Who the selection goes through, and what decides which of them are due.
@@ -322,6 +344,7 @@ fn deliver(
             zone: settings.timezone,
             readers_zones: settings.delivery == crate::project::settings::Delivery::Local,
         },
+        verp: verp(ctx)?,
     };
     let sending = Instant::now();
     let counts = pipeline::run(&runtime, delivery, Feed::new(first, due))?;
@@ -337,6 +360,25 @@ fn deliver(
         crate::cmd::plural(total)
     );
     Ok(Some(counts))
+}
+
+/// The VERP envelope senders of this issue, with `[bounces] return_path`.
+fn verp(ctx: &Context<'_>) -> Result<Option<Verp>, Failure> {
+    let settings = &ctx.project.settings;
+    let Some(path) = settings.bounces.return_path.clone() else {
+        return Ok(None);
+    };
+    let used = match ctx.sink {
+        Sink::Smtp(_) => SecretUse::Mail,
+        _ => SecretUse::Local,
+    };
+    let secrets = crate::cmd::secrets(ctx.project, used)?;
+    Ok(Some(Verp::new(
+        &secrets,
+        &settings.list_id,
+        path,
+        ctx.opts.date,
+    )))
 }
 
 /// A run that died mid-send left rows behind: settle them first.

@@ -46,7 +46,7 @@ impl Shared {
         job: &Job,
     ) -> Settled {
         let reader = &job.reader;
-        let (bytes, envelope) = match self.compose(reader) {
+        let (bytes, envelope) = match self.compose(job) {
             Ok(composed) => composed,
             Err(reply) => return Settled::done(reader, DeliveryStatus::Failed, reply),
         };
@@ -76,14 +76,22 @@ impl Shared {
         }
     }
 
-    /// The reader's copy and its envelope. A failure here is this reader's
+    /// The reader's copy and its envelope (the sender: the job's VERP
+    /// address, else `envelope_from`). A failure here is this reader's
     /// alone (`failed`), never the run's.
-    fn compose(&self, reader: &Subscriber) -> Result<(Vec<u8>, Envelope), String> {
+    fn compose(&self, job: &Job) -> Result<(Vec<u8>, Envelope), String> {
+        let reader = &job.reader;
         let bytes = self
             .email
             .message(reader)
             .map_err(|e| format!("cannot build the message: {e}"))?;
-        let envelope = Envelope::new(Some(self.envelope_from.clone()), vec![reader.email.clone()])
+        let sender = match (&self.verp, &job.return_path) {
+            (Some(verp), Some(token)) => verp
+                .sender(token)
+                .map_err(|e| format!("bad return path: {e}"))?,
+            _ => self.envelope_from.clone(),
+        };
+        let envelope = Envelope::new(Some(sender), vec![reader.email.clone()])
             .map_err(|e| format!("bad envelope: {e}"))?;
         Ok((bytes, envelope))
     }

@@ -45,6 +45,9 @@ pub(super) struct Job {
     /// Earlier attempts whose outcome is unknown (see `ledger`).
     pub(super) uncertain: u32,
     pub(super) message_id: String,
+    /// The VERP token of this delivery's envelope sender, if VERP is on
+    /// (recorded with the claim, so a bounce finds the delivery).
+    pub(super) return_path: Option<String>,
 }
 
 /// The workers' end of the queue: they take turns at it.
@@ -81,20 +84,23 @@ pub(super) async fn feed_workers(
     }
 }
 
-/// One job per due reader of a batch, its Message-ID made once.
+/// One job per due reader of a batch, its Message-ID (and VERP token)
+/// made once. Test copies have no delivery, so no token.
 fn jobs(shared: &Shared, batch: Vec<Recipient>) -> Vec<Job> {
+    let verp = shared.verp.as_ref().filter(|_| !shared.tests);
     batch
         .into_iter()
         .map(|r| Job {
             message_id: shared.email.message_id(&r.reader),
+            return_path: verp.map(|v| v.token(&r.reader.key)),
             reader: r.reader,
             uncertain: r.uncertain,
         })
         .collect()
 }
 
-/// Claims a batch (`sending`, with each reader's local date and zone),
-/// committed before any of it is queued.
+/// Claims a batch (`sending`, with each reader's local date and zone,
+/// and its VERP tokens), committed before any of it is queued.
 /// Test copies (`--to`) have no delivery rows to claim.
 async fn claim(shared: &Shared, jobs: &[Job]) -> anyhow::Result<()> {
     if shared.tests {
@@ -113,7 +119,15 @@ async fn claim(shared: &Shared, jobs: &[Job]) -> anyhow::Result<()> {
             })
             .collect(),
     );
-    shared.write(vec![claim, days]).await
+    let tokens: Vec<_> = jobs
+        .iter()
+        .filter_map(|j| Some((j.return_path.clone()?, j.reader.key.clone())))
+        .collect();
+    let mut writes = vec![claim, days];
+    if !tokens.is_empty() {
+        writes.push(Write::ReturnPaths(tokens));
+    }
+    shared.write(writes).await
 }
 
 /// Hands a claimed batch to the workers; when the run stops first, gives

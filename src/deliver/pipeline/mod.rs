@@ -63,6 +63,7 @@ pub(crate) use stop::Stop;
 use crate::deliver::BATCH;
 use crate::deliver::transport::Sink;
 use crate::ledger::{DeliveryStatus, Ledger, MAX_UNCERTAIN, Outcome, Write};
+use crate::mail::verp::Verp;
 use crate::problem::Failure;
 use crate::render::email::Email;
 use feed::{Job, Queue};
@@ -95,6 +96,8 @@ pub(crate) struct Delivery {
     /// The run's clock and whose zone each copy is for: recorded with
     /// each claimed row (see `ledger::days`).
     pub days: Days,
+    /// `[bounces] return_path`: an envelope sender per delivery instead.
+    pub verp: Option<Verp>,
 }
 
 /// Whose local date a copy goes out on: the newsletter's zone, or each
@@ -187,6 +190,7 @@ pub(crate) fn run(
         progress: progress.clone(),
         envelope_from: d.envelope_from,
         days: d.days,
+        verp: d.verp,
         counts: Mutex::new(Counts::default()),
         stop: Stopper::new(concurrency),
         unanswered: AtomicU32::new(0),
@@ -285,6 +289,7 @@ struct Shared {
     progress: Progress,
     envelope_from: lettre::Address,
     days: Days,
+    verp: Option<Verp>,
     counts: Mutex<Counts>,
     stop: Stopper,
     /// Messages in a row that got no reply after DATA (any worker).

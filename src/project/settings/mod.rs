@@ -10,7 +10,7 @@
 //! checks its part, reporting into one `Problems` collector so that every
 //! problem is found in one pass: `newsletter` (name, url, mailboxes, postal
 //! address, subject, List-Id), `schedule` (time zone, send time, lateness),
-//! `section`, `smtp`, `unsubscribe`, `dkim`, and `layout` (no two paths
+//! `section`, `smtp`, `unsubscribe`, `dkim`, `bounces`, and `layout` (no two paths
 //! collide). The rules for single values (host names, URLs, durations,
 //! dates, reserved names) live in `values`.
 
@@ -23,6 +23,7 @@ use toml::Spanned;
 
 use crate::problem::{Problem, line_of};
 
+mod bounces;
 mod dkim;
 mod layout;
 mod newsletter;
@@ -35,6 +36,7 @@ mod tests;
 mod unsubscribe;
 mod values;
 
+pub use bounces::{BounceSettings, ReturnPath, TOKEN_LEN};
 pub use dkim::{DkimAlgorithm, DkimSettings};
 pub(crate) use layout::{lexical, private_inside};
 use raw::Raw;
@@ -86,6 +88,8 @@ pub struct Settings {
     /// Every `[[dkim]]` key (a single `[dkim]` table is one); each message
     /// carries one signature per key.
     pub dkim: Vec<DkimSettings>,
+    /// `[bounces]`: VERP, the soft-bounce policy, provider webhooks.
+    pub bounces: BounceSettings,
 }
 
 impl Settings {
@@ -139,6 +143,7 @@ impl Settings {
         let unsubscribe = unsubscribe::check(raw.unsubscribe.as_ref(), &newsletter.url, problems);
         let list_id = newsletter::list_id(&raw, &newsletter.url, problems);
         let dkim = dkim::check(&raw.dkim.0, problems);
+        let bounces = bounces::check(raw.bounces.as_ref(), problems);
         layout::check(&raw, &sections, problems);
 
         let (Some(timezone), Some(from)) = (schedule.timezone, newsletter.from) else {
@@ -174,6 +179,7 @@ impl Settings {
             smtp,
             unsubscribe,
             dkim,
+            bounces,
         })
     }
 

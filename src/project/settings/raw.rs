@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::bounces::RawBounces;
 use super::section::RawSection;
 use super::{DkimAlgorithm, Tls};
 
@@ -51,6 +52,7 @@ pub(super) struct Raw {
     pub(super) unsubscribe: Option<RawUnsubscribe>,
     #[serde(default)]
     pub(super) dkim: RawDkims,
+    pub(super) bounces: Option<RawBounces>,
 }
 
 #[derive(Deserialize)]

@@ -361,3 +361,64 @@ fn one_dkim_table_or_several() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn bounces_default_to_no_verp_and_three_soft_bounces() {
+    let s = parse(MINIMAL).expect("valid");
+    assert_eq!(s.bounces.return_path, None);
+    assert_eq!((s.bounces.soft_limit, s.bounces.soft_window), (3, 7));
+    assert!(s.bounces.ses_topics.is_empty());
+    let s = parse(&format!(
+        "{MINIMAL}[bounces]\nreturn_path = \"bounces+{{token}}@example.com\"\nsoft_limit = 2\nses_topics = [\"arn:aws:sns:us-east-1:123456789012:ses-bounces\"]\nmailgun_key_env = \"MG_KEY\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(
+        s.bounces.return_path,
+        Some(ReturnPath {
+            prefix: "bounces+".into(),
+            suffix: "@example.com".into()
+        })
+    );
+    assert_eq!(s.bounces.soft_limit, 2);
+    assert_eq!(s.bounces.mailgun_key_env, "MG_KEY");
+    assert_eq!(s.bounces.sendgrid_key_env, "DAILYISSUE_SENDGRID_PUBLIC_KEY");
+}
+
+#[test]
+fn bad_bounce_settings_are_all_named_with_their_lines() {
+    let long = "x".repeat(50);
+    let errs = errors(&format!(
+        "{MINIMAL}[bounces]\nreturn_path = \"{long}+{{token}}@example.com\"\nsoft_limit = 0\nsoft_window = 2000\nses_topics = [\"my-topic\"]\npostmark_auth_env = \"not a name\"\n"
+    ));
+    assert_eq!(errs.len(), 5, "{errs:?}");
+    assert!(
+        errs[0].starts_with("dailyissue.toml:8: [bounces] return_path")
+            && errs[0].contains("71 octets"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("dailyissue.toml:9: [bounces] soft_limit"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[2].starts_with("dailyissue.toml:10: [bounces] soft_window"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[3].starts_with("dailyissue.toml:11: [bounces] ses_topics"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[4].starts_with("dailyissue.toml:12: [bounces] postmark_auth_env"),
+        "{errs:?}"
+    );
+    for bad in [
+        "bounces@example.com",
+        "{token}",
+        "bounces@{token}.example.com",
+        "a+{token}+{token}@x.org",
+    ] {
+        let errs = errors(&format!("{MINIMAL}[bounces]\nreturn_path = \"{bad}\"\n"));
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+    }
+}
