@@ -126,7 +126,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let project = env.project()?;
             let start = match (date, project.settings.delivery) {
                 // Local mornings: from the date where the day began last.
-                (None, crate::project::settings::Delivery::Local) => plan::first_local_day(env.now),
+                (None, crate::project::settings::Delivery::Local) => plan::first_local_day(&project, env.now),
                 _ => env.day(&project, date),
             };
             let opts = PlanOptions { start, days };

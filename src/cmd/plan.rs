@@ -15,9 +15,18 @@ use crate::project::Project;
 /// With local mornings (`delivery = "local"`), the oldest issue date still
 /// to come somewhere: today where the day begins last (UTC−12); from
 /// there the default week reaches past tomorrow in UTC+14, whose morning
-/// comes first.
-pub fn first_local_day(now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
-    now.with_timezone(&chrono_tz::Etc::GMTPlus12).date_naive()
+/// comes first. A record already written from that day on starts the
+/// plan instead (a new record may not come before a later one).
+pub fn first_local_day(project: &Project, now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+    let day = now.with_timezone(&chrono_tz::Etc::GMTPlus12).date_naive();
+    match project.issues() {
+        Ok(issues) if !issues.records.contains_key(&day) => issues
+            .records
+            .range(day..)
+            .next()
+            .map_or(day, |(first, _)| *first),
+        _ => day,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

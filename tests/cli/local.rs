@@ -306,6 +306,16 @@ fn a_late_host_sends_within_max_lateness_and_says_who_was_skipped() {
     )
     .success();
     assert_eq!(server.received().len(), READERS.len());
+    // plan starts where the day began last (UTC−12: 02-28), but never
+    // before a record already written (03-01's).
+    let plan = run_env(&dir, &["plan", "--days", "2", "--json"], &[("DAILYISSUE_NOW", "2027-03-01T06:50:00Z")]).success();
+    let days: Vec<String> = json(&plan)["days"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .map(|d| d["date"].as_str().expect("date").to_string())
+        .collect();
+    assert_eq!(days, ["2027-03-01", "2027-03-02"]);
     // ...and a reader never gets an older issue after it, nor twice.
     let again = send_at(&dir, at("2027-03-01T11:00:00Z")).success();
     assert_eq!(server.received().len(), READERS.len(), "{}", again.stdout);
