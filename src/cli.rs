@@ -39,6 +39,10 @@ impl Cli {
             | Command::Archive { json, .. }
             | Command::Suppressions {
                 action: SuppressionsAction::List { json },
+            }
+            | Command::Subscribers {
+                action:
+                    SubscribersAction::List { json, .. } | SubscribersAction::Import { json, .. },
             } => *json,
             Command::Bounces(b) => b.json(),
             _ => false,
@@ -89,11 +93,14 @@ pub enum Command {
     Preview(PreviewArgs),
     /// Deliver the issue of a day to every active subscriber who has not got it yet
     Send(SendArgs),
-    /// Show what the ledger holds for the issue of a day
+    /// Show what the ledger holds for the issue of a day, and the list's growth up to today
     Status {
         /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
         #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
         date: Option<NaiveDate>,
+        /// Days of growth to show, ending today
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
         /// Print as one JSON object
         #[arg(long)]
         json: bool,
@@ -107,6 +114,11 @@ pub enum Command {
     Suppressions {
         #[command(subcommand)]
         action: SuppressionsAction,
+    },
+    /// The list: CSV rows and confirmed signups, each address once; add, remove, export, import
+    Subscribers {
+        #[command(subcommand)]
+        action: SubscribersAction,
     },
     /// Read bounce and complaint mail (one message on stdin, a maildir, an mbox); `list` what was recorded
     Bounces(BouncesArgs),
@@ -266,6 +278,45 @@ pub enum BouncesAction {
         /// Only this address's events
         address: Option<String>,
         /// Print the events (with the raw evidence) as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersAction {
+    /// Print the list: each CSV row, then each signup the CSV does not hold
+    List {
+        /// Only the signups waiting for their confirmation
+        #[arg(long)]
+        pending: bool,
+        /// Print the list as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a reader as a confirmed signup, without a confirmation email
+    Add {
+        /// The reader's address
+        address: String,
+        /// The reader's name
+        #[arg(long, value_name = "N")]
+        name: Option<String>,
+    },
+    /// Remove a signup (a CSV row stays until you delete it)
+    Remove {
+        /// The reader's address
+        address: String,
+    },
+    /// Write the list as CSV (pending signups left out, suppressions marked)
+    Export {
+        /// Where to write it (replaced if it exists); default: stdout
+        file: Option<PathBuf>,
+    },
+    /// Merge a CSV from another tool (Mailchimp, Substack, ...) into the signups
+    Import {
+        /// The CSV file; its address column is found by name
+        file: PathBuf,
+        /// Print the report as one JSON object
         #[arg(long)]
         json: bool,
     },

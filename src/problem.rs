@@ -120,6 +120,10 @@ pub enum Usage {
     )]
     OutboxIsAFile { setting: String, file: PathBuf },
     #[error(
+        "{address} is suppressed ({reason}), so it gets no mail; if the reader asked to come back, run `dailyissue suppressions remove {address}` first"
+    )]
+    Suppressed { address: String, reason: String },
+    #[error(
         "{} is not a maildir (it needs new/ and cur/ folders); give the folder that holds them",
         .0.display()
     )]

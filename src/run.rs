@@ -18,13 +18,13 @@ use clap::CommandFactory;
 use crate::archive::ArchiveOptions;
 use crate::cli::{
     BouncesAction, BouncesArgs, Cli, Command, LedgerAction, PreviewArgs, PreviewFormat, SendArgs,
-    SuppressionsAction,
+    SubscribersAction, SuppressionsAction,
 };
 use crate::cmd::check::{self, CheckOptions};
 use crate::cmd::plan::{self, PlanOptions};
 use crate::cmd::preview::{self, Format, PreviewOptions};
 use crate::cmd::send::{self, SendOptions};
-use crate::cmd::{Report, archive, bounces, init, ledger, status, suppressions};
+use crate::cmd::{Report, archive, bounces, init, ledger, status, subscribers, suppressions};
 use crate::log::{self, Verbosity};
 use crate::problem::Failure;
 use crate::project::Project;
@@ -126,7 +126,9 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let project = env.project()?;
             let start = match (date, project.settings.delivery) {
                 // Local mornings: from the date where the day began last.
-                (None, crate::project::settings::Delivery::Local) => plan::first_local_day(&project, env.now),
+                (None, crate::project::settings::Delivery::Local) => {
+                    plan::first_local_day(&project, env.now)
+                }
                 _ => env.day(&project, date),
             };
             let opts = PlanOptions { start, days };
@@ -134,15 +136,20 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Preview(args) => run_preview(&env, args),
         Command::Send(args) => run_send(&env, args),
-        Command::Status { date, json } => {
+        Command::Status { date, days, json } => {
             let project = env.project()?;
-            let date = env.day(&project, date);
-            print(&status::status(&project, date, env.now)?, json)
+            let opts = status::StatusOptions {
+                date: env.day(&project, date),
+                now: env.now,
+                days,
+            };
+            print(&status::status(&project, opts)?, json)
         }
         Command::Unsubscribe { target } => {
             print(&suppressions::unsubscribe(&env.project()?, &target)?, false)
         }
         Command::Suppressions { action } => run_suppressions(&env.project()?, action),
+        Command::Subscribers { action } => run_subscribers(&env, action),
         Command::Bounces(args) => run_bounces(&env.project()?, args),
         Command::Ledger {
             action: LedgerAction::Backup { file },
@@ -235,6 +242,30 @@ fn run_suppressions(project: &Project, action: SuppressionsAction) -> Result<u8,
         SuppressionsAction::Remove { addresses } => {
             print(&suppressions::remove(project, &addresses)?, false)
         }
+    }
+}
+
+fn run_subscribers(env: &Env, action: SubscribersAction) -> Result<u8, Failure> {
+    let project = env.project()?;
+    match action {
+        SubscribersAction::List { pending, json } => {
+            print(&subscribers::list(&project, pending)?, json)
+        }
+        SubscribersAction::Add { address, name } => print(
+            &subscribers::add(&project, &address, name.as_deref(), env.now)?,
+            false,
+        ),
+        SubscribersAction::Remove { address } => {
+            print(&subscribers::remove(&project, &address, env.now)?, false)
+        }
+        SubscribersAction::Export { file } => print(
+            &subscribers::export(&project, file.map(|f| (env.start.join(&f), f)))?,
+            false,
+        ),
+        SubscribersAction::Import { file, json } => print(
+            &subscribers::import(&project, &env.start.join(&file), &file, env.now)?,
+            json,
+        ),
     }
 }
 

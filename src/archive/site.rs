@@ -139,6 +139,31 @@ impl<'a> Site<'a> {
         }
     }
 
+    /// The signup box of a page `root` below the archive's root (see
+    /// `web/subscribe.html`): none when signups are off.
+    fn subscribe(&self, root: &str) -> Value {
+        let s = &self.project.settings;
+        if !s.subscribe.enabled {
+            return Value::from(());
+        }
+        let promise = s.subscribe.promise.clone().unwrap_or_else(|| {
+            let about = s
+                .description
+                .as_deref()
+                .map_or(String::new(), |d| format!("{d} "));
+            format!("{about}Free, and you can unsubscribe at any time.")
+        });
+        let latest = self
+            .entries
+            .last()
+            .map(|e| format!("{root}issues/{}/index.html", e.stored.record.date));
+        minijinja::context! {
+            action => s.subscribe.action.as_str(),
+            promise => promise,
+            latest => latest,
+        }
+    }
+
     /// An item for templates: its front matter, `body_html`, and `extra`.
     fn item(&self, item: &Item, extra: &[(&str, Value)]) -> Value {
         let body = self.html.get(&item.slug).cloned().unwrap_or_default();
@@ -176,7 +201,9 @@ impl<'a> Site<'a> {
         mut ctx: BTreeMap<String, Value>,
     ) -> Result<Vec<u8>, Problem> {
         let depth = rel.matches('/').count();
-        ctx.insert("root".into(), Value::from("../".repeat(depth)));
+        let root = "../".repeat(depth);
+        ctx.insert("subscribe".into(), self.subscribe(&root));
+        ctx.insert("root".into(), Value::from(root));
         ctx.insert("nav".into(), Value::from(nav));
         ctx.insert("newsletter".into(), self.newsletter());
         let canonical = format!(

@@ -51,6 +51,10 @@ pub struct ListSummary {
     pub file: String,
     pub rows: usize,
     pub active: usize,
+    /// Signups in the ledger: confirmed (on the list unless the CSV holds
+    /// the address too), and waiting for their confirmation.
+    pub signups_confirmed: u64,
+    pub signups_pending: u64,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -83,8 +87,8 @@ impl crate::cmd::Report for Report {
         );
         if let Some(l) = &self.subscribers {
             out.push_str(&format!(
-                "subscribers: {} in {}, {} active\n",
-                l.rows, l.file, l.active
+                "subscribers: {} in {}, {} active; signups: {} confirmed, {} pending\n",
+                l.rows, l.file, l.active, l.signups_confirmed, l.signups_pending
             ));
         }
         for s in &self.content {
@@ -199,13 +203,17 @@ fn archive_problems(project: &Project) -> Vec<Problem> {
 }
 
 /// What the loaded parts hold, and what is wrong across them: list rows,
-/// issue numbers, unsafe links, records that name missing items.
+/// issue numbers, unsafe links, records that name missing items, and the
+/// signup letters' templates.
 fn summarise(project: &Project, parts: &Parts, report: &mut Report, problems: &mut Vec<Problem>) {
     if let Some(list) = &parts.list {
+        let (signups_confirmed, signups_pending) = signup_counts(project);
         report.subscribers = Some(ListSummary {
             file: project.settings.subscribers.display().to_string(),
             rows: list.rows,
             active: list.active,
+            signups_confirmed,
+            signups_pending,
         });
         problems.extend(list.problems.iter().cloned());
     }
@@ -220,6 +228,24 @@ fn summarise(project: &Project, parts: &Parts, report: &mut Report, problems: &m
     }
     if let (Some(pool), Some(issues)) = (&parts.pool, &parts.issues) {
         problems.extend(records_against(pool, issues));
+    }
+    // The letters `serve` mails to signups, rendered for a sample reader.
+    if project.settings.subscribe.enabled
+        && let Some(templates) = &parts.templates
+    {
+        problems.extend(crate::render::signup::check(&project.settings, templates));
+    }
+}
+
+/// The ledger's signups (confirmed, pending); none without a ledger. A
+/// ledger that cannot be read is `send`'s problem to report, not `check`'s.
+fn signup_counts(project: &Project) -> (u64, u64) {
+    match crate::ledger::read(project).and_then(|l| l.map(|l| l.signup_counts()).transpose()) {
+        Ok(counts) => counts.unwrap_or((0, 0)),
+        Err(e) => {
+            tracing::warn!("cannot count the signups: {e:#}");
+            (0, 0)
+        }
     }
 }
 

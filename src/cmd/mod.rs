@@ -15,6 +15,7 @@ pub(crate) mod plan;
 pub(crate) mod preview;
 pub(crate) mod send;
 pub(crate) mod status;
+pub(crate) mod subscribers;
 pub(crate) mod suppressions;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -71,20 +72,7 @@ pub fn secrets(project: &Project, used: SecretUse) -> Result<Secrets, Failure> {
 
 /// The DKIM keys named in the settings, read and checked (every problem).
 pub fn dkim_keys(project: &Project) -> Result<dkim::Keys, Failure> {
-    let settings = &project.settings;
-    let mut keys = Vec::new();
-    let mut problems = Vec::new();
-    for d in &settings.dkim {
-        match dkim::load(d, &project.root, settings.feedback_id.is_some()) {
-            Ok(key) => keys.push(key),
-            Err(p) => problems.push(p),
-        }
-    }
-    if problems.is_empty() {
-        Ok(dkim::Keys(keys))
-    } else {
-        Err(Failure::input(problems))
-    }
+    dkim::Keys::load(&project.settings, &project.root).map_err(Failure::input)
 }
 
 /// How a command opens the issue of a day.

@@ -81,7 +81,8 @@ pub fn mornings(
     let schedule = schedule(settings);
     let mut groups: BTreeMap<DateTime<Utc>, (Group, [u64; 4])> = BTreeMap::new();
     let mut next = Next::default();
-    for reader in list.active() {
+    let mut readers = crate::deliver::readers::merged(&list, ledger.as_ref())?;
+    for reader in &mut readers {
         let digest = KeyDigest::of(&reader.key);
         if suppressed.contains(&digest) {
             continue;
@@ -102,6 +103,9 @@ pub fn mornings(
         let (group, counts) = groups.entry(at).or_default();
         group.add(zone);
         counts[stand as usize] += 1;
+    }
+    if let Some(e) = readers.error {
+        return Err(e.into());
     }
     let mut out = Mornings {
         send_time: settings.send_time.format("%H:%M").to_string(),

@@ -84,7 +84,11 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
     if day.created {
         tracing::info!("wrote {}", day.edition.record.path.display());
     }
-    let reader = reader(&day.loaded.list, opts)?;
+    let mut reader = reader(&day.loaded.list, opts)?;
+    if opts.reader.is_some() && reader.line == 0 {
+        // Not on the CSV: a confirmed signup brings its name and zone.
+        signup_details(project, &mut reader)?;
+    }
     let send_time = crate::cmd::mornings::reader_morning(&project.settings, &reader, opts.date);
     if opts.out.is_none() {
         // The message is the output: the send time goes to the log.
@@ -127,6 +131,20 @@ fn reader(list: &List, opts: &PreviewOptions) -> Result<Subscriber, Failure> {
         tracing::info!("the --as address is not on the list; rendering for an unnamed reader");
     }
     Ok(reader)
+}
+
+/// A reader who signed up through the form: the name and zone they gave.
+fn signup_details(project: &Project, reader: &mut Subscriber) -> Result<(), Failure> {
+    let Some(ledger) = crate::ledger::read(project)? else {
+        return Ok(());
+    };
+    if let Some(s) = ledger.signup(&reader.key)?
+        && s.status == crate::ledger::SignupStatus::Confirmed
+    {
+        reader.name = crate::project::subscribers::clean_line(&s.name);
+        reader.zone = s.timezone.as_deref().and_then(|z| z.parse().ok());
+    }
+    Ok(())
 }
 
 /// One reader's copy of the issue, rendered on demand in each format asked

@@ -4,6 +4,8 @@
 //!
 //! - this file: who gets a copy in this run (pure), and the stream of due
 //!   readers that feeds the pipeline without holding the list in memory;
+//! - `readers`: the list a run goes through: the CSV's rows, then the
+//!   confirmed signups the CSV does not hold;
 //! - `pipeline`: workers, retries, group-commit ledger writes, crash safety;
 //! - `transport`: the one seam every message passes through;
 //! - `lock`: one run at a time.
@@ -11,6 +13,7 @@
 pub(crate) mod local;
 pub(crate) mod lock;
 pub(crate) mod pipeline;
+pub(crate) mod readers;
 pub(crate) mod transport;
 
 use std::collections::{HashMap, HashSet};

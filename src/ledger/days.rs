@@ -206,11 +206,11 @@ mod migration {
     use crate::ledger::tests::{LIST, d};
     use crate::project::subscribers::{AddressKey, KeyDigest};
 
-    /// A schema 3 ledger (as main had it before local mornings), with a
+    /// A schema 4 ledger (as main had it before local mornings), with a
     /// delivery on it, gains the columns, the table and the trigger, and
     /// its delivered rows count as each reader's latest copy.
     #[test]
-    fn a_version_3_ledger_is_migrated_keeping_who_got_what() {
+    fn a_version_4_ledger_is_migrated_keeping_who_got_what() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state.db");
         drop(Ledger::open(&path, LIST).expect("new"));
@@ -224,9 +224,9 @@ mod migration {
              INSERT INTO deliveries (issue_date, address, status, attempts, message_id, created_at, updated_at)
                  VALUES ('2027-03-01', 'a@x.org', 'sent', 1, '<a>', 't', 't'),
                         ('2027-03-02', 'a@x.org', 'deferred', 1, '<a2>', 't', 't');
-             PRAGMA user_version = 3;",
+             PRAGMA user_version = 4;",
         )
-        .expect("v3");
+        .expect("v4");
         drop(conn);
         let l = Ledger::open(&path, LIST).expect("migrates");
         let days = l.reader_days().expect("days");

@@ -1,5 +1,6 @@
 //! The ledger: an SQLite database (WAL) recording every delivery, the
-//! suppression list, test sends, and the frozen hash of each issue record.
+//! suppression list, test sends, the frozen hash of each issue record,
+//! signups and feedback votes.
 //! Only this module writes SQL.
 //!
 //! Invariants:
@@ -37,15 +38,21 @@
 //! - `events`: bounces and complaints that arrive later, matched to their
 //!   delivery (VERP tokens, Message-IDs), the policy applied; per-issue
 //!   feedback (rates, history);
-//! - `suppressions`, `issues` (frozen records), `backup`.
+//! - `suppressions`, `issues` (frozen records), `backup`;
+//! - `signups` (the form's double opt-in, the operator's additions, the
+//!   abuse limits), `feedback` (readers' votes, only ever read as counts),
+//!   and `growth` (what `status` counts the list's growth from).
 
 mod backup;
 mod days;
 mod deliveries;
 mod events;
+mod feedback;
+mod growth;
 mod issues;
 mod open;
 mod schema;
+mod signups;
 mod suppressions;
 
 use std::path::PathBuf;
@@ -55,7 +62,11 @@ use rusqlite::Connection;
 
 pub use deliveries::Undelivered;
 pub use events::{Event, Recorded};
+pub use feedback::{Vote, Votes};
 pub use issues::Freeze;
+pub use signups::{
+    Added, Confirmed, Limits, Request, Requested, Signup, SignupReader, SignupSource, SignupStatus,
+};
 pub use suppressions::Suppression;
 
 use crate::project::Project;
@@ -176,7 +187,12 @@ impl std::fmt::Debug for Ledger {
 
 /// A timestamp as the ledger stores it: RFC 3339, UTC, milliseconds.
 fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    stamp(Utc::now())
+}
+
+/// `at` as the ledger stores times (so that they compare as text).
+fn stamp(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// The project's ledger, opened for writing (created when there is none).

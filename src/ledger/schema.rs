@@ -11,7 +11,7 @@ use rusqlite::{Connection, params};
 use super::now;
 
 /// The schema this build writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i32 = 4;
+pub(super) const SCHEMA_VERSION: i32 = 5;
 
 /// `PRAGMA application_id` of a dailyissue ledger: "DIsu" in ASCII.
 pub(super) const APPLICATION_ID: i32 = 0x4449_7375;
@@ -114,7 +114,52 @@ CREATE INDEX bounce_events_delivery ON bounce_events (issue_date, address);
 CREATE INDEX bounce_events_address ON bounce_events (address);
 ";
 
-/// Schema 4, local mornings (`delivery = "local"`): each delivery row
+/// Signups (double opt-in from `serve`, or added and imported by the
+/// operator), the log of signup events that the limits and the growth
+/// figures count, and the readers' feedback votes. Added by schema 4.
+///
+/// What is kept is what consent and the limits need: the address, the name
+/// given, where and when the signup was asked for and confirmed, and the
+/// client's IP only as a keyed hash. Events name no address: an event's
+/// `address_hash` and `ip_hash` are keyed hashes, kept only while a limit
+/// can count them (see `signups`). A vote is keyed by the issue and a keyed
+/// hash of the reader, so only counts can be read back.
+const SIGNUPS: &str = "
+CREATE TABLE signups (
+    address      TEXT PRIMARY KEY,
+    name         TEXT NOT NULL DEFAULT '',
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'confirmed')),
+    source       TEXT NOT NULL CHECK (source IN ('form', 'added', 'imported')),
+    page         TEXT,
+    consent      TEXT NOT NULL,
+    timezone     TEXT,
+    ip_hash      TEXT,
+    requested_at TEXT NOT NULL,
+    confirmed_at TEXT,
+    expires_at   TEXT
+) WITHOUT ROWID;
+CREATE INDEX signups_status ON signups (status, address);
+CREATE TABLE signup_events (
+    id           INTEGER PRIMARY KEY,
+    at           TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('requested', 'confirmed', 'expired', 'refused', 'added', 'imported', 'removed')),
+    reason       TEXT,
+    address_hash TEXT,
+    ip_hash      TEXT
+);
+CREATE INDEX signup_events_at ON signup_events (at);
+CREATE INDEX signup_events_address ON signup_events (address_hash, at) WHERE address_hash IS NOT NULL;
+CREATE INDEX signup_events_ip ON signup_events (ip_hash, at) WHERE ip_hash IS NOT NULL;
+CREATE TABLE feedback (
+    issue_date TEXT NOT NULL,
+    reader     TEXT NOT NULL,
+    vote       TEXT NOT NULL CHECK (vote IN ('yes', 'no')),
+    at         TEXT NOT NULL,
+    PRIMARY KEY (issue_date, reader)
+) WITHOUT ROWID;
+";
+
+/// Schema 5, local mornings (`delivery = "local"`): each delivery row
 /// says for which local date and zone it was claimed; `reader_days` keeps
 /// every reader's latest copy (issue, local date, zone), kept up to date
 /// by a trigger whenever a row becomes `sent` or `unknown`, so no run has
@@ -155,6 +200,7 @@ pub(super) fn install(conn: &mut Connection, list_id: &str) -> rusqlite::Result<
     tx.execute_batch(SCHEMA)?;
     tx.execute_batch(DELIVERIES)?;
     tx.execute_batch(BOUNCES)?;
+    tx.execute_batch(SIGNUPS)?;
     tx.execute_batch(LOCAL_DAYS)?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('list_id', ?1), ('created_at', ?2)",
@@ -180,6 +226,9 @@ pub(super) fn migrate(conn: &mut Connection, from: i32, list_id: &str) -> rusqli
         tx.execute_batch(BOUNCES)?;
     }
     if from < 4 {
+        tx.execute_batch(SIGNUPS)?;
+    }
+    if from < 5 {
         tx.execute_batch(LOCAL_DAYS)?;
     }
     tx.pragma_update(None, "application_id", APPLICATION_ID)?;
@@ -294,4 +343,53 @@ mod tests {
         );
         assert_eq!(l.issue_feedback(date).expect("feedback").hard, 1);
     }
+
+    #[test]
+    fn a_version_3_ledger_gains_signups_and_votes_keeping_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(&format!(
+            "{SCHEMA_V2}{DELIVERIES}{BOUNCES}
+             INSERT INTO meta VALUES ('list_id', '{LIST}');
+             INSERT INTO return_paths VALUES ('t0k', '2027-03-01', 'a@x.org');
+             INSERT INTO suppressions VALUES ('s@x.org', 'unsubscribed', NULL, 't');
+             INSERT INTO deliveries (issue_date, address, status, attempts, message_id, created_at, updated_at)
+                 VALUES ('2027-03-01', 'a@x.org', 'sent', 1, '<a>', 't', 't');
+             PRAGMA application_id = {APPLICATION_ID};
+             PRAGMA user_version = 3;"
+        ))
+        .expect("v3");
+        drop(conn);
+        let l = Ledger::open(&path, LIST).expect("migrates");
+        assert_eq!(
+            l.statuses(d("2027-03-01")).expect("rows")[&KeyDigest::of(&AddressKey::new("a@x.org"))]
+                .status,
+            DeliveryStatus::Sent
+        );
+        assert_eq!(l.suppressed_count().expect("count"), 1);
+        assert_eq!(l.signup_counts().expect("signups"), (0, 0));
+        assert_eq!(l.votes(d("2027-03-01")).expect("votes"), Default::default());
+        let kept: i64 = l
+            .conn
+            .query_row("SELECT count(*) FROM return_paths", [], |r| r.get(0))
+            .expect("schema 3's tables kept");
+        assert_eq!(kept, 1);
+        drop(l);
+        let l = Ledger::open(&path, LIST).expect("reopens at the new version");
+        let v: i32 = l
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    /// Schema 2's tables besides `deliveries` (3 added `BOUNCES`), as that
+    /// version made them.
+    const SCHEMA_V2: &str = "
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE issues (issue_date TEXT PRIMARY KEY, content_hash TEXT NOT NULL, frozen_at TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE suppressions (address TEXT PRIMARY KEY, reason TEXT NOT NULL, note TEXT, created_at TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE test_sends (id INTEGER PRIMARY KEY, issue_date TEXT NOT NULL, address TEXT NOT NULL, status TEXT NOT NULL, reply TEXT, message_id TEXT NOT NULL, at TEXT NOT NULL);
+    ";
 }

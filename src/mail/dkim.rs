@@ -102,6 +102,27 @@ impl Key {
 pub struct Keys(pub Vec<Key>);
 
 impl Keys {
+    /// Every key of the settings' `[[dkim]]`, read from under `root`, or
+    /// every problem.
+    pub fn load(
+        settings: &crate::project::settings::Settings,
+        root: &Path,
+    ) -> Result<Keys, Vec<Problem>> {
+        let mut keys = Vec::new();
+        let mut problems = Vec::new();
+        for d in &settings.dkim {
+            match load(d, root, settings.feedback_id.is_some()) {
+                Ok(key) => keys.push(key),
+                Err(p) => problems.push(p),
+            }
+        }
+        if problems.is_empty() {
+            Ok(Keys(keys))
+        } else {
+            Err(problems)
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -149,6 +149,85 @@ pub fn build(issue: &Issue, copy: Copy) -> Result<Message, BuildError> {
         })
 }
 
+/// A message `serve` sends one at a time: a signup's confirmation
+/// (transactional: no list headers) or welcome (a list message, with the
+/// list headers and the reader's unsubscribe link).
+#[derive(Debug)]
+pub struct Letter {
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    pub to: Mailbox,
+    pub subject: String,
+    pub date: SystemTime,
+    pub message_id: String,
+    pub text: String,
+    pub html: String,
+    pub list: Option<ListHeaders>,
+}
+
+/// The list headers of a letter that belongs to the list.
+#[derive(Debug)]
+pub struct ListHeaders {
+    /// The List-Id header value, `"Name" <list.id>`.
+    pub list_id: String,
+    pub unsubscribe_url: String,
+    /// The mailto address and the token for its subject, if any.
+    pub mailto: Option<(String, String)>,
+}
+
+/// A new Message-ID for a one-off letter (`kind` names it, e.g. `confirm`):
+/// random, so it says nothing about the reader.
+pub fn letter_id(kind: &str, domain: &str) -> String {
+    let mut random = [0u8; 12];
+    // The system's random source failing is not something to go on from.
+    if aws_lc_rs::rand::fill(&mut random).is_err() {
+        unreachable!("the system random source failed");
+    }
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("<{kind}.{hex}@{domain}>")
+}
+
+/// A letter as a complete RFC 5322 message: multipart/alternative with
+/// text then HTML, encoded by lettre. Its header values come from the
+/// settings and the reader's checked address and name (lettre encodes
+/// them), so none can start a header of its own.
+pub fn letter(letter: Letter) -> Result<Vec<u8>, BuildError> {
+    let to = letter.to.to_string();
+    let mut builder = Message::builder()
+        .from(letter.from)
+        .to(letter.to)
+        .subject(letter.subject)
+        .date(letter.date)
+        .message_id(Some(letter.message_id))
+        .raw_header(header("Auto-Submitted", "auto-generated".into()));
+    if let Some(reply_to) = letter.reply_to {
+        builder = builder.reply_to(reply_to);
+    }
+    if let Some(list) = letter.list {
+        let mut unsubscribe = format!("<{}>", list.unsubscribe_url);
+        if let Some((mailto, token)) = &list.mailto {
+            unsubscribe.push_str(&format!(
+                ", <mailto:{mailto}?subject=unsubscribe%20{token}>"
+            ));
+        }
+        builder = builder
+            .raw_header(header("List-Id", list.list_id))
+            .raw_header(header("List-Unsubscribe", unsubscribe))
+            .raw_header(header(
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".into(),
+            ))
+            .raw_header(header("Precedence", "bulk".into()));
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(letter.text, letter.html))
+        .map(|m| m.formatted())
+        .map_err(|e| BuildError {
+            to,
+            reason: e.to_string(),
+        })
+}
+
 /// `"Name" <list.id>` with the name reduced to safe ASCII phrase characters.
 fn list_id_header(name: &str, id: &str) -> String {
     let phrase: String = name

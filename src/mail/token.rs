@@ -134,6 +134,20 @@ impl Secrets {
     }
 }
 
+/// A keyed hash of `value` for `purpose` (hex, 128 bits): what the ledger
+/// keeps instead of an IP address, or of a reader in the signup log and the
+/// votes, so that the stored value cannot be turned back into the address
+/// without the secret, nor matched against a list of guesses.
+pub fn keyed_hash(secrets: &Secrets, purpose: &str, value: &str) -> String {
+    let key = secrets.derived(&format!("dailyissue keyed hash: {purpose}"));
+    let mut mac = hmac(&key);
+    mac.update(value.as_bytes());
+    mac.finalize().into_bytes()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn aad(list_id: &str, purpose: Purpose) -> Vec<u8> {
     let mut aad = b"dailyissue/v2\n".to_vec();
     aad.extend_from_slice(list_id.as_bytes());
@@ -392,6 +406,17 @@ mod tests {
         );
         assert_eq!(verify(&Secrets::new(b"new", None), LIST, &legacy), None);
         assert_ne!(token(&rotated, LIST, &key("ada@example.org")), t);
+    }
+
+    #[test]
+    fn keyed_hashes_depend_on_secret_and_purpose() {
+        let s = Secrets::new(b"k1", None);
+        let h = keyed_hash(&s, "ip", "192.0.2.1");
+        assert_eq!(h.len(), 32);
+        assert_eq!(h, keyed_hash(&s, "ip", "192.0.2.1"));
+        assert_ne!(h, keyed_hash(&s, "reader", "192.0.2.1"));
+        assert_ne!(h, keyed_hash(&Secrets::new(b"k2", None), "ip", "192.0.2.1"));
+        assert!(!h.contains("192"));
     }
 
     #[test]

@@ -47,7 +47,31 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("web/item.html", include_str!("templates/web/item.html")),
     ("web/items.html", include_str!("templates/web/items.html")),
     ("web/style.css", include_str!("templates/web/style.css")),
+    (
+        "web/subscribe.html",
+        include_str!("templates/web/subscribe.html"),
+    ),
+    (
+        "web/subscribe.css",
+        include_str!("templates/web/subscribe.css"),
+    ),
+    (
+        "email/feedback.html",
+        include_str!("templates/email/feedback.html"),
+    ),
+    (
+        "email/feedback.txt",
+        include_str!("templates/email/feedback.txt"),
+    ),
+    ("confirm.html", include_str!("templates/confirm.html")),
+    ("confirm.txt", include_str!("templates/confirm.txt")),
+    ("welcome.html", include_str!("templates/welcome.html")),
+    ("welcome.txt", include_str!("templates/welcome.txt")),
 ];
+
+/// The signup letters (`serve`'s confirmation and welcome), rendered in
+/// full for each reader, never spliced.
+pub const LETTERS: &[&str] = &["confirm.html", "confirm.txt", "welcome.html", "welcome.txt"];
 
 /// Where each template came from, for messages.
 #[derive(Debug, Clone)]
@@ -78,10 +102,11 @@ impl Templates {
         collect_files(&root.join(DIR), Path::new(""), &mut sources, &mut problems);
         let mut env = new_environment();
         let mut origins = BTreeMap::new();
-        // The web archive's templates never see a subscriber.
+        // The web archive's templates never see a subscriber, nor are the
+        // signup letters spliced.
         let splice = sources
             .iter()
-            .filter(|(name, _)| !name.starts_with("web/"))
+            .filter(|(name, _)| !name.starts_with("web/") && !LETTERS.contains(&name.as_str()))
             .all(|(_, (source, _))| only_printed(source));
         for (name, (source, origin)) in sources {
             if let Err(e) = env.add_template_owned(name.clone(), source) {
@@ -170,7 +195,7 @@ pub fn new_environment() -> Environment<'static> {
 }
 
 /// Whether `source` uses personal values (`subscriber.*`,
-/// `unsubscribe_url`) only in ways splicing reproduces: printed as they are
+/// `unsubscribe_url`, `feedback_url`) only in ways splicing reproduces: printed as they are
 /// (`{{ subscriber.name }}`) or tested for emptiness (`{% if
 /// subscriber.name %}`, `elif`, `if not`). A comparison (`== "vip"`), a
 /// filter (`|upper`), a `set` or a loop would see the marker instead of the
@@ -179,11 +204,12 @@ pub fn new_environment() -> Environment<'static> {
 fn only_printed(source: &str) -> bool {
     let personal = |expr: &str| {
         expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .any(|word| word == "subscriber" || word == "unsubscribe_url")
+            .any(|word| matches!(word, "subscriber" | "unsubscribe_url" | "feedback_url"))
     };
     let plain_value = |expr: &str| {
         let expr = expr.trim();
         expr == "unsubscribe_url"
+            || expr == "feedback_url"
             || expr.strip_prefix("subscriber.").is_some_and(|field| {
                 !field.is_empty() && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             })

@@ -31,7 +31,9 @@ const EMAIL: usize = 0;
 const NAME: usize = 1;
 const FIRST_NAME: usize = 2;
 const UNSUBSCRIBE: usize = 3;
-const FIXED: usize = 4;
+/// The reader's vote link for this issue; empty with `[feedback]` off.
+const FEEDBACK: usize = 4;
+const FIXED: usize = 5;
 
 /// A reader's copy: both bodies, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +152,7 @@ impl Email {
         v.push(reader.name.clone());
         v.push(clean_line(reader.first_name(self.first_name_column)));
         v.push(unsubscribe_url);
+        v.push(self.feedback_url(reader));
         for i in 0..self.columns.len() {
             v.push(clean_line(reader.fields.get(i).map_or("", String::as_str)));
         }
@@ -162,6 +165,22 @@ impl Email {
 
     pub fn unsubscribe_url(&self, reader: &Subscriber) -> String {
         self.unsubscribe_url_for(&self.token(reader))
+    }
+
+    /// The reader's "Was today's issue useful?" link for this issue (the
+    /// vote is added as `?vote=yes` or `no`); empty with `[feedback]` off.
+    pub fn feedback_url(&self, reader: &Subscriber) -> String {
+        let feedback = &self.settings.feedback;
+        if !feedback.enabled {
+            return String::new();
+        }
+        let token = token::feedback_token(
+            &self.secrets,
+            &self.settings.list_id,
+            &reader.key,
+            self.date,
+        );
+        feedback.url.replace("{token}", &token)
     }
 
     /// The unsubscribe URL carrying `token` (from [`Email::token`]).
@@ -186,6 +205,10 @@ impl Email {
         ctx.insert(
             "unsubscribe_url".into(),
             Value::from(values[UNSUBSCRIBE].as_str()),
+        );
+        ctx.insert(
+            "feedback_url".into(),
+            Value::from(values[FEEDBACK].as_str()),
         );
         Value::from(ctx)
     }

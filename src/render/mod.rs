@@ -3,11 +3,12 @@
 //! [`email::Email`] prepared once per issue (Markdown, template contexts,
 //! CSS inlining) that personalises each reader's copy cheaply (by
 //! splicing, see `splice`), plus the preflight checks of `check` and
-//! `send`.
+//! `send`; and the signup letters `serve` mails one at a time (`signup`).
 
 pub mod context;
 pub mod edition;
 pub mod email;
 pub mod markdown;
 pub mod preflight;
+pub mod signup;
 mod splice;

@@ -10,6 +10,9 @@
 //! - `POST /hooks/ses`, `/hooks/postmark`, `/hooks/mailgun`,
 //!   `/hooks/sendgrid`: the providers' bounce and complaint webhooks,
 //!   verified and recorded (`hooks`; SNS certificates in `certs`);
+//! - `POST /subscribe`, `GET`/`POST /confirm/TOKEN`: signups from the
+//!   archive's form, double opt-in (`signup`; the letters go through
+//!   `mailer`); `GET`/`POST /feedback/TOKEN`: one-click votes (`feedback`);
 //! - anything else: a file from the archive folder through tower-http's
 //!   `ServeDir` (paths that leave the folder, `/x/` → `x/index.html`, `/x`
 //!   → redirect to `/x/`, content types, HEAD, 405 with `Allow` for other
@@ -25,7 +28,10 @@
 //! and tokens never logged (`-v` logs each request with `/u/***`).
 
 mod certs;
+mod feedback;
 mod hooks;
+mod mailer;
+mod signup;
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -47,6 +53,8 @@ use crate::log::mask;
 use crate::mail::token::{self, Secrets};
 use crate::problem::Failure;
 use crate::project::Project;
+use crate::project::settings::Settings;
+use crate::project::templates::Templates;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -61,6 +69,11 @@ struct AppState {
     secrets: Option<Secrets>,
     list_id: String,
     name: String,
+    settings: Settings,
+    /// The signup letters' templates.
+    templates: Templates,
+    /// How signup letters go out; `None` with `[subscribe] enabled = false`.
+    mailer: Option<mailer::Mailer>,
     /// Shared with the webhooks.
     ledger: Arc<Mutex<Ledger>>,
     hooks: hooks::Hooks,
@@ -85,10 +98,22 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
     crate::archive::refuse_private(project, &archive)?;
     let ledger = Arc::new(Mutex::new(crate::ledger::open(project)?));
     let hooks = hooks::Hooks::new(project, ledger.clone(), Box::new(certs::Https::new()));
+    let templates = project.templates().map_err(Failure::input)?;
+    let mailer = if settings.subscribe.enabled {
+        Some(mailer::Mailer::new(project)?)
+    } else {
+        None
+    };
+    if let Some(m) = &mailer {
+        tracing::info!("signup letters go via {}", m.describe());
+    }
     let state = Arc::new(AppState {
         secrets,
         list_id: settings.list_id.clone(),
         name: settings.name.clone(),
+        settings: settings.clone(),
+        templates,
+        mailer,
         ledger,
         hooks,
         files: ServeDir::new(&archive),
@@ -112,12 +137,15 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
             "serving unsubscribe links and {} on http://{addr}",
             state.archive.display()
         );
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| Failure::Other(e.into()))
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Failure::Other(e.into()))
     })
 }
 
@@ -125,6 +153,12 @@ fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/u/{token}", get(confirm_page).post(unsubscribe))
+        .route("/subscribe", axum::routing::post(signup::subscribe))
+        .route(
+            "/confirm/{token}",
+            get(signup::confirm_page).post(signup::confirm),
+        )
+        .route("/feedback/{token}", get(feedback::ask).post(feedback::vote))
         .route("/hooks/ses", hook_route(hooks::Provider::Ses))
         .route("/hooks/postmark", hook_route(hooks::Provider::Postmark))
         .route("/hooks/mailgun", hook_route(hooks::Provider::Mailgun))
@@ -169,14 +203,11 @@ async fn hook(
     }
 }
 
-/// `-v`: one line per request, with the token of an unsubscribe link
-/// left out.
+/// `-v`: one line per request, with the token of a link left out (and
+/// the query, which may carry form values).
 async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let method = request.method().clone();
-    let path = match request.uri().path() {
-        p if p.starts_with("/u/") => "/u/***".to_string(),
-        p => p.to_string(),
-    };
+    let path = logged_path(request.uri().path());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     tracing::debug!(
@@ -185,6 +216,41 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
         started.elapsed()
     );
     response
+}
+
+/// A request's path as the log shows it: the token of a link is never
+/// written (it would let anyone reading the log act as the reader).
+fn logged_path(path: &str) -> String {
+    for prefix in ["/u/", "/confirm/", "/feedback/"] {
+        if path.starts_with(prefix) {
+            return format!("{prefix}***");
+        }
+    }
+    path.to_string()
+}
+
+/// Runs `f` on the ledger on a blocking thread (SQLite waits on its lock).
+async fn with_ledger<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&mut Ledger) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let ledger = state.ledger.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut ledger = ledger
+            .lock()
+            .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?;
+        f(&mut ledger)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the ledger task failed: {e}"))?
+}
+
+fn try_again() -> Response {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again",
+        "<p>We could not record your request just now. Please try again in a minute.</p>",
+    )
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -213,7 +279,7 @@ fn invalid() -> Response {
     page(
         StatusCode::BAD_REQUEST,
         "This link does not work",
-        "<p>The unsubscribe link is incomplete or has been changed. Use the link from the newest email, or reply to any issue and we will take you off the list by hand.</p>",
+        "<p>The link is incomplete or has been changed. Use the link from the newest email, or reply to any email from us and we will do it by hand.</p>",
     )
 }
 
@@ -221,7 +287,7 @@ fn not_configured() -> Response {
     page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Please try again later",
-        "<p>Unsubscribing is not available right now. Please try the link again later, or reply to any issue.</p>",
+        "<p>This is not available right now. Please try the link again later, or reply to any email from us.</p>",
     )
 }
 

@@ -21,7 +21,7 @@ fn env() -> [(&'static str, &'static str); 1] {
     [("DAILYISSUE_UNSUBSCRIBE_SECRET", SECRET)]
 }
 
-fn with_dkim(dir: &Path) {
+pub fn with_dkim(dir: &Path) {
     let key = repo_root().join("tests/fixtures/dkim/test-rsa.pem");
     let settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
     std::fs::write(
@@ -62,7 +62,7 @@ impl mail_auth::ResolverCache<Box<str>, mail_auth::Txt> for PlantedTxt {
 /// a code path apart from the signer's — against DNS records given as
 /// `NAME IN TXT "VALUE"` lines (what `check` prints). One result per
 /// signature: "pass", or the reason it failed.
-fn dkim_verify(message: &[u8], records: &[String]) -> Vec<String> {
+pub fn dkim_verify(message: &[u8], records: &[String]) -> Vec<String> {
     use mail_auth::common::parse::TxtRecordParser;
     use mail_auth::common::verify::DomainKey;
     let planted = PlantedTxt(Default::default());
@@ -110,7 +110,7 @@ fn with_dual_dkim(dir: &Path) {
 }
 
 /// The `._domainkey.` lines `check` prints.
-fn dns_records(check: &Run) -> Vec<String> {
+pub fn dns_records(check: &Run) -> Vec<String> {
     check
         .stdout
         .lines()

@@ -308,7 +308,12 @@ fn a_late_host_sends_within_max_lateness_and_says_who_was_skipped() {
     assert_eq!(server.received().len(), READERS.len());
     // plan starts where the day began last (UTC−12: 02-28), but never
     // before a record already written (03-01's).
-    let plan = run_env(&dir, &["plan", "--days", "2", "--json"], &[("DAILYISSUE_NOW", "2027-03-01T06:50:00Z")]).success();
+    let plan = run_env(
+        &dir,
+        &["plan", "--days", "2", "--json"],
+        &[("DAILYISSUE_NOW", "2027-03-01T06:50:00Z")],
+    )
+    .success();
     let days: Vec<String> = json(&plan)["days"]
         .as_array()
         .expect("days")
@@ -458,5 +463,60 @@ fn a_reader_who_moves_gets_every_issue_once_and_never_two_in_a_day() {
             (d("2027-03-03"), at("2027-03-02T21:00:00Z")),
             (d("2027-03-04"), at("2027-03-04T11:00:00Z")),
         ]
+    );
+}
+
+#[test]
+fn a_reader_who_signed_up_reads_at_the_zone_their_browser_gave() {
+    let server = Server::start(Options::default());
+    let (_tmp, dir) = project(&server, "06:00", "2h", "");
+    let served = crate::signup::serve(&dir);
+    let reader = "sherpa@example.org";
+    let (status, page) = crate::signup::post_form(
+        &format!("{}/subscribe", served.base),
+        "email=sherpa%40example.org&name=&website=&tz=Asia%2FKathmandu&page=https%3A%2F%2Fdaily.example.com%2F",
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    wait_for("the confirmation", || {
+        server
+            .received()
+            .iter()
+            .any(|m| m.to.iter().any(|t| t == reader))
+    });
+    crate::signup::confirm(&server, &served, reader);
+    drop(served);
+    let issues = |server: &Server| {
+        server
+            .received()
+            .iter()
+            .filter(|m| m.to[0] == reader)
+            .filter_map(|m| m.header("Message-ID"))
+            .filter(|id| id.starts_with("<20270301."))
+            .count()
+    };
+    // Kathmandu's morning of 03-01 is 00:15Z: not at 00:00Z, at 00:15Z.
+    send_at(&dir, at("2027-03-01T00:00:00Z")).success();
+    assert_eq!(issues(&server), 0);
+    let run = send_at(&dir, at("2027-03-01T00:15:00Z")).success();
+    assert_eq!(issues(&server), 1, "{}", run.stdout);
+    let preview = run_env(
+        &dir,
+        &[
+            "preview",
+            "--date",
+            "2027-03-01",
+            "--as",
+            reader,
+            "--out",
+            "p.html",
+        ],
+        &[SECRET],
+    )
+    .success();
+    assert!(
+        preview.stdout.contains("gets it at 06:00 Asia/Kathmandu"),
+        "{}",
+        preview.stdout
     );
 }

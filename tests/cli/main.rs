@@ -20,4 +20,6 @@ mod proxy;
 mod render;
 mod sections;
 mod send;
+mod signup;
 mod smtp;
+mod subscribers;

@@ -7,8 +7,9 @@
 //! it is. The run is meant to be started every 15 minutes: when nobody is
 //! due it renders nothing, writes nothing, and says who is next.
 //!
-//! The list is read once to count who is due for which date (nothing is
-//! held per reader but the ledger's digests), then once per part.
+//! The list (CSV rows and confirmed signups, as `send` merges them) is
+//! read once to count who is due for which date (nothing is held per
+//! reader but the ledger's digests), then once per part.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -165,7 +166,10 @@ fn census(
     let mut rows: BTreeMap<NaiveDate, HashMap<KeyDigest, Row>> = BTreeMap::new();
     let ledger = crate::ledger::read(project)?;
     let mut census = Census::default();
-    for reader in loaded.list.active() {
+    // The list `send` uses: the CSV's active rows, then confirmed signups
+    // (with the zone their form captured).
+    let mut readers = crate::deliver::readers::merged(&loaded.list, ledger.as_ref())?;
+    for reader in &mut readers {
         let digest = KeyDigest::of(&reader.key);
         if memory.suppressed.contains(&digest) {
             continue;
@@ -199,6 +203,9 @@ fn census(
                 census.next.add(next, z);
             }
         }
+    }
+    if let Some(e) = readers.error {
+        return Err(e.into());
     }
     Ok(census)
 }

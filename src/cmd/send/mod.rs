@@ -32,6 +32,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::cmd::{Day, DayOptions, SecretUse, day_from, open_day};
 use crate::deliver::lock::{RunLock, lock};
 use crate::deliver::pipeline::{self, Counts, Delivery, Feed};
+use crate::deliver::readers::merged;
 use crate::deliver::transport::Sink;
 use crate::deliver::{Allowance, Known, Recipient, Retry, Tally, select};
 use crate::ledger::{Freeze, Ledger};
@@ -126,8 +127,20 @@ fn send_issue(
         .email
         .prepare_for(list.samples())
         .map_err(Failure::one)?;
+    let signups = signups(project, opts)?;
+    let confirmed = match &signups {
+        Some(l) => l.signup_counts()?.0,
+        None => 0,
+    };
+    if confirmed > 0 {
+        edition
+            .email
+            .prepare_for(&signup_samples(list.columns.len()))
+            .map_err(Failure::one)?;
+    }
     let selection = Selection {
         list: &list,
+        signups,
         test_copies: if opts.to.is_empty() {
             None
         } else {
@@ -146,7 +159,7 @@ fn send_issue(
         opts,
         sink: sink.clone(),
         today,
-        expected: (list.active as u64).min(allowance.max()),
+        expected: (list.active as u64 + confirmed).min(allowance.max()),
     };
     let (tally, counts) = select_and_deliver(&ctx, selection, edition, ledger)?;
     if counts.as_ref().is_some_and(|c| c.sent > 0) && !opts.dry_run && opts.to.is_empty() {
@@ -227,6 +240,9 @@ fn rates_guard(project: &Project, opts: &SendOptions) -> Result<(), Failure> {
 /// Who the selection goes through, and what decides which of them are due.
 struct Selection<'a> {
     list: &'a List,
+    /// The ledger the confirmed signups are read from, on its own
+    /// connection (the run's own is the pipeline's); `None` without one.
+    signups: Option<Ledger>,
     /// `--to`: these readers instead of the list's.
     test_copies: Option<Vec<Subscriber>>,
     /// Only the readers for whom this holds (a run of local mornings).
@@ -246,6 +262,7 @@ fn select_and_deliver(
 ) -> Result<(Tally, Option<Counts>), Failure> {
     let Selection {
         list,
+        signups,
         test_copies,
         filter,
         known,
@@ -256,22 +273,33 @@ fn select_and_deliver(
     std::thread::scope(|scope| {
         let known = &known;
         let selection = scope.spawn(move || match test_copies {
-            Some(readers) => select(readers.into_iter(), known, retry, allowance, &feed),
-            None => match filter {
-                Some(due) => select(
-                    list.active().filter(|r| due(r)),
-                    known,
-                    retry,
-                    allowance,
-                    &feed,
-                ),
-                None => select(list.active(), known, retry, allowance, &feed),
-            },
+            Some(readers) => Ok((
+                select(readers.into_iter(), known, retry, allowance, &feed),
+                0,
+            )),
+            None => {
+                let mut readers = merged(list, signups.as_ref())?;
+                let tally = match filter {
+                    Some(due) => select(
+                        (&mut readers).filter(|r| due(r)),
+                        known,
+                        retry,
+                        allowance,
+                        &feed,
+                    ),
+                    None => select(&mut readers, known, retry, allowance, &feed),
+                };
+                match readers.error {
+                    Some(e) => Err(e),
+                    None => Ok((tally, readers.from_signups)),
+                }
+            }
         });
         let counts = deliver(ctx, edition, ledger, due);
-        let tally = selection
+        let (tally, from_signups) = selection
             .join()
-            .map_err(|_| anyhow::anyhow!("the selection of readers failed"))?;
+            .map_err(|_| anyhow::anyhow!("the selection of readers failed"))??;
+        tracing::debug!("{from_signups} of the readers came from signups");
         Ok::<_, Failure>((tally, counts?))
     })
 }
@@ -360,6 +388,27 @@ fn deliver(
         crate::cmd::plural(total)
     );
     Ok(Some(counts))
+}
+
+/// The ledger the confirmed signups are read from (not for test copies;
+/// none before the first ledger exists).
+fn signups(project: &Project, opts: &SendOptions) -> Result<Option<Ledger>, Failure> {
+    if !opts.to.is_empty() {
+        return Ok(None);
+    }
+    Ok(crate::ledger::read(project)?)
+}
+
+/// Readers as signups are: no extra column, with a name or without, so
+/// their shapes are rendered (and template errors found) before anything
+/// is sent.
+fn signup_samples(columns: usize) -> [Subscriber; 2] {
+    let sample = |name: &str| {
+        let mut reader = crate::render::email::sample_reader(columns);
+        reader.name = name.to_string();
+        reader
+    };
+    [sample("Sample Reader"), sample("")]
 }
 
 /// The VERP envelope senders of this issue, with `[bounces] return_path`.

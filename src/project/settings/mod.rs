@@ -10,7 +10,8 @@
 //! checks its part, reporting into one `Problems` collector so that every
 //! problem is found in one pass: `newsletter` (name, url, mailboxes, postal
 //! address, subject, List-Id), `schedule` (time zone, send time, lateness),
-//! `section`, `smtp`, `unsubscribe`, `dkim`, `bounces`, and `layout` (no two paths
+//! `section`, `smtp`, `unsubscribe`, `dkim`, `bounces`, `subscribe` (signups
+//! and feedback votes), and `layout` (no two paths
 //! collide). The rules for single values (host names, URLs, durations,
 //! dates, reserved names) live in `values`.
 
@@ -31,6 +32,7 @@ mod raw;
 mod schedule;
 mod section;
 mod smtp;
+mod subscribe;
 #[cfg(test)]
 mod tests;
 mod unsubscribe;
@@ -43,6 +45,7 @@ use raw::Raw;
 pub use schedule::Delivery;
 pub use section::{ITEM_TEMPLATE, ITEMS_TEMPLATE, Pages, SectionSettings, default_sections};
 pub use smtp::{SmtpSettings, Tls};
+pub use subscribe::{FeedbackSettings, SubscribeSettings};
 pub use unsubscribe::UnsubscribeSettings;
 use values::is_env_name;
 pub use values::{date_in_range, is_host, is_loopback, parse_duration};
@@ -90,6 +93,10 @@ pub struct Settings {
     pub dkim: Vec<DkimSettings>,
     /// `[bounces]`: VERP, the soft-bounce policy, provider webhooks.
     pub bounces: BounceSettings,
+    /// Signups through `serve` (double opt-in).
+    pub subscribe: SubscribeSettings,
+    /// The one-click "Was today's issue useful?" at the end of each issue.
+    pub feedback: FeedbackSettings,
 }
 
 impl Settings {
@@ -144,6 +151,8 @@ impl Settings {
         let list_id = newsletter::list_id(&raw, &newsletter.url, problems);
         let dkim = dkim::check(&raw.dkim.0, problems);
         let bounces = bounces::check(raw.bounces.as_ref(), problems);
+        let subscribe = subscribe::subscribe(raw.subscribe.as_ref(), &newsletter.url, problems);
+        let feedback = subscribe::feedback(raw.feedback.as_ref(), &newsletter.url, problems);
         layout::check(&raw, &sections, problems);
 
         let (Some(timezone), Some(from)) = (schedule.timezone, newsletter.from) else {
@@ -180,6 +189,8 @@ impl Settings {
             unsubscribe,
             dkim,
             bounces,
+            subscribe,
+            feedback,
         })
     }
 

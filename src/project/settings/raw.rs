@@ -53,6 +53,31 @@ pub(super) struct Raw {
     #[serde(default)]
     pub(super) dkim: RawDkims,
     pub(super) bounces: Option<RawBounces>,
+    pub(super) subscribe: Option<RawSubscribe>,
+    pub(super) feedback: Option<RawFeedback>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSubscribe {
+    #[serde(default = "yes")]
+    pub(super) enabled: bool,
+    pub(super) action: Option<Spanned<String>>,
+    pub(super) confirm_url: Option<Spanned<String>>,
+    pub(super) per_address_per_day: Option<Spanned<u32>>,
+    pub(super) per_ip_per_hour: Option<Spanned<u32>>,
+    #[serde(default = "yes")]
+    pub(super) welcome: bool,
+    pub(super) confirm_within: Option<Spanned<String>>,
+    pub(super) promise: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFeedback {
+    #[serde(default = "yes")]
+    pub(super) enabled: bool,
+    pub(super) url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

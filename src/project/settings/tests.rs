@@ -363,6 +363,67 @@ fn one_dkim_table_or_several() {
 }
 
 #[test]
+fn signups_and_feedback_default_under_the_archive_url() {
+    let s = parse(MINIMAL).expect("valid");
+    assert!(s.subscribe.enabled && s.subscribe.welcome && s.feedback.enabled);
+    assert_eq!(s.subscribe.action, "https://example.com/subscribe");
+    assert_eq!(
+        s.subscribe.confirm_url,
+        "https://example.com/confirm/{token}"
+    );
+    assert_eq!(
+        (s.subscribe.per_address_per_day, s.subscribe.per_ip_per_hour),
+        (3, 10)
+    );
+    assert_eq!(s.subscribe.confirm_within, chrono::Duration::days(7));
+    assert_eq!(s.feedback.url, "https://example.com/feedback/{token}");
+    let s = parse(&format!(
+        "{MINIMAL}[subscribe]\nper_address_per_day = 1\nwelcome = false\nconfirm_within = \"2d\"\npromise = \"Free, daily.\"\n[feedback]\nenabled = false\n"
+    ))
+    .expect("valid");
+    assert_eq!(s.subscribe.per_address_per_day, 1);
+    assert_eq!(s.subscribe.per_ip_per_hour, 10);
+    assert!(!s.subscribe.welcome && !s.feedback.enabled);
+    assert_eq!(s.subscribe.confirm_within, chrono::Duration::days(2));
+    assert_eq!(s.subscribe.promise.as_deref(), Some("Free, daily."));
+}
+
+#[test]
+fn signup_settings_that_cannot_work_are_refused_all_at_once() {
+    let errs = errors(&format!(
+        "{MINIMAL}[subscribe]\naction = \"/subscribe\"\nconfirm_url = \"https://example.com/confirm\"\nper_address_per_day = 0\nper_ip_per_hour = 5000\nconfirm_within = \"6M\"\nsubscribe_url = \"x\"\n"
+    ));
+    assert_eq!(errs.len(), 1, "unknown key first: {errs:?}");
+    assert!(errs[0].contains("unknown key `subscribe_url`"), "{errs:?}");
+    let errs = errors(&format!(
+        "{MINIMAL}[subscribe]\naction = \"/subscribe\"\nconfirm_url = \"https://example.com/confirm\"\nper_address_per_day = 0\nper_ip_per_hour = 5000\nconfirm_within = \"6M\"\npromise = \"two\\nlines\"\n[feedback]\nurl = \"https://example.com/f/{{token}}/{{token}}\"\n"
+    ));
+    let lines: Vec<&str> = errs
+        .iter()
+        .map(|e| e.split(": ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "dailyissue.toml:8",
+            "dailyissue.toml:9",
+            "dailyissue.toml:10",
+            "dailyissue.toml:11",
+            "dailyissue.toml:12",
+            "dailyissue.toml:13",
+            "dailyissue.toml:15"
+        ],
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].contains("`{token}` exactly once (found 0)"),
+        "{errs:?}"
+    );
+    assert!(errs[2].contains("use 1 to 1000"), "{errs:?}");
+    assert!(errs[4].contains("from \"1h\" to \"30d\""), "{errs:?}");
+}
+
+#[test]
 fn bounces_default_to_no_verp_and_three_soft_bounces() {
     let s = parse(MINIMAL).expect("valid");
     assert_eq!(s.bounces.return_path, None);

@@ -38,6 +38,8 @@ pub(super) const RESERVED: &[&str] = &[
     "related",
     "appearances",
     "unsubscribe_url",
+    "feedback_url",
+    "subscribe",
     "previous",
     "next",
     "root",

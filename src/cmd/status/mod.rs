@@ -1,15 +1,31 @@
 //! `status`: what the ledger holds for one issue — counts per status, test
 //! copies, suppressions, what came back later (hard and soft bounces,
-//! complaints, unsubscribes) with the bounce and complaint rates, and
-//! every failed, bounced or deferred address with its last SMTP reply.
-//! Read-only.
+//! complaints, unsubscribes) with the bounce and complaint rates, every
+//! failed, bounced or deferred address with its last SMTP reply, and the
+//! readers' votes on it — and the list's growth over the last days up to
+//! today (`growth`). Read-only.
 
-use chrono::NaiveDate;
+mod growth;
+
+pub use growth::Growth;
+
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::bounces::{IssueFeedback, Rates};
-use crate::ledger::{DeliveryStatus, MAX_UNCERTAIN, Undelivered as Row};
+use crate::ledger::{DeliveryStatus, MAX_UNCERTAIN, Undelivered as Row, Votes};
 use crate::problem::Failure;
 use crate::project::Project;
+
+/// What `status` reports on.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusOptions {
+    /// The issue.
+    pub date: NaiveDate,
+    /// The clock: the growth figures run up to its day.
+    pub now: DateTime<Utc>,
+    /// How many days of growth, ending today.
+    pub days: u32,
+}
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Report {
@@ -30,6 +46,13 @@ pub struct Report {
     /// What came back later: bounces, complaints, unsubscribes.
     pub feedback: IssueFeedback,
     pub rates: Rates,
+    /// The readers' answers to "Was today's issue useful?" on this issue.
+    pub votes: Votes,
+    /// Signups now: confirmed, and waiting for their confirmation.
+    pub signups_confirmed: u64,
+    pub signups_pending: u64,
+    /// The list's growth, day by day up to today.
+    pub growth: Growth,
     /// `delivery = "local"`: the issue across the readers' zones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mornings: Option<crate::cmd::mornings::Mornings>,
@@ -91,6 +114,11 @@ impl crate::cmd::Report for Report {
         if self.sending > 0 {
             out.push_str("rows still `sending` belong to a run in progress, or one that was interrupted: the next `send` settles them\n");
         }
+        out.push_str(&format!(
+            "useful? yes {}, no {}\nsignups now: {} confirmed, {} pending\n",
+            self.votes.yes, self.votes.no, self.signups_confirmed, self.signups_pending
+        ));
+        out.push_str(&self.growth.text());
         if let (Some(m), Ok(date)) = (&self.mornings, self.date.parse()) {
             out.push_str(&m.text(date));
         }
@@ -98,14 +126,12 @@ impl crate::cmd::Report for Report {
     }
 }
 
-pub fn status(
-    project: &Project,
-    date: NaiveDate,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Report, Failure> {
+pub fn status(project: &Project, opts: StatusOptions) -> Result<Report, Failure> {
+    let date = opts.date;
     let mut report = Report {
         date: date.to_string(),
-        mornings: crate::cmd::mornings::mornings(project, date, now)?,
+        growth: Growth::empty(&project.settings, opts.now, opts.days),
+        mornings: crate::cmd::mornings::mornings(project, date, opts.now)?,
         feedback: IssueFeedback {
             date: date.to_string(),
             ..IssueFeedback::default()
@@ -115,6 +141,9 @@ pub fn status(
     let Some(ledger) = crate::ledger::read(project)? else {
         return Ok(report);
     };
+    report.votes = ledger.votes(date)?;
+    (report.signups_confirmed, report.signups_pending) = ledger.signup_counts()?;
+    report.growth.count(&ledger, &project.settings, opts.now)?;
     let counts = ledger.counts(date)?;
     let get = |s: DeliveryStatus| counts.get(&s).copied().unwrap_or(0);
     report.sending = get(DeliveryStatus::Sending);
