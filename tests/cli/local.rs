@@ -520,3 +520,26 @@ fn a_reader_who_signed_up_reads_at_the_zone_their_browser_gave() {
         preview.stdout
     );
 }
+
+#[test]
+fn daily_cap_counts_across_the_issues_of_one_run() {
+    let server = Server::start(Options::default());
+    let (_tmp, dir) = project(&server, "06:00", "2h", "");
+    let settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
+    std::fs::write(
+        dir.join("dailyissue.toml"),
+        settings.replace("daily_cap = 0", "daily_cap = 1"),
+    )
+    .expect("write");
+    // 16:00Z: Kiritimati's 03-02 and Honolulu's 03-01 at once; room for one.
+    let run = send_at(&dir, at("2027-03-01T16:00:00Z")).code(75);
+    let doc = json(&run);
+    assert_eq!(doc["sent"], 1, "{doc}");
+    assert_eq!(doc["left_by_cap"], 1, "{doc}");
+    assert_eq!(doc["issues"].as_array().map(Vec::len), Some(2), "{doc}");
+    assert_eq!(server.received().len(), 1);
+    // The next quarter hour is the same newsletter day: still no room.
+    let run = send_at(&dir, at("2027-03-01T16:15:00Z")).code(75);
+    assert_eq!(json(&run)["left_by_cap"], 1);
+    assert_eq!(server.received().len(), 1);
+}
