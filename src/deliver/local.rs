@@ -9,9 +9,11 @@
 //!   with a lateness over a day) are current somewhere on Earth;
 //! - it is due while `now` is within `max_lateness` of that morning
 //!   (`0`: no limit), and not before;
-//! - issues only go forward: a reader who already got `d`, or a later
-//!   issue, is not due (so one who moves west, whose date goes back, never
-//!   gets an older issue after a newer one);
+//! - issues only go forward: a reader who already got a later issue is
+//!   not due (so one who moves west, whose date goes back, never gets an
+//!   older issue after a newer one); whether they got `d` itself is the
+//!   ledger row's business, as with `send --date` (sent: never again; no
+//!   answer: resent once);
 //! - a reader whose zone changed since their last copy is due only on a
 //!   local date after the one that copy arrived on (never two issues on
 //!   one local day), and the issue right after their last one stays due
@@ -95,15 +97,20 @@ impl Schedule {
         let waiting = Morning::Waiting { date, next };
         let moved = last.is_some_and(|l| l.zone.is_some_and(|z| z != zone));
         if let Some(last) = last {
-            if last.issue >= date {
+            // The same issue is the ledger row's business (sent: not
+            // again; unknown: resent once).
+            if last.issue > date {
                 return waiting;
             }
             let today = now.with_timezone(&zone).date_naive();
-            if moved && today <= last.local {
+            if last.issue < date && moved && today <= last.local {
                 return waiting;
             }
         }
         let late = self.max_lateness > Duration::zero() && now - at > self.max_lateness;
+        if late && last.is_some_and(|l| l.issue == date) {
+            return waiting;
+        }
         let catching_up = moved && last.is_some_and(|l| l.issue.succ_opt() == Some(date));
         if late && !catching_up {
             return Morning::Late { date, next };
@@ -414,10 +421,11 @@ mod tests {
             s.judge(t("2027-02-28T16:15:00Z"), honolulu, Some(&last)),
             Morning::Waiting { .. }
         ));
-        // The same reader in Honolulu on 03-01: they have it already.
+        // The same reader in Honolulu on 03-01: the issue they have (its
+        // ledger row says whether it went out, or is to be resent once).
         assert!(matches!(
             s.judge(t("2027-03-01T16:15:00Z"), honolulu, Some(&last)),
-            Morning::Waiting { .. }
+            Morning::Due { date, .. } if date == d("2027-03-01")
         ));
         assert!(matches!(
             s.judge(t("2027-03-02T16:15:00Z"), honolulu, Some(&last)),
