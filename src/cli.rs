@@ -36,6 +36,7 @@ impl Cli {
             | Command::Plan { json, .. }
             | Command::Send(SendArgs { json, .. })
             | Command::Status { json, .. }
+            | Command::History { json, .. }
             | Command::Archive { json, .. }
             | Command::Suppressions {
                 action: SuppressionsAction::List { json },
@@ -59,6 +60,26 @@ progress go to stderr, each line with an RFC 3339 timestamp when stderr is not a
 Exit codes: 0 done (or nothing to do), 2 bad input (every problem listed), 75 temporary
 (retry later: deferred recipients, unreachable server, another run holds the lock),
 1 anything else.";
+
+/// What every command's `--help` ends with.
+const COMMAND_AFTER_HELP: &str = "\
+Exit codes: 0 done (or nothing to do), 2 bad input (every problem listed), 75 temporary (retry
+later), 1 anything else; `dailyissue man` has the details.";
+
+/// The command line as parsed and documented: the derived one, with the
+/// exit codes at the end of every command's `--help` (and man page).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommands(|sub| sub.after_help(COMMAND_AFTER_HELP))
+}
+
+/// Parses the process's arguments with [`command`].
+pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(std::env::args_os())?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -105,9 +126,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One row per issue that went out: number, date, subject, list size and outcomes
+    History {
+        /// Only the N most recent issues
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        last: Option<u32>,
+        /// Print as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
     /// Suppress an address, given as the address or as an unsubscribe token
     Unsubscribe {
-        /// An email address, or the token from an unsubscribe link or mailto subject
+        /// An email address, or an unsubscribe token as pasted: the token, the whole link
+        /// (https://…/u/TOKEN) or the mailto subject (unsubscribe TOKEN)
         target: String,
     },
     /// List, add or remove suppressed addresses (never mailed again)
@@ -148,28 +179,51 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print crontab lines or systemd units that run `send` for this project, in its time zone
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["cron", "systemd"])))]
+    Schedule {
+        /// Crontab lines (CRON_TZ, and an hourly fallback for a cron without it)
+        #[arg(long)]
+        cron: bool,
+        /// A systemd service and timer (OnCalendar= in the newsletter's zone)
+        #[arg(long)]
+        systemd: bool,
+        /// The environment file with the secrets, read by every run
+        #[arg(long, value_name = "FILE", default_value = "/etc/dailyissue.env")]
+        env_file: PathBuf,
+    },
     /// Print shell completions
     Completions {
         /// Shell to complete for
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff)
-    Man,
+    /// Print the man page (roff) of dailyissue or of one command, or write them all
+    Man {
+        /// The command whose page to print, e.g. `send` or `suppressions list` (default: the
+        /// main page)
+        command: Vec<String>,
+        /// Write every page (dailyissue.1, dailyissue-send.1, …) into this folder instead
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        out: Option<PathBuf>,
+    },
 }
 
 // The arguments of `preview` (documented on the variant, which clap shows).
 #[derive(Debug, clap::Args)]
 pub struct PreviewArgs {
-    /// The issue's day (YYYY-MM-DD); default: today in the newsletter's time zone
+    /// The issue's day (YYYY-MM-DD); default: the next issue, today's (in the newsletter's
+    /// time zone) until it has gone out, then tomorrow's
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
     pub date: Option<NaiveDate>,
     /// Render for this address (default: the first active subscriber)
     #[arg(long = "as", value_name = "ADDR")]
     pub reader: Option<String>,
-    /// What to print or write
-    #[arg(long, value_enum, default_value_t = PreviewFormat::Html)]
-    pub format: PreviewFormat,
-    /// Write to this file, or to this folder as .html, .txt and .eml
+    /// What to print or write [default: html, or what the --out file's extension says]
+    #[arg(long, value_enum)]
+    pub format: Option<PreviewFormat>,
+    /// Write to this file (with an extension: .html, .txt, .eml), or to this folder as
+    /// DATE.html, .txt and .eml (a folder that exists, a path ending in /, or one without an
+    /// extension)
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
     /// Open the HTML in the default browser (or $BROWSER); an error where
@@ -222,7 +276,7 @@ pub enum PreviewFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum SuppressionsAction {
-    /// Print one suppressed address per line, with reason and date
+    /// Print one suppressed address per line: address, reason, date, how it came (tab-separated)
     List {
         /// Print the list as one JSON object
         #[arg(long)]
@@ -331,6 +385,111 @@ pub enum LedgerAction {
     },
 }
 
+/// The man pages: `dailyissue(1)`, with EXIT STATUS, ENVIRONMENT and FILES,
+/// and one page per command (`dailyissue-send(1)`, and for commands of
+/// commands `dailyissue-suppressions-list(1)`), as the main page's
+/// COMMANDS section names them. Each as (file name, roff).
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let man = clap_mangen::Man::new(sub.clone());
+            let mut page = Vec::new();
+            man.render(&mut page)?;
+            out.push((man.get_filename(), page));
+            walk(sub, out)?;
+        }
+        Ok(())
+    }
+    let mut cmd = command().disable_help_subcommand(true);
+    cmd.build();
+    let man = clap_mangen::Man::new(cmd.clone());
+    let mut main = Vec::new();
+    man.render(&mut main)?;
+    let mut pages = vec![(man.get_filename(), main_sections(main))];
+    walk(&cmd, &mut pages)?;
+    Ok(pages)
+}
+
+/// The main page with EXIT STATUS, ENVIRONMENT and FILES, before its
+/// VERSION section (or at its end).
+fn main_sections(page: Vec<u8>) -> Vec<u8> {
+    let page = String::from_utf8_lossy(&page).into_owned();
+    match page.find("\n.SH VERSION") {
+        Some(at) => format!(
+            "{}\n{}{}",
+            &page[..at],
+            MAN_SECTIONS.trim_end(),
+            &page[at..]
+        ),
+        None => format!("{page}{MAN_SECTIONS}"),
+    }
+    .into_bytes()
+}
+
+const MAN_SECTIONS: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+Done, or nothing to do.
+.TP
+\fB2\fR
+Bad input: settings, content, templates, the subscriber list, arguments or the environment; every problem in a file is listed as path:line: message.
+.TP
+\fB75\fR
+Temporary (EX_TEMPFAIL): worth running again later, as cron may simply do: recipients deferred or left by \fB\-\-limit\fR or daily_cap, an SMTP server that cannot be reached, another run holding the lock, a listening port in use.
+.TP
+\fB1\fR
+Anything else.
+.PP
+With \fB\-\-json\fR the codes are the same, and the document's exit_code repeats the code.
+.SH ENVIRONMENT
+.TP
+\fBDAILYISSUE_UNSUBSCRIBE_SECRET\fR
+The secret that makes and checks unsubscribe links (the variable named by secret_env in [unsubscribe]). Sending over SMTP needs it; without it, previews, .eml files, dry runs, \fBunsubscribe\fR TOKEN and \fBserve\fR on a loopback address of a project without [smtp] use a development secret, with a note.
+.TP
+The variable named by previous_secret_env in [unsubscribe]
+The secret before the current one: links it made keep working after a rotation.
+.TP
+\fBDAILYISSUE_SMTP_PASSWORD\fR
+The SMTP password, when password_env in [smtp] names this variable (any name may be chosen).
+.TP
+\fBDAILYISSUE_NOW\fR
+An RFC 3339 time that stands in for the clock, for rehearsals (what would the 06:00 run do?) and tests.
+.TP
+\fBRUST_LOG\fR
+A tracing filter (e.g. dailyissue=debug) that replaces \fB\-q\fR and \fB\-v\fR.
+.TP
+\fBBROWSER\fR
+The browser \fBpreview \-\-open\fR starts.
+.SH FILES
+.TP
+\fBdailyissue.toml\fR
+The settings; the project is the nearest folder upwards that holds it.
+.TP
+\fBcontent/\fISECTION\fB/*.md\fR
+The pool: one item per file, Markdown with TOML front matter.
+.TP
+\fBtemplates/\fR
+Templates over the built-in ones (email, web archive).
+.TP
+\fBissues/\fIYYYY\-MM\-DD\fB.toml\fR
+One record per planned or sent issue.
+.TP
+\fBsubscribers.csv\fR
+The list (the subscribers setting).
+.TP
+\fB.dailyissue/state.db\fR
+The delivery ledger (SQLite): deliveries, suppressions, frozen records. Back it up with \fBledger backup\fR.
+.TP
+\fB.dailyissue/state.lock\fR
+One run at a time.
+.TP
+\fBoutbox/\fIDATE\fB/*.eml\fR
+Messages of the file transport.
+.TP
+\fBpublic/\fR
+The web archive \fBarchive\fR builds and \fBserve\fR serves.
+"#;
+
 /// A `--date`: YYYY-MM-DD with a four-digit year (1000–9999), so that every
 /// record it leads to is a file later commands can read back.
 fn date(text: &str) -> Result<NaiveDate, String> {
@@ -347,6 +506,44 @@ fn date(text: &str) -> Result<NaiveDate, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_command_has_a_man_page_and_the_main_page_its_sections() {
+        let pages = man_pages().expect("render");
+        let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+        for name in [
+            "dailyissue.1",
+            "dailyissue-init.1",
+            "dailyissue-send.1",
+            "dailyissue-suppressions.1",
+            "dailyissue-suppressions-list.1",
+            "dailyissue-ledger-backup.1",
+            "dailyissue-man.1",
+        ] {
+            assert!(names.contains(&name), "{name}: {names:?}");
+        }
+        let main = String::from_utf8_lossy(&pages[0].1);
+        // Every page the main page names exists.
+        let mut named = 0;
+        for line in main.lines() {
+            if let Some(start) = line.find("dailyissue\\-") {
+                let rest = &line[start..];
+                let end = rest.find("(1)").expect("a (1) after the name");
+                let file = format!("{}.1", rest[..end].replace("\\-", "-"));
+                assert!(names.contains(&file.as_str()), "{file}");
+                named += 1;
+            }
+        }
+        assert!(
+            named >= 10,
+            "the COMMANDS section names each command: {main}"
+        );
+        for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH FILES"] {
+            assert!(main.contains(section), "{section}");
+        }
+        assert!(main.contains("DAILYISSUE_UNSUBSCRIBE_SECRET"));
+        assert!(main.contains("DAILYISSUE_SMTP_PASSWORD"));
+    }
 
     #[test]
     fn dates_have_four_digit_years() {

@@ -16,7 +16,9 @@
 //!   classified (pure), and the policy and rates;
 //! - [`ledger`]: what went out and what came back (SQLite);
 //! - [`serve`]: the HTTP endpoints (unsubscribe, the archive);
-//! - [`archive`]: the static web archive.
+//! - [`archive`]: the static web archive;
+//! - [`timer`]: when the runs happen, as crontab lines or systemd units
+//!   (pure).
 //!
 //! [`cmd`] holds one file per command (options → stages → a report), and
 //! [`run`] maps parsed arguments onto them and prints the report, as text
@@ -43,3 +45,4 @@ pub mod render;
 mod robustness;
 pub mod run;
 pub(crate) mod serve;
+pub mod timer;

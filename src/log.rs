@@ -108,14 +108,43 @@ pub fn warnings() -> Vec<String> {
 pub fn progress_bar(total: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
     if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta} {msg}")
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {rate} eta {eta} {msg}")
     {
-        bar.set_style(style);
+        bar.set_style(style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&rate(state.per_sec()));
+            },
+        ));
     }
     if let Ok(mut slot) = BAR.lock() {
         *slot = Some(bar.clone());
     }
     bar
+}
+
+/// A send rate as people read it: `1,730 msg/s` (whole messages, thousands
+/// grouped), for the bar, the progress lines and the summary alike.
+pub fn rate(per_second: f64) -> String {
+    let whole = if per_second.is_finite() && per_second > 0.0 {
+        per_second.round() as u64
+    } else {
+        0
+    };
+    format!("{} msg/s", thousands(whole))
+}
+
+/// `1,730`, `20,000`, `999`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `a***@example.org`: enough to follow a log, not enough to harvest.
@@ -241,6 +270,17 @@ impl Visit for Fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_read_as_whole_messages_with_thousands_grouped() {
+        assert_eq!(rate(1729.9004), "1,730 msg/s");
+        assert_eq!(rate(196.2), "196 msg/s");
+        assert_eq!(rate(0.0), "0 msg/s");
+        assert_eq!(rate(f64::NAN), "0 msg/s");
+        assert_eq!(thousands(20_000), "20,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
+    }
 
     #[test]
     fn masks_addresses() {

@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    match dailyissue::cli::Cli::try_parse() {
+    match dailyissue::cli::parse() {
         Ok(cli) => dailyissue::run::run(cli),
         Err(e) => dailyissue::run::bad_arguments(e),
     }

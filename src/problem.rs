@@ -79,13 +79,26 @@ pub enum Usage {
     )]
     SecretForMail { var: String },
     #[error(
-        "{var} is not set: a token can only be checked with the secret that made it (or pass the address)"
+        "`{0}` is neither an email address nor an unsubscribe token; pass the address, the token, the link from the email (https://…/u/TOKEN) or the mailto subject (unsubscribe TOKEN)"
     )]
-    SecretForToken { var: String },
+    NeitherAddressNorToken(String),
     #[error(
         "that token is not valid for this list (changed, truncated, or made with another secret)"
     )]
     BadToken,
+    #[error(
+        "--out {}: the extension says {named}, but --format is {asked}; write to {} instead, or leave --format out",
+        .out.display(),
+        .instead.display()
+    )]
+    OutFormat {
+        out: PathBuf,
+        named: &'static str,
+        asked: &'static str,
+        instead: PathBuf,
+    },
+    #[error("there is no command `{0}`; `dailyissue --help` lists them")]
+    NoManPage(String),
     #[error("not overwriting existing files: {}; choose an empty folder", list(.0))]
     WouldOverwrite(Vec<PathBuf>),
     #[error("there is no ledger at {} yet: nothing to back up", .0.display())]

@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::CommandFactory;
 
 use crate::archive::ArchiveOptions;
 use crate::cli::{
@@ -23,8 +22,11 @@ use crate::cli::{
 use crate::cmd::check::{self, CheckOptions};
 use crate::cmd::plan::{self, PlanOptions};
 use crate::cmd::preview::{self, Format, PreviewOptions};
+use crate::cmd::schedule::{self, ScheduleOptions};
 use crate::cmd::send::{self, SendOptions};
-use crate::cmd::{Report, archive, bounces, init, ledger, status, subscribers, suppressions};
+use crate::cmd::{
+    Report, archive, bounces, history, init, ledger, status, subscribers, suppressions,
+};
 use crate::log::{self, Verbosity};
 use crate::problem::Failure;
 use crate::project::Project;
@@ -145,6 +147,39 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             };
             print(&status::status(&project, opts)?, json)
         }
+        Command::History { last, json } => {
+            print(&history::history(&env.project()?, last, env.now)?, json)
+        }
+        Command::Schedule {
+            cron,
+            systemd: _,
+            env_file,
+        } => {
+            let project = env.project()?;
+            let binary = std::env::current_exe()
+                .and_then(|p| p.canonicalize())
+                .map_err(|e| {
+                    anyhow::Error::from(e).context("cannot find the running dailyissue")
+                })?;
+            let opts = ScheduleOptions {
+                kind: if cron {
+                    schedule::Kind::Cron
+                } else {
+                    schedule::Kind::Systemd
+                },
+                binary,
+                env_file: std::path::absolute(env.start.join(env_file))?,
+                user: std::env::var("USER")
+                    .or_else(|_| std::env::var("LOGNAME"))
+                    .ok()
+                    .filter(|u| {
+                        !u.is_empty()
+                            && u.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    }),
+            };
+            print(&schedule::schedule(&project, &opts)?, false)
+        }
         Command::Unsubscribe { target } => {
             print(&suppressions::unsubscribe(&env.project()?, &target)?, false)
         }
@@ -178,27 +213,60 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "dailyissue", &mut out);
+            clap_complete::generate(shell, &mut crate::cli::command(), "dailyissue", &mut out);
             Ok(0)
         }
-        Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
-            Ok(0)
-        }
+        Command::Man { command, out } => man(&env, &command, out),
     }
+}
+
+/// `man`: the main page, one command's, or every page into a folder.
+fn man(env: &Env, command: &[String], out: Option<PathBuf>) -> Result<u8, Failure> {
+    let pages = crate::cli::man_pages()?;
+    if let Some(dir) = out {
+        let dir = env.start.join(dir);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            anyhow::Error::from(e).context(format!("cannot create {}", dir.display()))
+        })?;
+        for (name, page) in &pages {
+            crate::atomic::write(&dir.join(name), page)?;
+        }
+        println!(
+            "wrote {} to {}",
+            crate::cmd::count(pages.len() as u64, "man page", "man pages"),
+            dir.display()
+        );
+        return Ok(0);
+    }
+    let mut name = String::from("dailyissue");
+    for word in command {
+        name.push('-');
+        name.push_str(word);
+    }
+    name.push_str(".1");
+    let Some((_, page)) = pages.iter().find(|(n, _)| *n == name) else {
+        return Err(Failure::Usage(crate::problem::Usage::NoManPage(
+            command.join(" "),
+        )));
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(page)?;
+    stdout.flush()?;
+    Ok(0)
 }
 
 fn run_preview(env: &Env, args: PreviewArgs) -> Result<u8, Failure> {
     let project = env.project()?;
     let opts = PreviewOptions {
-        date: env.day(&project, args.date),
+        date: args.date,
+        today: project.today(env.now),
         now: env.now,
         reader: args.reader,
-        format: match args.format {
+        format: args.format.map(|f| match f {
             PreviewFormat::Html => Format::Html,
             PreviewFormat::Text => Format::Text,
             PreviewFormat::Eml => Format::Eml,
-        },
+        }),
         out: args.out,
         open: args.open,
     };
@@ -341,8 +409,12 @@ fn print(report: &impl Report, json: bool) -> Result<u8, Failure> {
 fn fail(failure: &Failure, json: bool) -> u8 {
     let code = failure.exit_code();
     match failure {
+        // Bad input is a list of `path:line: message` lines editors jump
+        // to, then the count; everything else is one line, labelled as
+        // clap labels its own.
+        Failure::Input(_) => eprintln!("{failure}"),
         Failure::Other(e) => eprintln!("error: {e:#}"),
-        other => eprintln!("{other}"),
+        other => eprintln!("error: {other}"),
     }
     if json {
         let (kind, error, problems) = match failure {

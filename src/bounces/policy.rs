@@ -148,10 +148,14 @@ pub fn guard(last: Option<&IssueFeedback>) -> Guard {
     }
     if rates.complaint_rate > STOP_COMPLAINTS {
         g.refusal = Some(format!(
-            "the issue of {} drew complaints from {} of {} readers ({}), over the {} past which Gmail and Yahoo block a sender; find the cause before sending again (`dailyissue bounces list`), then pass --force to send anyway",
+            "the issue of {} drew complaints from {} of {} ({}), over the {} past which Gmail and Yahoo block a sender; find the cause before sending again (`dailyissue bounces list`), then pass --force to send anyway",
             last.date,
             last.complaints,
-            last.sent,
+            if last.sent == 1 {
+                "1 reader".to_string()
+            } else {
+                format!("{} readers", last.sent)
+            },
             pct(rates.complaint_rate),
             pct(STOP_COMPLAINTS)
         ));

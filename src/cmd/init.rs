@@ -1,5 +1,8 @@
-//! `init`: scaffold a small, complete newsletter project that `check` accepts.
-//! Never overwrites: if any file it would write exists, it writes nothing.
+//! `init`: scaffold a complete newsletter project that `check` accepts: its
+//! own settings and list (`src/scaffold/`), and the repository's sample
+//! pool and templates, so a new project plans weeks without a repeat and
+//! looks like the sample. Never overwrites: if any file it would write
+//! exists, it writes nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -19,44 +22,86 @@ const FILES: &[(&str, &str)] = &[
         "subscribers.example.csv",
         include_str!("../scaffold/subscribers.example.csv"),
     ),
-    (
-        "content/terms/prompt.md",
-        include_str!("../scaffold/terms/prompt.md"),
-    ),
-    (
-        "content/terms/token.md",
-        include_str!("../scaffold/terms/token.md"),
-    ),
-    (
-        "content/terms/hallucination.md",
-        include_str!("../scaffold/terms/hallucination.md"),
-    ),
-    (
-        "content/tools/chatgpt.md",
-        include_str!("../scaffold/tools/chatgpt.md"),
-    ),
-    (
-        "content/tools/notebooklm.md",
-        include_str!("../scaffold/tools/notebooklm.md"),
-    ),
-    (
-        "content/tools/ollama.md",
-        include_str!("../scaffold/tools/ollama.md"),
-    ),
-    (
-        "content/tips/ask-for-sources.md",
-        include_str!("../scaffold/tips/ask-for-sources.md"),
-    ),
-    (
-        "content/tips/give-an-example.md",
-        include_str!("../scaffold/tips/give-an-example.md"),
-    ),
-    (
-        "content/tips/keep-secrets-out.md",
-        include_str!("../scaffold/tips/keep-secrets-out.md"),
-    ),
     (".gitignore", "/.dailyissue/\n/outbox/\n/public/\n"),
     ("issues/.gitkeep", ""),
+];
+
+/// One item of the repository's own pool (`content/`), written for this
+/// newsletter: enough per section to plan more than two weeks without a
+/// repeat.
+macro_rules! sample {
+    ($path:literal) => {
+        (
+            concat!("content/", $path),
+            include_str!(concat!("../../content/", $path)),
+        )
+    };
+}
+
+/// The sample pool: the repository's `content/`, every file (a term, tool
+/// or tip relates to others across the pool, so it ships whole).
+const SAMPLE_CONTENT: &[(&str, &str)] = &[
+    sample!("terms/ai-agent.md"),
+    sample!("terms/benchmark.md"),
+    sample!("terms/chain-of-thought.md"),
+    sample!("terms/closed-weights.md"),
+    sample!("terms/context-window.md"),
+    sample!("terms/diffusion-model.md"),
+    sample!("terms/embedding.md"),
+    sample!("terms/fine-tuning.md"),
+    sample!("terms/hallucination.md"),
+    sample!("terms/inference.md"),
+    sample!("terms/large-language-model.md"),
+    sample!("terms/machine-learning.md"),
+    sample!("terms/mixture-of-experts.md"),
+    sample!("terms/multimodal.md"),
+    sample!("terms/neural-network.md"),
+    sample!("terms/open-weights.md"),
+    sample!("terms/overfitting.md"),
+    sample!("terms/parameters.md"),
+    sample!("terms/prompt-injection.md"),
+    sample!("terms/prompt.md"),
+    sample!("terms/reasoning-model.md"),
+    sample!("terms/retrieval-augmented-generation.md"),
+    sample!("terms/system-prompt.md"),
+    sample!("terms/temperature.md"),
+    sample!("terms/token.md"),
+    sample!("terms/training-data.md"),
+    sample!("terms/transformer.md"),
+    sample!("terms/turing-test.md"),
+    sample!("terms/vector-database.md"),
+    sample!("tools/chatgpt.md"),
+    sample!("tools/claude.md"),
+    sample!("tools/cursor.md"),
+    sample!("tools/deepl.md"),
+    sample!("tools/elevenlabs.md"),
+    sample!("tools/gemini.md"),
+    sample!("tools/github-copilot.md"),
+    sample!("tools/google-colab.md"),
+    sample!("tools/hugging-face.md"),
+    sample!("tools/lm-studio.md"),
+    sample!("tools/microsoft-copilot.md"),
+    sample!("tools/midjourney.md"),
+    sample!("tools/notebooklm.md"),
+    sample!("tools/ollama.md"),
+    sample!("tools/perplexity.md"),
+    sample!("tools/whisper.md"),
+    sample!("tips/ask-for-a-critique-of-your-draft.md"),
+    sample!("tips/ask-for-sources-and-check-them.md"),
+    sample!("tips/break-big-tasks-into-steps.md"),
+    sample!("tips/check-your-memory-and-chat-history-settings.md"),
+    sample!("tips/compare-two-tools-on-the-same-task.md"),
+    sample!("tips/give-the-model-a-role-and-an-audience.md"),
+    sample!("tips/iterate-on-the-answer.md"),
+    sample!("tips/let-it-ask-you-questions-first.md"),
+    sample!("tips/never-paste-secrets-or-personal-data.md"),
+    sample!("tips/paste-the-context-instead-of-assuming.md"),
+    sample!("tips/run-a-model-locally-for-privacy.md"),
+    sample!("tips/save-good-prompts-as-templates.md"),
+    sample!("tips/set-the-length-and-format.md"),
+    sample!("tips/show-examples-few-shot.md"),
+    sample!("tips/use-custom-instructions.md"),
+    sample!("tips/verify-numbers-with-a-calculator.md"),
 ];
 
 /// The sample's own templates (the repository's `templates/`), written
@@ -140,8 +185,8 @@ impl crate::cmd::Report for Created {
     fn text(&self) -> String {
         let dir = self.dir.display();
         format!(
-            "created {} files in {dir}\nnext: cd {dir} && dailyissue check && dailyissue plan\n",
-            self.files.len()
+            "created {} in {dir}\nnext: cd {dir} && dailyissue check && dailyissue plan\n",
+            crate::cmd::count(self.files.len() as u64, "file", "files")
         )
     }
 }
@@ -150,6 +195,7 @@ impl crate::cmd::Report for Created {
 pub fn init(dir: &Path) -> Result<Created, Failure> {
     let mut files: Vec<(PathBuf, &str)> = FILES
         .iter()
+        .chain(SAMPLE_CONTENT)
         .map(|(p, text)| (PathBuf::from(p), *text))
         .collect();
     // Every built-in template, so the project shows what it can change,
@@ -189,21 +235,38 @@ pub fn init(dir: &Path) -> Result<Created, Failure> {
 mod tests {
     use super::*;
 
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("read folder") {
+            let entry = entry.expect("entry");
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.file_type().expect("type").is_dir() {
+                walk(&entry.path(), &format!("{name}/"), out);
+            } else {
+                out.push(name);
+            }
+        }
+    }
+
+    /// `init` writes the sample's pool: all of it, so an item added to the
+    /// repository's `content/` must be listed here too.
+    #[test]
+    fn every_sample_item_is_written() {
+        let mut found = Vec::new();
+        walk(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("content"),
+            "content/",
+            &mut found,
+        );
+        found.sort();
+        let mut listed: Vec<String> = SAMPLE_CONTENT.iter().map(|(n, _)| n.to_string()).collect();
+        listed.sort();
+        assert_eq!(found, listed);
+    }
+
     /// `init` writes the sample's templates: all of them, so a file added to
     /// the repository's `templates/` must be listed here too.
     #[test]
     fn every_sample_template_is_written() {
-        fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-            for entry in std::fs::read_dir(dir).expect("read templates/") {
-                let entry = entry.expect("entry");
-                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-                if entry.file_type().expect("type").is_dir() {
-                    walk(&entry.path(), &format!("{name}/"), out);
-                } else {
-                    out.push(name);
-                }
-            }
-        }
         let mut found = Vec::new();
         walk(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join(templates::DIR),

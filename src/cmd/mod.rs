@@ -8,11 +8,13 @@
 pub(crate) mod archive;
 pub(crate) mod bounces;
 pub(crate) mod check;
+pub(crate) mod history;
 pub(crate) mod init;
 pub(crate) mod ledger;
 pub(crate) mod mornings;
 pub(crate) mod plan;
 pub(crate) mod preview;
+pub(crate) mod schedule;
 pub(crate) mod send;
 pub(crate) mod status;
 pub(crate) mod subscribers;
@@ -46,6 +48,12 @@ pub trait Report: serde::Serialize {
 /// `s` after a count that is not 1.
 pub(crate) fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// `1 record`, `2 records`, `0 records`: a count with its noun (or any
+/// words) in the singular or the plural, as the count asks.
+pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Where the unsubscribe secret may fall back to the development one.
@@ -175,7 +183,7 @@ pub fn day_from(project: &Project, mut loaded: Loaded, opts: DayOptions) -> Resu
         .iter()
         .map(|(section, slug, last)| {
             format!(
-                "section `{section}` has used every eligible item; {} repeats `{slug}` (last sent {last})",
+                "section `{section}` has used every eligible item; {} repeats `{slug}` (last picked {last})",
                 opts.date
             )
         })

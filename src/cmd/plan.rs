@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 
 use crate::atomic;
-use crate::cmd::plural;
+use crate::cmd::count;
 use crate::plan::{PlannedDay, ensure};
 use crate::problem::Failure;
 use crate::project::Project;
@@ -65,6 +65,10 @@ pub struct Day {
 pub struct Repeat {
     pub section: String,
     pub slug: String,
+    /// The day the item was last picked (its record; not necessarily sent).
+    pub last_picked: NaiveDate,
+    /// The same day under its first, misleading name, kept because JSON
+    /// fields keep their names (docs/json.md).
     pub last_sent: NaiveDate,
 }
 
@@ -79,10 +83,11 @@ impl From<PlannedDay> for Day {
             repeats: d
                 .repeats
                 .into_iter()
-                .map(|(section, slug, last_sent)| Repeat {
+                .map(|(section, slug, last_picked)| Repeat {
                     section,
                     slug,
-                    last_sent,
+                    last_picked,
+                    last_sent: last_picked,
                 })
                 .collect(),
         }
@@ -93,9 +98,8 @@ impl crate::cmd::Report for Plan {
     fn text(&self) -> String {
         let mut out = table(&self.days, &self.sections);
         out.push_str(&format!(
-            "{} new record{} in issues/, {} kept\n",
-            self.new,
-            plural(self.new as u64),
+            "{} in issues/, {} kept\n",
+            count(self.new as u64, "new record", "new records"),
             self.kept
         ));
         out
@@ -148,11 +152,11 @@ fn warn_repeats(days: &[Day]) {
         for r in &d.repeats {
             if warned.insert(&r.section) {
                 tracing::warn!(
-                    "section `{}` ran out of unused items on {}: it repeats `{}` (last sent {}) and repeats from then on; add items to keep issues fresh",
+                    "section `{}` ran out of unused items on {}: it repeats `{}` (last picked {}) and repeats from then on; add items to keep issues fresh",
                     r.section,
                     d.date,
                     r.slug,
-                    r.last_sent
+                    r.last_picked
                 );
             }
         }
@@ -165,7 +169,7 @@ fn table(days: &[Day], sections: &[String]) -> String {
         let mut head = vec!["DATE".to_string(), "NO.".to_string()];
         head.extend(sections.iter().map(|s| s.to_uppercase()));
         head.push("SUBJECT".into());
-        head.push(String::new());
+        head.push("RECORD".into());
         head
     }];
     for d in days {

@@ -1,6 +1,7 @@
 //! `preview`: exactly what `send` would send to one reader, without sending
 //! and without touching the ledger. It writes the issue record when the day
-//! has none, as `plan` would.
+//! has none, as `plan` would. Without `--date` it shows the next issue:
+//! today's until it has gone out, then tomorrow's.
 
 use std::path::{Path, PathBuf};
 
@@ -29,15 +30,75 @@ impl Format {
             Format::Eml => "eml",
         }
     }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Html => "html",
+            Format::Text => "text",
+            Format::Eml => "eml",
+        }
+    }
+
+    /// The format a file's extension names, if it names one.
+    fn of_extension(ext: &str) -> Option<Format> {
+        match ext.to_ascii_lowercase().as_str() {
+            "html" | "htm" => Some(Format::Html),
+            "txt" | "text" => Some(Format::Text),
+            "eml" => Some(Format::Eml),
+            _ => None,
+        }
+    }
+}
+
+/// Where `--out` writes: a folder (all three formats) or one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Out {
+    Folder(PathBuf),
+    File(PathBuf, Format),
+}
+
+impl Out {
+    /// A folder that exists, a path that ends in `/`, or one without an
+    /// extension is a folder; anything else a file, in `--format` or else
+    /// the format its extension names (html when it names none). A file
+    /// whose extension names another format than `--format` is refused:
+    /// `x.html` holding plain text would mislead whoever opens it.
+    fn of(path: &Path, format: Option<Format>) -> Result<Out, Failure> {
+        let text = path.to_string_lossy();
+        let ext = path.extension().map(|e| e.to_string_lossy().into_owned());
+        if path.is_dir() || text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) {
+            return Ok(Out::Folder(path.to_path_buf()));
+        }
+        let Some(ext) = ext else {
+            return Ok(Out::Folder(path.to_path_buf()));
+        };
+        let named = Format::of_extension(&ext);
+        match (format, named) {
+            (Some(asked), Some(named)) if asked != named => {
+                Err(Failure::Usage(crate::problem::Usage::OutFormat {
+                    out: path.to_path_buf(),
+                    named: named.name(),
+                    asked: asked.name(),
+                    instead: path.with_extension(asked.extension()),
+                }))
+            }
+            (Some(asked), _) => Ok(Out::File(path.to_path_buf(), asked)),
+            (None, named) => Ok(Out::File(path.to_path_buf(), named.unwrap_or(Format::Html))),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct PreviewOptions {
-    pub date: NaiveDate,
+    /// `--date`; without it, the next issue (see [`next_issue`]).
+    pub date: Option<NaiveDate>,
+    /// Today in the newsletter's time zone.
+    pub today: NaiveDate,
     pub now: DateTime<Utc>,
     /// Render as this address (a listed reader, or any address).
     pub reader: Option<String>,
-    pub format: Format,
+    /// `--format`; without it, what `--out`'s extension names, else HTML.
+    pub format: Option<Format>,
     /// A file for `format`, or a folder for all three formats.
     pub out: Option<PathBuf>,
     pub open: bool,
@@ -70,11 +131,49 @@ impl crate::cmd::Report for Preview {
     }
 }
 
+/// The issue a preview without `--date` shows: today's until it has gone
+/// out (the ledger has a delivery of it), then tomorrow's. Says which, and
+/// why, as a note.
+pub fn next_issue(project: &Project, today: NaiveDate) -> Result<NaiveDate, Failure> {
+    let gone = match crate::ledger::read(project)? {
+        Some(ledger) => ledger
+            .counts(today)?
+            .get(&crate::ledger::DeliveryStatus::Sent)
+            .is_some_and(|n| *n > 0),
+        None => false,
+    };
+    let date = match today.succ_opt() {
+        Some(tomorrow) if gone => {
+            tracing::info!(
+                "the next issue is tomorrow's, {tomorrow}: today's has gone out (pass --date to choose another)"
+            );
+            tomorrow
+        }
+        _ => {
+            tracing::info!(
+                "the next issue is today's, {today}: it has not gone out yet (pass --date to choose another)"
+            );
+            today
+        }
+    };
+    Ok(date)
+}
+
 pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Failure> {
+    // Where it goes is settled before anything is rendered or written.
+    let out = opts
+        .out
+        .as_deref()
+        .map(|o| Out::of(o, opts.format))
+        .transpose()?;
+    let date = match opts.date {
+        Some(d) => d,
+        None => next_issue(project, opts.today)?,
+    };
     let day = open_day(
         project,
         DayOptions {
-            date: opts.date,
+            date,
             now: opts.now,
             secrets: SecretUse::Local,
             write_record: true,
@@ -89,7 +188,7 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
         // Not on the CSV: a confirmed signup brings its name and zone.
         signup_details(project, &mut reader)?;
     }
-    let send_time = crate::cmd::mornings::reader_morning(&project.settings, &reader, opts.date);
+    let send_time = crate::cmd::mornings::reader_morning(&project.settings, &reader, date);
     if opts.out.is_none() {
         // The message is the output: the send time goes to the log.
         tracing::info!("{} gets it at {send_time}", reader.email);
@@ -99,9 +198,9 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
         reader: &reader,
     };
     let mut written = Vec::new();
-    let stdout = copy.output(opts, &mut written)?;
+    let stdout = copy.output(out.as_ref(), opts, date, &mut written)?;
     if opts.open {
-        copy.show(opts, &mut written)?;
+        copy.show(date, &mut written)?;
     }
     Ok(Preview {
         stdout,
@@ -180,38 +279,39 @@ impl ReaderCopy<'_> {
     /// stdout, unless the copy is only to be opened in a browser.
     fn output(
         &self,
+        out: Option<&Out>,
         opts: &PreviewOptions,
+        date: NaiveDate,
         written: &mut Vec<PathBuf>,
     ) -> Result<Option<Vec<u8>>, Failure> {
-        match &opts.out {
-            Some(out) if out.is_dir() || out.to_string_lossy().ends_with('/') => {
+        match out {
+            Some(Out::Folder(dir)) => {
                 for format in [Format::Html, Format::Text, Format::Eml] {
-                    let path = out.join(format!("{}.{}", opts.date, format.extension()));
+                    let path = dir.join(format!("{date}.{}", format.extension()));
                     atomic::write(&path, &self.render(format)?)?;
                     written.push(path);
                 }
             }
-            Some(out) => {
-                atomic::write(out, &self.render(opts.format)?)?;
-                written.push(out.clone());
+            Some(Out::File(file, format)) => {
+                atomic::write(file, &self.render(*format)?)?;
+                written.push(file.clone());
             }
             None if opts.open => {}
-            None => return Ok(Some(self.render(opts.format)?)),
+            None => return Ok(Some(self.render(opts.format.unwrap_or(Format::Html))?)),
         }
         Ok(None)
     }
 
     /// Opens the HTML in a browser: the file just written, or else one
     /// written to the temporary folder (and added to `written`).
-    fn show(&self, opts: &PreviewOptions, written: &mut Vec<PathBuf>) -> Result<(), Failure> {
+    fn show(&self, date: NaiveDate, written: &mut Vec<PathBuf>) -> Result<(), Failure> {
         let html = match written
             .iter()
             .find(|p| p.extension().is_some_and(|e| e == "html"))
         {
             Some(p) => p.clone(),
             None => {
-                let path =
-                    std::env::temp_dir().join(format!("dailyissue-preview-{}.html", opts.date));
+                let path = std::env::temp_dir().join(format!("dailyissue-preview-{date}.html"));
                 atomic::write(&path, &self.render(Format::Html)?)?;
                 written.push(path.clone());
                 path
@@ -254,6 +354,39 @@ fn no_browser(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_is_a_folder_unless_it_names_a_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let existing = tmp.path().join("existing.d");
+        std::fs::create_dir(&existing).expect("mkdir");
+        let folder = |p: &Path| Out::of(p, None).ok() == Some(Out::Folder(p.to_path_buf()));
+        assert!(folder(Path::new("previews/")));
+        assert!(folder(Path::new("previews")), "no extension");
+        assert!(folder(&existing), "a folder that exists, dot or not");
+        let file = |p: &str, f: Option<Format>| Out::of(Path::new(p), f).ok();
+        assert_eq!(
+            file("x.html", None),
+            Some(Out::File("x.html".into(), Format::Html))
+        );
+        assert_eq!(
+            file("x.txt", None),
+            Some(Out::File("x.txt".into(), Format::Text)),
+            "the extension names the format"
+        );
+        assert_eq!(
+            file("x.eml", Some(Format::Eml)),
+            Some(Out::File("x.eml".into(), Format::Eml))
+        );
+        assert_eq!(
+            file("x.out", Some(Format::Text)),
+            Some(Out::File("x.out".into(), Format::Text))
+        );
+        assert!(matches!(
+            Out::of(Path::new("x.html"), Some(Format::Text)),
+            Err(Failure::Usage(_))
+        ));
+    }
 
     #[test]
     fn a_browser_needs_a_session_or_browser_set() {

@@ -41,7 +41,8 @@
 //! - `suppressions`, `issues` (frozen records), `backup`;
 //! - `signups` (the form's double opt-in, the operator's additions, the
 //!   abuse limits), `feedback` (readers' votes, only ever read as counts),
-//!   and `growth` (what `status` counts the list's growth from).
+//!   and `growth` (what `status` counts the list's growth from);
+//! - `history`: each issue's deliveries summed up.
 
 mod backup;
 mod days;
@@ -49,6 +50,7 @@ mod deliveries;
 mod events;
 mod feedback;
 mod growth;
+mod history;
 mod issues;
 mod open;
 mod schema;

@@ -34,6 +34,16 @@ type HmacSha256 = Hmac<Sha256>;
 /// (preview, dry runs, the file transport). Tokens made with it say so.
 pub const DEVELOPMENT_SECRET: &str = "dailyissue-development-secret-do-not-use-for-real-mail";
 
+/// The note every command logs when the development secret stands in for
+/// the one named `var` (preview, `send` to files or a dry run,
+/// `unsubscribe TOKEN`, a `serve` on a loopback address): one wording, so
+/// the development flow reads the same everywhere.
+pub fn development_note(var: &str) -> String {
+    format!(
+        "{var} is not set: unsubscribe links use the development secret and will not verify in production"
+    )
+}
+
 /// What a token is for: bound into it, so one kind never passes for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

@@ -30,10 +30,7 @@ impl Edition {
     /// telling whoever previews or sends; `check` has its own view of it.
     pub fn secret_warning(&self) -> Option<String> {
         self.email.development_secret().then(|| {
-            format!(
-                "{} is not set: unsubscribe links use the development secret and will not verify in production",
-                self.email.settings().unsubscribe.secret_env
-            )
+            crate::mail::token::development_note(&self.email.settings().unsubscribe.secret_env)
         })
     }
 }

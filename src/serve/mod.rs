@@ -7,6 +7,10 @@
 //! - an invalid or tampered token answers 400 with a neutral page and
 //!   writes nothing;
 //! - `GET /healthz`: 200;
+//! - without the secret set, links signed with the development secret
+//!   (previews, `.eml` files) are accepted on a loopback address of a
+//!   project without `[smtp]`, with the note `send` gives; otherwise
+//!   unsubscribe links answer 503;
 //! - `POST /hooks/ses`, `/hooks/postmark`, `/hooks/mailgun`,
 //!   `/hooks/sendgrid`: the providers' bounce and complaint webhooks,
 //!   verified and recorded (`hooks`; SNS certificates in `certs`);
@@ -19,8 +23,10 @@
 //!   methods, ranges, `If-Modified-Since`), never a dotfile or anything
 //!   under a dot-folder (checked here, after percent-decoding, since
 //!   `ServeDir` serves them); text types are labelled UTF-8; a missing
-//!   file gets a small page. A folder that holds the project's settings,
-//!   list, ledger, outbox or DKIM key is refused at start.
+//!   file gets a small page, and before `archive` has built anything every
+//!   page says so (as a warning at start does). A folder that holds the
+//!   project's settings, list, ledger, outbox or DKIM key is refused at
+//!   start.
 //!
 //! Writes go to the same ledger as `send`, through one connection that
 //! waits on SQLite's lock (busy timeout) rather than failing, so an
@@ -64,8 +70,9 @@ pub struct ServeOptions {
 }
 
 struct AppState {
-    /// `None` when the secret is not set: unsubscribe links are then
-    /// answered with 503 and only the archive is served.
+    /// `None` when the secret is not set and the address is not a
+    /// loopback one: unsubscribe links are then answered with 503 and only
+    /// the archive is served.
     secrets: Option<Secrets>,
     list_id: String,
     name: String,
@@ -84,13 +91,7 @@ struct AppState {
 /// Runs until interrupted (Ctrl-C / SIGTERM).
 pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
     let settings = &project.settings;
-    let secrets = Secrets::from_env(settings);
-    if secrets.is_none() {
-        tracing::warn!(
-            "{} is not set, so unsubscribe links cannot be checked: they answer 503 until it is (the archive is served)",
-            settings.unsubscribe.secret_env
-        );
-    }
+    let secrets = secrets(settings, opts.listen);
     let archive = opts
         .root
         .clone()
@@ -126,17 +127,15 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
-            .map_err(|source| {
-                Failure::Temporary(crate::problem::Temporary::Listen {
-                    addr: opts.listen,
-                    source,
-                })
-            })?;
+            .map_err(|source| listen_failed(opts.listen, source))?;
         let addr = listener.local_addr().map_err(anyhow::Error::from)?;
         tracing::info!(
             "serving unsubscribe links and {} on http://{addr}",
             state.archive.display()
         );
+        if !built(&state.archive) {
+            tracing::warn!("{}", no_archive_yet(&state.archive));
+        }
         axum::serve(
             listener,
             app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -147,6 +146,55 @@ pub fn serve(project: &Project, opts: &ServeOptions) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::Other(e.into()))
     })
+}
+
+/// The secrets links are checked (and signup letters signed) with.
+/// Without the secret set, the development secret that signed the links of
+/// previews and `.eml` files stands in, as `unsubscribe TOKEN` accepts
+/// them, with the same note; but only where nothing leaves the machine, as
+/// for `send`: on a loopback address (anyone who can reach the server
+/// could forge such links) and without `[smtp]` (signup letters would go
+/// out as real mail carrying them). Otherwise links answer 503.
+fn secrets(settings: &crate::project::settings::Settings, listen: SocketAddr) -> Option<Secrets> {
+    let var = &settings.unsubscribe.secret_env;
+    match Secrets::from_env(settings) {
+        Some(s) => Some(s),
+        None if listen.ip().is_loopback() && settings.smtp.is_none() => {
+            tracing::info!("{}", token::development_note(var));
+            Some(Secrets::development())
+        }
+        None => {
+            tracing::warn!(
+                "{var} is not set, so unsubscribe links cannot be checked: they answer 503 until it is (the archive is served; the development secret stands in only on a loopback address and without [smtp])"
+            );
+            None
+        }
+    }
+}
+
+/// Whether `archive` holds a built archive (its front page).
+fn built(archive: &std::path::Path) -> bool {
+    archive.join("index.html").is_file()
+}
+
+fn no_archive_yet(archive: &std::path::Path) -> String {
+    format!(
+        "no archive built yet in {}: run `dailyissue archive` (unsubscribe links are answered meanwhile)",
+        archive.display()
+    )
+}
+
+/// A port another program holds may be free later (75); anything else
+/// (no such local address, a port below 1024 without the right) is for
+/// the operator to fix (1). Neither is bad input.
+fn listen_failed(addr: SocketAddr, source: std::io::Error) -> Failure {
+    if source.kind() == ErrorKind::AddrInUse {
+        Failure::Temporary(crate::problem::Temporary::Listen { addr, source })
+    } else {
+        Failure::Other(anyhow::Error::new(source).context(format!(
+            "cannot listen on {addr}; pick an address of this machine with --listen"
+        )))
+    }
 }
 
 fn app(state: Arc<AppState>) -> Router {
@@ -384,6 +432,13 @@ async fn unsubscribe(
 async fn static_file(State(state): State<Arc<AppState>>, req: Request) -> Response {
     if hidden(req.uri().path()) {
         return not_found();
+    }
+    if !built(&state.archive) {
+        return page(
+            StatusCode::NOT_FOUND,
+            "No archive built yet",
+            "<p>No archive built yet: run <code>dailyissue archive</code>, then reload this page.</p>",
+        );
     }
     match state.files.clone().try_call(req).await {
         Ok(res) if res.status() == StatusCode::NOT_FOUND => not_found(),

@@ -533,7 +533,7 @@ fn unsubscribe_and_suppressions_commands() {
         ],
     )
     .success();
-    assert_eq!(removed.stdout.trim(), "1 removed, 1 were not suppressed");
+    assert_eq!(removed.stdout.trim(), "1 removed, 1 was not suppressed");
     let status = run(&dir, &["status", "--date", DATE, "--json"]).success();
     assert!(
         status.stdout.contains("\"suppressed\":3"),

@@ -66,3 +66,37 @@ fn completions_and_man_page() {
     let help = run(tmp.path(), &["plan", "--help"]).success();
     assert!(help.stdout.contains("--days"));
 }
+
+/// The sample `init` writes plans two weeks without repeating an item of
+/// any section (it ships the repository's own pool).
+#[test]
+fn a_fresh_init_plans_two_weeks_without_a_repeat() {
+    let (_tmp, dir) = init_project();
+    for section in ["terms", "tools", "tips"] {
+        let items = std::fs::read_dir(dir.join("content").join(section))
+            .expect("section folder")
+            .count();
+        assert!(items >= 14, "{section}: {items}");
+    }
+    let out = run(
+        &dir,
+        &["plan", "--date", "2027-03-01", "--days", "14", "--json"],
+    )
+    .success();
+    assert!(out.stderr.is_empty(), "no repeat warning: {}", out.stderr);
+    let doc = json(&out);
+    let days = doc["days"].as_array().expect("days");
+    assert_eq!(days.len(), 14);
+    for section in ["term", "tool", "tip"] {
+        let picks: std::collections::BTreeSet<&str> = days
+            .iter()
+            .map(|d| d["picks"][section].as_str().expect("pick"))
+            .collect();
+        assert_eq!(picks.len(), 14, "{section} repeats: {picks:?}");
+    }
+    assert!(
+        days.iter()
+            .all(|d| d["repeats"].as_array().is_some_and(Vec::is_empty))
+    );
+    run(&dir, &["check", "--date", "2027-03-14"]).success();
+}

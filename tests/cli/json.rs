@@ -137,10 +137,11 @@ fn plan_lists_each_day_with_its_picks_and_whether_it_is_new() {
 #[test]
 fn plan_warnings_are_in_the_document_even_when_quiet() {
     let (_tmp, dir) = init_project();
-    // Three items per section: the fourth day repeats.
+    // 16 tools and tips: the 17th day repeats them; 27 terms eligible
+    // (one draft, one pinned to June): the 28th repeats one.
     let out = run(
         &dir,
-        &["-q", "plan", "--date", DATE, "--days", "4", "--json"],
+        &["-q", "plan", "--date", DATE, "--days", "28", "--json"],
     )
     .success();
     assert!(out.stderr.is_empty(), "{}", out.stderr);
@@ -150,10 +151,17 @@ fn plan_warnings_are_in_the_document_even_when_quiet() {
     assert!(
         warnings[0]
             .as_str()
-            .is_some_and(|w| w.contains("ran out of unused items on 2027-03-04")),
+            .is_some_and(|w| w.contains("ran out of unused items on 2027-03-17")),
         "{doc}"
     );
-    assert_eq!(doc["days"][3]["repeats"].as_array().map(Vec::len), Some(3));
+    assert!(
+        warnings[2]
+            .as_str()
+            .is_some_and(|w| w.contains("section `term` ran out of unused items on 2027-03-28")),
+        "{doc}"
+    );
+    assert_eq!(doc["days"][16]["repeats"].as_array().map(Vec::len), Some(2));
+    assert_eq!(doc["days"][27]["repeats"][0]["section"], "term", "{doc}");
 }
 
 #[test]

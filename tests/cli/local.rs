@@ -256,6 +256,25 @@ fn every_reader_gets_the_issue_of_their_local_date_on_their_own_morning() {
         status.stdout
     );
 
+    // history: the issues that went out, with who waits and who was late.
+    let history = run_env(
+        &dir,
+        &["history", "--json"],
+        &[("DAILYISSUE_NOW", "2027-03-02T01:00:00Z")],
+    )
+    .success();
+    let rows = json(&history)["issues"].as_array().expect("issues").clone();
+    let row = |date: &str| {
+        rows.iter()
+            .find(|r| r["date"] == date)
+            .unwrap_or_else(|| panic!("{date} in {rows:?}"))
+            .clone()
+    };
+    assert_eq!(row("2027-03-02")["sent"], 4);
+    assert_eq!(row("2027-03-02")["waiting"], 4);
+    assert_eq!(row("2027-03-01")["sent"], 8);
+    assert_eq!(row("2027-03-01")["late_skipped"], 0);
+
     // preview --as: the reader's own send time.
     let preview = run_env(
         &dir,
@@ -542,4 +561,28 @@ fn daily_cap_counts_across_the_issues_of_one_run() {
     let run = send_at(&dir, at("2027-03-01T16:15:00Z")).code(75);
     assert_eq!(json(&run)["left_by_cap"], 1);
     assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn schedule_prints_a_run_every_15_minutes_for_local_mornings() {
+    let server = Server::start(Options::default());
+    let (_tmp, dir) = project(&server, "06:00", "2h", "");
+    let cron = run(&dir, &["schedule", "--cron", "--env-file", "secrets.env"])
+        .success()
+        .stdout;
+    let lines: Vec<&str> = cron.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 2, "CRON_TZ and one run:\n{cron}");
+    assert!(lines[1].starts_with("*/15 * * * *  cd "), "{cron}");
+    assert!(lines[1].contains(" send >> send.log 2>&1"), "{cron}");
+    let units = run(
+        &dir,
+        &["schedule", "--systemd", "--env-file", "secrets.env"],
+    )
+    .success()
+    .stdout;
+    assert!(
+        units.contains("OnCalendar=*-*-* *:00/15:00 Europe/London"),
+        "{units}"
+    );
+    assert_eq!(units.matches("OnCalendar=").count(), 1, "{units}");
 }

@@ -27,14 +27,14 @@ fn timestamped(stderr: &str) {
 
 #[test]
 fn warnings_are_timestamped_lines_off_a_terminal() {
-    // `init`'s sample has three items per section: day four repeats.
+    // `init`'s sample: tools and tips repeat on day 17, terms on day 28.
     let (_tmp, dir) = init_project();
-    let out = run(&dir, &["plan", "--date", DATE, "--days", "4"]).success();
+    let out = run(&dir, &["plan", "--date", DATE, "--days", "28"]).success();
     assert_eq!(out.stderr.lines().count(), 3, "{}", out.stderr);
     timestamped(&out.stderr);
     assert!(
         out.stderr
-            .contains(" warning: section `term` ran out of unused items on 2027-03-04"),
+            .contains(" warning: section `term` ran out of unused items on 2027-03-28"),
         "{}",
         out.stderr
     );
@@ -44,11 +44,11 @@ fn warnings_are_timestamped_lines_off_a_terminal() {
 
 #[test]
 fn quiet_hides_notes_and_warnings_but_not_errors() {
-    // `init`'s sample has three items per section: day four repeats.
+    // `init`'s sample: tools and tips repeat on day 17, terms on day 28.
     let (_tmp, dir) = init_project();
-    let out = run(&dir, &["-q", "plan", "--date", DATE, "--days", "4"]).success();
+    let out = run(&dir, &["-q", "plan", "--date", DATE, "--days", "28"]).success();
     assert!(out.stderr.is_empty(), "{}", out.stderr);
-    assert!(out.stdout.contains("4 new records"), "{}", out.stdout);
+    assert!(out.stdout.contains("28 new records"), "{}", out.stdout);
 
     let sent = run(&dir, &["send", "--date", DATE, "--quiet"]).success();
     assert!(sent.stderr.is_empty(), "no secret note: {}", sent.stderr);
@@ -181,7 +181,7 @@ fn the_systemd_journal_gets_no_timestamps_but_a_redirection_does() {
         let meta = file.metadata().expect("metadata");
         let status = std::process::Command::new(BIN)
             .current_dir(&dir)
-            .args(["plan", "--date", DATE, "--days", "4"])
+            .args(["plan", "--date", DATE, "--days", "17"])
             .env_remove("RUST_LOG")
             .env("JOURNAL_STREAM", journal(&meta))
             .stdout(std::process::Stdio::null())
@@ -195,11 +195,11 @@ fn the_systemd_journal_gets_no_timestamps_but_a_redirection_does() {
     // stderr is the journal: it stamps lines itself.
     let journal = run_to_file(&|m| format!("{}:{}", m.dev(), m.ino()));
     assert!(
-        journal.starts_with("warning: section `term` ran out"),
+        journal.starts_with("warning: section `tip` ran out"),
         "{journal}"
     );
     // Inside a service, but stderr redirected elsewhere: stamped.
     let redirected = run_to_file(&|m| format!("{}:{}", m.dev(), m.ino() + 1));
     timestamped(&redirected);
-    assert_eq!(redirected.lines().count(), 3, "{redirected}");
+    assert_eq!(redirected.lines().count(), 2, "{redirected}");
 }

@@ -65,10 +65,11 @@ fn bad_dates_are_usage_errors() {
 #[test]
 fn an_exhausted_section_repeats_with_a_warning_unless_forbidden() {
     let (_tmp, dir) = init_project();
-    let out = run(&dir, &["plan", "--date", "2027-03-01", "--days", "4"]).success();
+    // 16 tools: the 17th day repeats one.
+    let out = run(&dir, &["plan", "--date", "2027-03-01", "--days", "17"]).success();
     assert!(
         out.stderr
-            .contains("warning: section `term` ran out of unused items on 2027-03-04"),
+            .contains("warning: section `tool` ran out of unused items on 2027-03-17"),
         "{}",
         out.stderr
     );
@@ -79,9 +80,9 @@ fn an_exhausted_section_repeats_with_a_warning_unless_forbidden() {
         format!("repeats = false\n{settings}"),
     )
     .expect("write");
-    let refused = run(&dir, &["plan", "--date", "2027-03-01", "--days", "4"]).code(2);
+    let refused = run(&dir, &["plan", "--date", "2027-03-01", "--days", "17"]).code(2);
     assert!(
-        refused.stderr.contains("content/terms: section `term` has used every eligible item by 2027-03-04 and `repeats = false` forbids repeating one"),
+        refused.stderr.contains("content/tools: section `tool` has used every eligible item by 2027-03-17 and `repeats = false` forbids repeating one"),
         "{}",
         refused.stderr
     );

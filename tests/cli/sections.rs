@@ -68,6 +68,39 @@ fn add_promos(dir: &Path) {
     }
 }
 
+/// Removes the tool section's items, and every `related` link to them
+/// (items may not point at what is gone).
+fn remove_tools(dir: &Path) {
+    let tools: Vec<String> = std::fs::read_dir(dir.join("content/tools"))
+        .expect("tools")
+        .map(|e| {
+            let name = e.expect("entry").file_name();
+            name.to_string_lossy().trim_end_matches(".md").to_string()
+        })
+        .collect();
+    std::fs::remove_dir_all(dir.join("content/tools")).expect("rm tools");
+    for section in ["terms", "tips"] {
+        for entry in std::fs::read_dir(dir.join("content").join(section)).expect("items") {
+            let path = entry.expect("entry").path();
+            let text: String = read(path.clone())
+                .lines()
+                .map(|line| match line.strip_prefix("related = ") {
+                    Some(list) => {
+                        let kept: Vec<&str> = list
+                            .trim_matches(['[', ']'])
+                            .split(", ")
+                            .filter(|s| !tools.iter().any(|t| s.trim_matches('"') == t))
+                            .collect();
+                        format!("related = [{}]\n", kept.join(", "))
+                    }
+                    None => format!("{line}\n"),
+                })
+                .collect();
+            std::fs::write(path, text).expect("write item");
+        }
+    }
+}
+
 fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -246,17 +279,7 @@ fn a_fourth_section_is_checked_planned_previewed_sent_and_archived() {
 #[test]
 fn a_project_without_tools_checks_plans_previews_sends_and_archives() {
     let (_tmp, dir) = init_project();
-    std::fs::remove_dir_all(dir.join("content/tools")).expect("rm tools");
-    // Items may not point at what is gone.
-    for tip in ["ask-for-sources", "keep-secrets-out"] {
-        let path = dir.join(format!("content/tips/{tip}.md"));
-        let text = read(path.clone())
-            .replace(", \"chatgpt\"", "")
-            .replace("\"chatgpt\", \"ollama\"", "\"prompt\"");
-        std::fs::write(path, text).expect("write tip");
-    }
-    let path = dir.join("content/terms/prompt.md");
-    std::fs::write(&path, read(path.clone()).replace(", \"chatgpt\"", "")).expect("write term");
+    remove_tools(&dir);
     // The default subject and preheader then come from the items.
     declare(&dir, &[TERM, TIP], |s| {
         s.lines()
@@ -339,16 +362,7 @@ fn the_built_in_templates_draw_any_section_with_a_generic_card() {
             .collect()
     });
     add_promos(&dir);
-    std::fs::remove_dir_all(dir.join("content/tools")).expect("rm tools");
-    for tip in ["ask-for-sources", "keep-secrets-out"] {
-        let path = dir.join(format!("content/tips/{tip}.md"));
-        let text = read(path.clone())
-            .replace(", \"chatgpt\"", "")
-            .replace("\"chatgpt\", \"ollama\"", "\"prompt\"");
-        std::fs::write(path, text).expect("write tip");
-    }
-    let path = dir.join("content/terms/prompt.md");
-    std::fs::write(&path, read(path.clone()).replace(", \"chatgpt\"", "")).expect("write term");
+    remove_tools(&dir);
 
     run(&dir, &["check", "--date", DATE]).success();
     run(&dir, &["plan", "--date", DATE, "--days", "2"]).success();
@@ -392,10 +406,10 @@ fn index_templates_written_before_sections_were_data_still_render() {
     run(&dir, &["archive", "--all"]).success();
     assert_eq!(
         read(dir.join("public/glossary/index.html")),
-        "2 terms H:1 T:1; True\n"
+        "2 terms H:1 P:1; True\n"
     );
     assert_eq!(
         read(dir.join("public/tools/index.html")),
-        "notebooklm 1 ollama 1 True\n"
+        "hugging-face 1 notebooklm 1 True\n"
     );
 }

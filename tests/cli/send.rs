@@ -236,7 +236,7 @@ fn dry_run_touches_neither_server_nor_ledger() {
     write_list(&dir, 10);
     add_smtp(&dir, server.port(), "");
     let out = send(&dir, &["--dry-run", "--outbox", "dry"]).success();
-    assert!(out.stdout.contains("sent 10"), "{}", out.stdout);
+    assert!(out.stdout.contains("would send 10"), "{}", out.stdout);
     assert!(server.received().is_empty());
     assert!(!dir.join(".dailyissue").exists(), "no ledger");
     assert_eq!(

@@ -154,6 +154,7 @@ fn send_issue(
         },
         allowance,
     };
+    announce(&summary, &selection, opts);
     let ctx = Context {
         project,
         opts,
@@ -302,6 +303,42 @@ fn select_and_deliver(
         tracing::debug!("{from_signups} of the readers came from signups");
         Ok::<_, Failure>((tally, counts?))
     })
+}
+
+/// Says, before the first message, what the run sends and where, and what
+/// the ledger and the settings already hold back: not after the last of
+/// 20,000 messages, in the summary. The counts of the run itself are the
+/// summary's.
+fn announce(summary: &Summary, selection: &Selection<'_>, opts: &SendOptions) {
+    if opts.progress {
+        tracing::info!("{}", summary.headline());
+    }
+    if selection.test_copies.is_some() {
+        return;
+    }
+    let known = &selection.known;
+    let unanswered = known
+        .rows
+        .iter()
+        .filter(|(digest, row)| {
+            !known.suppressed.contains(digest)
+                && crate::deliver::verdict(Some(row), false, selection.retry)
+                    == crate::deliver::Verdict::UnansweredTwice
+        })
+        .count() as u64;
+    if unanswered > 0 {
+        tracing::warn!(
+            "{} got no answer twice in earlier runs and {} not resent (see `dailyissue status`; `--retry-unknown` sends one more copy)",
+            crate::cmd::count(unanswered, "reader", "readers"),
+            if unanswered == 1 { "is" } else { "are" },
+        );
+    }
+    if let Some(room) = selection.allowance.room {
+        tracing::info!(
+            "daily_cap: what was sent today leaves room for {} more now; the rest waits for the next run",
+            room
+        );
+    }
 }
 
 /// What `deliver` needs besides the edition and the ledger.

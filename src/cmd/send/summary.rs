@@ -77,8 +77,12 @@ impl crate::cmd::Report for Summary {
     /// recipients are left for a later run, 1 when the run stopped on
     /// something a rerun will not fix by itself (the outbox cannot be
     /// written).
+    /// A dry run delivers nothing and leaves nothing for later: it never
+    /// asks for a rerun.
     fn exit_code(&self) -> u8 {
-        if self.stopped_for_good {
+        if self.dry_run {
+            0
+        } else if self.stopped_for_good {
             1
         } else if self.left() > 0 {
             crate::problem::EXIT_TEMPFAIL
@@ -97,22 +101,15 @@ impl crate::cmd::Report for Summary {
                 self.issue, self.date
             );
         }
-        let mut out = format!(
-            "issue {} of {} via {}{}{}\n",
-            self.issue,
-            self.date,
-            self.transport,
-            if self.dry_run {
-                " (dry run: nothing delivered, no ledger written)"
-            } else {
-                ""
-            },
-            if self.test { " (test copies)" } else { "" },
-        );
-        out.push_str(&format!(
-            "  sent {}, deferred {}, unknown {}, failed {}, bounced {}\n",
-            self.sent, self.deferred, self.unknown, self.failed, self.bounced
-        ));
+        let mut out = format!("{}\n", self.headline());
+        if self.dry_run {
+            out.push_str(&format!("  would send {}\n", self.sent));
+        } else {
+            out.push_str(&format!(
+                "  sent {}, deferred {}, unknown {}, failed {}, bounced {}\n",
+                self.sent, self.deferred, self.unknown, self.failed, self.bounced
+            ));
+        }
         out.push_str(&format!(
             "  skipped: already sent {}, suppressed {}, invalid rows {}, failed earlier {}{}\n",
             self.already_sent,
@@ -130,9 +127,8 @@ impl crate::cmd::Report for Summary {
         }
         if self.recovered > 0 {
             out.push_str(&format!(
-                "  settled {} row{} of an interrupted earlier run\n",
-                self.recovered,
-                if self.recovered == 1 { "" } else { "s" }
+                "  settled {} of an interrupted earlier run\n",
+                crate::cmd::count(self.recovered, "row", "rows")
             ));
         }
         if let Some(why) = &self.stopped {
@@ -141,21 +137,21 @@ impl crate::cmd::Report for Summary {
                 self.not_attempted
             ));
         }
+        let left = if self.dry_run {
+            "a real run would leave for the next one"
+        } else {
+            "left for the next run"
+        };
         if self.left_by_cap > 0 {
-            out.push_str(&format!(
-                "  left for the next run by daily_cap: {}\n",
-                self.left_by_cap
-            ));
+            out.push_str(&format!("  {left} by daily_cap: {}\n", self.left_by_cap));
         }
         if self.left_by_limit > 0 {
-            out.push_str(&format!(
-                "  left for the next run by --limit: {}\n",
-                self.left_by_limit
-            ));
+            out.push_str(&format!("  {left} by --limit: {}\n", self.left_by_limit));
         }
         out.push_str(&format!(
-            "  {:.1} s, {:.0} msg/s\n",
-            self.elapsed_seconds, self.messages_per_second
+            "  {:.1} s, {}\n",
+            self.elapsed_seconds,
+            crate::log::rate(self.messages_per_second)
         ));
         match crate::cmd::Report::exit_code(self) {
             0 => {}
@@ -234,6 +230,23 @@ impl Summary {
         out
     }
 
+    /// `issue 1 of 2027-03-01 via …`: what this run sends and where; the
+    /// summary's first line, and logged before the run starts.
+    pub fn headline(&self) -> String {
+        format!(
+            "issue {} of {} via {}{}{}",
+            self.issue,
+            self.date,
+            self.transport,
+            if self.dry_run {
+                " (dry run: nothing delivered, no ledger written)"
+            } else {
+                ""
+            },
+            if self.test { " (test copies)" } else { "" },
+        )
+    }
+
     /// A run of `opts` for issue number `issue` through `sink`, before
     /// anything is counted.
     pub(super) fn begin(opts: &SendOptions, issue: u32, sink: &Sink, list: &List) -> Summary {
@@ -277,13 +290,6 @@ impl Summary {
         self.failed_earlier = tally.failed_earlier;
         self.unknown_twice = tally.unanswered_twice;
         (self.left_by_limit, self.left_by_cap) = allowance.left(tally.due);
-        if self.left_by_cap > 0 {
-            tracing::info!(
-                "daily_cap: what was sent today leaves room for {} more now; {} wait for the next run",
-                allowance.room.unwrap_or(0),
-                self.left_by_cap
-            );
-        }
         let fed = tally.due.min(allowance.max()) - tally.not_fed;
         let counts = counts.unwrap_or_default();
         if let Some(stop) = &counts.stop {
@@ -299,12 +305,16 @@ impl Summary {
         self.unknown_twice += counts.unknown_final;
         self.failed = counts.failed;
         self.bounced = counts.bounced;
-        if self.unknown_twice > 0 {
+        // Those of earlier runs were told before this one started.
+        if counts.unknown_final > 0 {
             tracing::warn!(
-                "{} reader{} got no answer twice and {} not resent (see `dailyissue status`; `--retry-unknown` sends one more copy)",
-                self.unknown_twice,
-                if self.unknown_twice == 1 { "" } else { "s" },
-                if self.unknown_twice == 1 { "is" } else { "are" },
+                "{} got no answer twice in this run and {} not resent (see `dailyissue status`; `--retry-unknown` sends one more copy)",
+                crate::cmd::count(counts.unknown_final, "reader", "readers"),
+                if counts.unknown_final == 1 {
+                    "is"
+                } else {
+                    "are"
+                },
             );
         }
     }

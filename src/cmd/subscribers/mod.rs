@@ -320,8 +320,8 @@ impl Report for Exported {
         match &self.file {
             None => self.csv.clone(),
             Some(f) => format!(
-                "{} readers written to {} ({} marked suppressed)\n",
-                self.readers,
+                "{} written to {} ({} marked suppressed)\n",
+                crate::cmd::count(self.readers, "reader", "readers"),
                 f.display(),
                 self.suppressed
             ),

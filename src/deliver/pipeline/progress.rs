@@ -1,6 +1,7 @@
 //! What a run shows while it sends: a progress bar when stderr is a
-//! terminal, otherwise a log line every five seconds (cron mail and
-//! journald get a few lines, not one per message).
+//! terminal, otherwise a log line after the first message (the run has
+//! started) and then every five seconds (cron mail and journald get a few
+//! lines, not one per message), timestamped like every log line there.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,10 +42,15 @@ impl Progress {
                 let Ok(mut last) = self.last_log.lock() else {
                     return;
                 };
-                if last.elapsed() >= LOG_EVERY {
+                if done == 1 || last.elapsed() >= LOG_EVERY {
                     *last = Instant::now();
                     let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-                    tracing::info!("progress: {done}/{} ({rate:.0} msg/s)", self.total);
+                    tracing::info!(
+                        "progress: {}/{} ({})",
+                        crate::log::thousands(done),
+                        crate::log::thousands(self.total),
+                        crate::log::rate(rate)
+                    );
                 }
             }
         }
