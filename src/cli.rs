@@ -230,6 +230,17 @@ pub struct PreviewArgs {
     /// none can start, as over SSH
     #[arg(long)]
     pub open: bool,
+    /// Serve a live preview on ADDR (default 127.0.0.1:8081): the email at
+    /// desktop and phone width, its text, headers and raw message, for any
+    /// date and reader, reloaded when a file changes; writes nothing
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = "127.0.0.1:8081",
+        conflicts_with_all = ["out", "format"]
+    )]
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 // The arguments of `send` (documented on the variant, which clap shows).

@@ -270,6 +270,10 @@ fn run_preview(env: &Env, args: PreviewArgs) -> Result<u8, Failure> {
         out: args.out,
         open: args.open,
     };
+    if let Some(listen) = args.serve {
+        preview::live::serve(project, &opts, listen)?;
+        return Ok(0);
+    }
     let preview = preview::preview(&project, &opts)?;
     match &preview.stdout {
         // The message itself is the output; there is nothing to report.

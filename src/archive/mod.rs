@@ -183,6 +183,25 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// The archive as it would be with every record up to and including
+/// `last` published, built in memory from parts already loaded (records
+/// planned in memory included) and written nowhere: `preview --serve`
+/// serves it as the web version of the issue it shows. Bytes by path
+/// below the archive's root, as `archive` would write them.
+pub fn in_memory(
+    project: &Project,
+    pool: &Pool,
+    templates: &crate::project::templates::Templates,
+    issues: &Issues,
+    last: NaiveDate,
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>, Failure> {
+    let dates: BTreeSet<NaiveDate> = issues.records.range(..=last).map(|(d, _)| *d).collect();
+    let entries = entries(&project.settings, pool, issues, &dates)?;
+    Site::new(project, pool, templates, &entries)
+        .build()
+        .map_err(Failure::one)
+}
+
 /// Refuses to publish a folder that holds the project's private data (the
 /// settings, the list, the ledger, the outbox, the DKIM key): `archive`
 /// writes there and `serve` hands out everything in it.

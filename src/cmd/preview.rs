@@ -1,7 +1,11 @@
 //! `preview`: exactly what `send` would send to one reader, without sending
 //! and without touching the ledger. It writes the issue record when the day
 //! has none, as `plan` would. Without `--date` it shows the next issue:
-//! today's until it has gone out, then tomorrow's.
+//! today's until it has gone out, then tomorrow's. `preview --serve` is
+//! [`live`]: a local page that renders on every request and writes nothing
+//! at all.
+
+pub(crate) mod live;
 
 use std::path::{Path, PathBuf};
 

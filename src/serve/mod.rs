@@ -349,18 +349,7 @@ async fn confirm_page(
     let Some(address) = token::verify(secrets, &state.list_id, &token) else {
         return invalid();
     };
-    let (mut name, mut addr, mut tok) = (String::new(), String::new(), String::new());
-    html_escape(&state.name, &mut name);
-    html_escape(&address, &mut addr);
-    html_escape(&token, &mut tok);
-    page(
-        StatusCode::OK,
-        &format!("Unsubscribe from {}?", state.name),
-        &format!(
-            "<p>{addr} will get no more emails from {name}.</p>\
-<form method=\"post\" action=\"/u/{tok}\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\"><button type=\"submit\">Unsubscribe</button></form>"
-        ),
-    )
+    reader_confirm(&state.name, address.as_str(), &format!("/u/{token}"), "")
 }
 
 async fn unsubscribe(
@@ -396,13 +385,7 @@ async fn unsubscribe(
                 mask(&address),
                 if new { "" } else { ", already suppressed" }
             );
-            let mut name = String::new();
-            html_escape(&state.name, &mut name);
-            page(
-                StatusCode::OK,
-                "You are unsubscribed",
-                &format!("<p>You will get no more emails from {name}. Thank you for reading.</p>"),
-            )
+            reader_unsubscribed(&state.name, "")
         }
         Ok(Err(e)) => {
             tracing::error!(
@@ -496,6 +479,47 @@ fn not_found() -> Response {
         "Page not found",
         "<p>There is no page at this address. The <a href=\"/\">archive's front page</a> lists every issue.</p>",
     )
+}
+
+/// The pages a reader meets at an unsubscribe link, shared with
+/// `preview --serve`, which shows them without writing anything: the
+/// confirmation with its button (posting to `action`), the page after it,
+/// and the one for a link that does not verify. `note` is HTML put first
+/// in the page's body (the preview's banner; empty here).
+pub(crate) fn reader_confirm(
+    newsletter: &str,
+    address: &str,
+    action: &str,
+    note: &str,
+) -> Response {
+    let (mut name, mut addr, mut act) = (String::new(), String::new(), String::new());
+    html_escape(newsletter, &mut name);
+    html_escape(address, &mut addr);
+    html_escape(action, &mut act);
+    page(
+        StatusCode::OK,
+        &format!("Unsubscribe from {newsletter}?"),
+        &format!(
+            "{note}<p>{addr} will get no more emails from {name}.</p>\
+<form method=\"post\" action=\"{act}\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\"><button type=\"submit\">Unsubscribe</button></form>"
+        ),
+    )
+}
+
+/// See [`reader_confirm`].
+pub(crate) fn reader_unsubscribed(newsletter: &str, note: &str) -> Response {
+    let mut name = String::new();
+    html_escape(newsletter, &mut name);
+    page(
+        StatusCode::OK,
+        "You are unsubscribed",
+        &format!("{note}<p>You will get no more emails from {name}. Thank you for reading.</p>"),
+    )
+}
+
+/// See [`reader_confirm`].
+pub(crate) fn reader_invalid() -> Response {
+    invalid()
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod init;
 mod input;
 mod json;
 mod ledger;
+mod live;
 mod local;
 mod logs;
 mod output;
