@@ -275,6 +275,21 @@ fn every_reader_gets_the_issue_of_their_local_date_on_their_own_morning() {
     assert_eq!(row("2027-03-01")["sent"], 8);
     assert_eq!(row("2027-03-01")["late_skipped"], 0);
 
+    // The archive publishes each issue when its first copy went out (the
+    // zone whose morning comes first: Kiritimati), and the feed says so.
+    run(&dir, &["archive"]).success();
+    let xml = std::fs::read_to_string(dir.join("public/feed.xml")).expect("feed");
+    let feed: atom_syndication::Feed = xml.parse().expect("valid Atom");
+    let published = |date: &str| {
+        feed.entries()
+            .iter()
+            .find(|e| e.id().ends_with(&format!("/issues/{date}/")))
+            .and_then(|e| e.published().copied())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    assert_eq!(published("2027-03-01"), Some(at("2027-02-28T16:00:00Z")));
+    assert_eq!(published("2027-03-02"), Some(at("2027-03-01T16:00:00Z")));
+
     // preview --as: the reader's own send time.
     let preview = run_env(
         &dir,
