@@ -1,36 +1,35 @@
-//! The archive's Atom feed: the latest issues, each with its items' titles
-//! and bodies as HTML, dated when its first copy went out (the ledger
-//! keeps that instant; with local mornings, the zone whose morning comes
-//! first), else at the issue's `send_time` in the newsletter's time zone. Built with atom_syndication, which escapes the XML as the
-//! format requires.
-
-use std::collections::HashMap;
+//! The archive's Atom feed: the latest issues, each entry the web issue
+//! itself — its content is what the issue page shows (the summary line and
+//! every section's card in the settings' order, with the tool's link, the
+//! term's sources and glossary page), rendered by the site with absolute
+//! links — dated when its first copy went out (the ledger keeps that
+//! instant; with local mornings, the zone whose morning comes first), else
+//! at the issue's `send_time` in the newsletter's time zone. Built with
+//! atom_syndication, which escapes the XML as the format requires.
 
 use atom_syndication::{Content, Entry as AtomEntry, Feed, Link, Person, Text};
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 
-use crate::project::content::Pool;
 use crate::project::settings::Settings;
 
 use super::Entry;
 
 /// Issues in the feed, newest first.
-const FEED_ENTRIES: usize = 30;
+pub(super) const FEED_ENTRIES: usize = 30;
 
-/// `feed.xml` for the published `entries` (oldest first); `bodies` holds
-/// each featured item's body as HTML, by slug.
+/// `feed.xml` for the published `entries` (oldest first); `contents`
+/// holds the latest issues' content as HTML, newest first, each with its
+/// index into `entries`.
 pub(super) fn atom(
     settings: &Settings,
     entries: &[Entry<'_>],
-    pool: &Pool,
-    bodies: &HashMap<String, String>,
+    contents: &[(usize, String)],
 ) -> String {
     let s = settings;
-    let latest: Vec<AtomEntry> = entries
+    let latest: Vec<AtomEntry> = contents
         .iter()
-        .rev()
         .take(FEED_ENTRIES)
-        .map(|e| entry(s, e, pool, bodies))
+        .map(|(i, html)| entry(s, &entries[*i], html))
         .collect();
     let mut feed = Feed::default();
     feed.set_id(format!("{}/", s.url));
@@ -60,8 +59,8 @@ pub(super) fn atom(
 }
 
 /// One issue as a feed entry: linked to its page, summarised by its
-/// preheader, its items' titles and bodies as the content.
-fn entry(s: &Settings, e: &Entry<'_>, pool: &Pool, bodies: &HashMap<String, String>) -> AtomEntry {
+/// preheader, its web content as the content.
+fn entry(s: &Settings, e: &Entry<'_>, html: &str) -> AtomEntry {
     let record = &e.stored.record;
     let url = format!("{}/issues/{}/", s.url, record.date);
     let mut entry = AtomEntry::default();
@@ -75,18 +74,9 @@ fn entry(s: &Settings, e: &Entry<'_>, pool: &Pool, bodies: &HashMap<String, Stri
     link.set_mime_type(Some("text/html".to_string()));
     entry.set_links(vec![link]);
     entry.set_summary(Some(Text::plain(e.preheader.clone())));
-    let mut html = String::new();
-    for (section, slug) in &record.picks {
-        if let Some(item) = pool.get(section, slug) {
-            let mut title = String::new();
-            crate::html::escape(&item.title, &mut title);
-            html.push_str(&format!("<h2>{title}</h2>\n"));
-            html.push_str(bodies.get(slug).map_or("", String::as_str));
-        }
-    }
     let mut content = Content::default();
     content.set_content_type(Some("html".to_string()));
-    content.set_value(Some(html));
+    content.set_value(Some(html.to_string()));
     entry.set_content(Some(content));
     entry
 }

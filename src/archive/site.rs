@@ -18,12 +18,17 @@ use crate::project::settings::{ITEM_TEMPLATE, ITEMS_TEMPLATE, Pages, SectionSett
 use crate::project::templates::Templates;
 use crate::render::context::{self, date_long, item_value};
 use crate::render::markdown;
+use crate::render::typography::smart_quotes;
 
 use super::Entry;
 use super::{feed, sitemap};
 
 /// Issues per page of the index.
 const PER_PAGE: usize = 20;
+
+/// An issue's content without the page around it: its page includes it,
+/// and the feed carries it.
+const ISSUE_CONTENT_TEMPLATE: &str = "web/issue-content.html";
 
 /// What the pages are made from, and the items' bodies rendered once.
 pub(super) struct Site<'a> {
@@ -34,6 +39,11 @@ pub(super) struct Site<'a> {
     /// For each section with pages: its featured items by slug, with the
     /// issues (indexes into `entries`) they appeared in.
     featured: BTreeMap<String, BTreeMap<String, Vec<usize>>>,
+    /// Every featured item, of any section, by slug: the last issue (index
+    /// into `entries`) it appeared in.
+    last_featured: HashMap<String, usize>,
+    /// Bodies as HTML for cards under an h2 (issue pages, list pages), by
+    /// slug.
     html: HashMap<String, String>,
 }
 
@@ -52,11 +62,13 @@ impl<'a> Site<'a> {
             .map(|s| (s.name.clone(), BTreeMap::new()))
             .collect();
         let mut html = HashMap::new();
+        let mut last_featured = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             for (section, slug) in &e.stored.record.picks {
                 if let Some(items) = featured.get_mut(section) {
                     items.entry(slug.clone()).or_default().push(i);
                 }
+                last_featured.insert(slug.clone(), i);
                 if let Some(item) = pool.get(section, slug) {
                     html.entry(item.slug.clone())
                         .or_insert_with(|| markdown::to_html(&item.body, &project.settings.url));
@@ -69,6 +81,7 @@ impl<'a> Site<'a> {
             templates,
             entries,
             featured,
+            last_featured,
             html,
         }
     }
@@ -125,6 +138,47 @@ impl<'a> Site<'a> {
             Pages::Each => Some(format!("{root}{}/{slug}/index.html", section.path)),
             Pages::List => Some(format!("{root}{}/index.html#{slug}", section.path)),
         }
+    }
+
+    /// What `item` names as related, linked from a page `root` below the
+    /// archive's root: `related` (each with `title`, `slug`, `section` and
+    /// `href`, where it can be read: its page, else the last issue that
+    /// featured it at its card (`#SECTION`), else its outside URL
+    /// (`context::outside_url`); none if nowhere yet) and the same grouped
+    /// by section, only those with an `href` (see
+    /// `context::related_groups`). `from` is as for [`Site::href`].
+    fn related(&self, item: &Item, root: &str, from: Option<&str>) -> (Value, Value) {
+        let settings = &self.project.settings;
+        let related: Vec<context::Related> = item
+            .related
+            .iter()
+            .filter_map(|r| self.pool.find(r))
+            .map(|r| {
+                let href = settings
+                    .section(&r.section)
+                    .and_then(|s| self.href(s, &r.slug, root, from))
+                    .or_else(|| {
+                        self.last_featured.get(&r.slug).map(|&i| {
+                            let date = self.entries[i].stored.record.date;
+                            format!("{root}issues/{date}/index.html#{}", r.section)
+                        })
+                    })
+                    .or_else(|| context::outside_url(r));
+                context::Related {
+                    section: r.section.clone(),
+                    url: href.clone(),
+                    value: minijinja::context! {
+                        title => smart_quotes(&r.title),
+                        slug => r.slug.as_str(),
+                        section => r.section.as_str(),
+                        href => href,
+                    },
+                }
+            })
+            .collect();
+        let groups = context::related_groups(settings, &related);
+        let all = related.into_iter().map(|r| r.value).collect::<Vec<_>>();
+        (Value::from(all), groups)
     }
 
     fn newsletter(&self) -> Value {
@@ -244,66 +298,94 @@ impl<'a> Site<'a> {
                 }
             }
         }
-        let feed = feed::atom(&self.project.settings, self.entries, self.pool, &self.html);
+        let feed = feed::atom(&self.project.settings, self.entries, &self.feed_contents()?);
         files.insert("feed.xml".into(), feed.into_bytes());
         let sitemap = sitemap::sitemap(&self.project.settings.url, &files);
         files.insert("sitemap.xml".into(), sitemap.into_bytes());
         Ok(files)
     }
 
+    /// What an issue page shows of issue `i`, with links from `root`: each
+    /// section's item (`href`: its page; `related_groups`), `sections`,
+    /// `issue` (with `reading_minutes`), `previous` and `next`.
+    fn issue_context(&self, i: usize, root: &str) -> BTreeMap<String, Value> {
+        let e = &self.entries[i];
+        let record = &e.stored.record;
+        let mut ctx = BTreeMap::new();
+        let mut sections = Vec::new();
+        for section in &self.project.settings.sections {
+            let Some(item) = record
+                .picks
+                .get(&section.name)
+                .and_then(|slug| self.pool.get(&section.name, slug))
+            else {
+                continue;
+            };
+            let href = self.href(section, &item.slug, root, None);
+            let (_, related_groups) = self.related(item, root, None);
+            let value = self.item(
+                item,
+                &[
+                    ("href", Value::from(href)),
+                    ("related_groups", related_groups),
+                ],
+            );
+            sections.push(context::section_value(section, Some(value.clone())));
+            ctx.insert(section.name.clone(), value);
+        }
+        ctx.insert("sections".into(), Value::from(sections));
+        ctx.insert(
+            "issue".into(),
+            minijinja::context! {
+                number => record.number,
+                date => record.date.to_string(),
+                date_long => date_long(record.date),
+                subject => e.subject.as_str(),
+                preheader => e.preheader.as_str(),
+                reading_minutes => context::reading_minutes(self.pool, &record.picks),
+            },
+        );
+        let summary = |j: Option<usize>| j.map_or(Value::from(()), |j| self.issue_summary(j));
+        ctx.insert("previous".into(), summary(i.checked_sub(1)));
+        ctx.insert(
+            "next".into(),
+            summary(Some(i + 1).filter(|&j| j < self.entries.len())),
+        );
+        ctx
+    }
+
     fn issue_pages(&self, files: &mut BTreeMap<String, Vec<u8>>) -> Result<(), Problem> {
         for (i, e) in self.entries.iter().enumerate() {
-            let record = &e.stored.record;
-            let rel = format!("issues/{}/index.html", record.date);
-            let root = "../../";
-            let mut ctx = BTreeMap::new();
-            let mut sections = Vec::new();
-            for section in &self.project.settings.sections {
-                let Some(item) = record
-                    .picks
-                    .get(&section.name)
-                    .and_then(|slug| self.pool.get(&section.name, slug))
-                else {
-                    continue;
-                };
-                let href = self.href(section, &item.slug, root, None);
-                let value = self.item(item, &[("href", Value::from(href))]);
-                sections.push(context::section_value(section, Some(value.clone())));
-                ctx.insert(section.name.clone(), value);
-            }
-            ctx.insert("sections".into(), Value::from(sections));
-            ctx.insert(
-                "issue".into(),
-                minijinja::context! {
-                    number => record.number,
-                    date => record.date.to_string(),
-                    date_long => date_long(record.date),
-                    subject => e.subject.as_str(),
-                    preheader => e.preheader.as_str(),
-                },
-            );
-            ctx.insert(
-                "previous".into(),
-                if i > 0 {
-                    self.issue_summary(i - 1)
-                } else {
-                    Value::from(())
-                },
-            );
-            ctx.insert(
-                "next".into(),
-                if i + 1 < self.entries.len() {
-                    self.issue_summary(i + 1)
-                } else {
-                    Value::from(())
-                },
-            );
+            let rel = format!("issues/{}/index.html", e.stored.record.date);
+            let ctx = self.issue_context(i, "../../");
             files.insert(
                 rel.clone(),
                 self.render("web/issue.html", &rel, "issues", ctx)?,
             );
         }
         Ok(())
+    }
+
+    /// The feed's content of the latest issues: each issue as its page
+    /// shows it (`web/issue-content.html`: the summary line and the
+    /// sections' cards in the settings' order), with absolute links.
+    fn feed_contents(&self) -> Result<Vec<(usize, String)>, Problem> {
+        let root = format!("{}/", self.project.settings.url);
+        let latest = (0..self.entries.len()).rev().take(feed::FEED_ENTRIES);
+        latest
+            .map(|i| {
+                let mut ctx = self.issue_context(i, &root);
+                ctx.insert("root".into(), Value::from(root.as_str()));
+                ctx.insert("newsletter".into(), self.newsletter());
+                let at = format!("feed entry of {}", self.entries[i].stored.record.date);
+                self.templates
+                    .env()
+                    .get_template(ISSUE_CONTENT_TEMPLATE)
+                    .and_then(|t| t.render(Value::from(ctx)))
+                    .map(|html| (i, html))
+                    .map_err(|e| self.templates.error(&e, &at))
+            })
+            .collect()
     }
 
     fn index_pages(&self, files: &mut BTreeMap<String, Vec<u8>>) -> Result<(), Problem> {
@@ -355,24 +437,22 @@ impl<'a> Site<'a> {
         let root = "../../";
         for (item, appearances) in self.listed(section) {
             let rel = format!("{}/{}/index.html", section.path, item.slug);
-            let related: Vec<Value> =
-                item.related
-                    .iter()
-                    .filter_map(|r| self.pool.find(r))
-                    .map(|r| {
-                        let href =
-                            self.project.settings.section(&r.section).and_then(|s| {
-                                self.href(s, &r.slug, root, Some(section.name.as_str()))
-                            });
-                        minijinja::context! { title => r.title.as_str(), href => href }
-                    })
-                    .collect();
-            let value = self.item(item, &[]);
+            let (related, related_groups) = self.related(item, root, Some(section.name.as_str()));
+            // The page's h1 is the item's title: body headings start at h2.
+            let body = markdown::to_html_at(&item.body, &self.project.settings.url, 2);
+            let value = self.item(
+                item,
+                &[
+                    ("body_html", Value::from_safe_string(body)),
+                    ("related_groups", related_groups.clone()),
+                ],
+            );
             let mut ctx = BTreeMap::new();
             ctx.insert("item".into(), value.clone());
             ctx.insert(section.name.clone(), value);
             ctx.insert("section".into(), context::section_value(section, None));
-            ctx.insert("related".into(), Value::from(related));
+            ctx.insert("related".into(), related);
+            ctx.insert("related_groups".into(), related_groups);
             ctx.insert("appearances".into(), self.summaries(appearances));
             files.insert(
                 rel.clone(),

@@ -144,6 +144,10 @@ const SAMPLE_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/web/index.html"),
     ),
     (
+        "web/issue-content.html",
+        include_str!("../../templates/web/issue-content.html"),
+    ),
+    (
         "web/issue/term.html",
         include_str!("../../templates/web/issue/term.html"),
     ),

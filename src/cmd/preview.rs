@@ -187,11 +187,7 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
     if day.created {
         tracing::info!("wrote {}", day.edition.record.path.display());
     }
-    let mut reader = reader(&day.loaded.list, opts)?;
-    if opts.reader.is_some() && reader.line == 0 {
-        // Not on the CSV: a confirmed signup brings its name and zone.
-        signup_details(project, &mut reader)?;
-    }
+    let reader = reader(project, &day.loaded.list, opts)?;
     let send_time = crate::cmd::mornings::reader_morning(&project.settings, &reader, date);
     if opts.out.is_none() {
         // The message is the output: the send time goes to the log.
@@ -214,10 +210,10 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
     })
 }
 
-/// Who the preview is for: `--as` (a listed reader with their data, any
-/// other address as an unnamed reader), else the first active reader, else
-/// a sample reader.
-fn reader(list: &List, opts: &PreviewOptions) -> Result<Subscriber, Failure> {
+/// Who the preview is for: `--as` (a reader of the CSV or a confirmed
+/// signup, with their data; any other address as an unnamed reader), else
+/// the first active reader, else a sample reader.
+fn reader(project: &Project, list: &List, opts: &PreviewOptions) -> Result<Subscriber, Failure> {
     let Some(addr) = &opts.reader else {
         return Ok(match list.active().next() {
             Some(r) => r.clone(),
@@ -230,24 +226,17 @@ fn reader(list: &List, opts: &PreviewOptions) -> Result<Subscriber, Failure> {
             value: addr.clone(),
         })
     })?;
-    if !listed {
-        tracing::info!("the --as address is not on the list; rendering for an unnamed reader");
+    if listed {
+        return Ok(reader);
     }
-    Ok(reader)
-}
-
-/// A reader who signed up through the form: the name and zone they gave.
-fn signup_details(project: &Project, reader: &mut Subscriber) -> Result<(), Failure> {
-    let Some(ledger) = crate::ledger::read(project)? else {
-        return Ok(());
-    };
-    if let Some(s) = ledger.signup(&reader.key)?
-        && s.status == crate::ledger::SignupStatus::Confirmed
+    if let Some(ledger) = crate::ledger::read(project).map_err(Failure::Other)?
+        && let Some(signup) = crate::deliver::readers::confirmed_signup(list, &ledger, &reader.key)
+            .map_err(Failure::Other)?
     {
-        reader.name = crate::project::subscribers::clean_line(&s.name);
-        reader.zone = s.timezone.as_deref().and_then(|z| z.parse().ok());
+        return Ok(signup);
     }
-    Ok(())
+    tracing::info!("the --as address is not on the list; rendering for an unnamed reader");
+    Ok(reader)
 }
 
 /// One reader's copy of the issue, rendered on demand in each format asked

@@ -115,6 +115,34 @@ impl<C: Iterator<Item = Subscriber>> Merged<'_, C> {
     }
 }
 
+/// The reader `address` as `send` would address them when the CSV does
+/// not hold them: their confirmed signup in `ledger`, with its name and
+/// zone; `None` when there is no confirmed signup.
+pub(crate) fn confirmed_signup(
+    list: &List,
+    ledger: &Ledger,
+    address: &AddressKey,
+) -> anyhow::Result<Option<Subscriber>> {
+    let Some(signup) = ledger.signup(address)? else {
+        return Ok(None);
+    };
+    if signup.status != crate::ledger::SignupStatus::Confirmed {
+        return Ok(None);
+    }
+    let Ok(email) = parse_address(&signup.address) else {
+        return Ok(None);
+    };
+    let mut reader = Subscriber::ad_hoc(email, &signup.name, list.columns.len());
+    reader.zone = signup.timezone.as_deref().and_then(|z| z.parse().ok());
+    if let (Some(i), Some(zone)) = (
+        list.columns.iter().position(|c| c == "timezone"),
+        signup.timezone,
+    ) {
+        reader.fields[i] = zone;
+    }
+    Ok(Some(reader))
+}
+
 impl<C: Iterator<Item = Subscriber>> Iterator for Merged<'_, C> {
     type Item = Subscriber;
 

@@ -40,6 +40,10 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("web/base.html", include_str!("templates/web/base.html")),
     ("web/issue.html", include_str!("templates/web/issue.html")),
     (
+        "web/issue-content.html",
+        include_str!("templates/web/issue-content.html"),
+    ),
+    (
         "web/issue/section.html",
         include_str!("templates/web/issue/section.html"),
     ),
@@ -177,6 +181,7 @@ pub fn new_environment() -> Environment<'static> {
         env.set_syntax(syntax);
     }
     env.add_filter("wrap", wrap_filter);
+    env.add_filter("date", date_filter);
     // minijinja's HTML escaping also turns `/` into `&#x2f;`, which is valid
     // but makes every URL in an attribute unreadable; escape only what HTML
     // needs (& < > " ').
@@ -289,6 +294,24 @@ fn wrap_filter(text: String, width: Option<usize>, indent: Option<String>) -> St
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `{{ term.last_reviewed | date("%B %Y") }}`: a date as front matter gives
+/// it to templates (`YYYY-MM-DD`, or a date-time starting so) in a chrono
+/// format ("November 2026").
+fn date_filter(value: String, format: String) -> Result<String, minijinja::Error> {
+    use std::fmt::Write;
+    let invalid =
+        |what: String| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, what);
+    let date: chrono::NaiveDate = value
+        .get(..10)
+        .unwrap_or(&value)
+        .parse()
+        .map_err(|_| invalid(format!("`{value}` is not a date (YYYY-MM-DD)")))?;
+    let mut out = String::new();
+    write!(out, "{}", date.format(&format))
+        .map_err(|_| invalid(format!("`{format}` is not a date format")))?;
+    Ok(out)
 }
 
 /// Turns a minijinja error into `path:line: message`, naming an undefined
@@ -446,6 +469,25 @@ mod tests {
             out,
             "<a href=\"https://x.org/a?b=1&amp;c=2\">&lt;b&gt;&#39;A&#39;&lt;/b&gt;</a>"
         );
+    }
+
+    #[test]
+    fn dates_format_for_readers_and_bad_ones_are_errors() {
+        let env = new_environment();
+        let render = |t: &str| env.render_str(t, minijinja::context! { d => "2026-11-01" });
+        assert_eq!(
+            render("Reviewed {{ d | date(\"%B %Y\") }}").expect("renders"),
+            "Reviewed November 2026"
+        );
+        let err = env
+            .render_str(
+                "{{ d | date(\"%B\") }}",
+                minijinja::context! { d => "soon" },
+            )
+            .expect_err("not a date");
+        assert!(err.to_string().contains("`soon` is not a date"), "{err}");
+        let err = render("{{ d | date(\"%Q\") }}").expect_err("bad format");
+        assert!(err.to_string().contains("is not a date format"), "{err}");
     }
 
     #[test]

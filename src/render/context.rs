@@ -4,7 +4,7 @@
 //! settings' one-line templates, whose strings (subject, preheader) are
 //! rendered here. The email itself is rendered in `render::email`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use chrono::NaiveDate;
@@ -16,6 +16,7 @@ use crate::project::issue::IssueRecord;
 use crate::project::settings::{FILE_NAME, SectionSettings, Settings};
 use crate::project::templates::{new_environment, problem};
 use crate::render::markdown;
+use crate::render::typography::{self, smart_quotes, word_count};
 
 /// Converts a TOML value for templates: dates become `YYYY-MM-DD` strings.
 pub fn toml_value(v: &toml::Value) -> Value {
@@ -47,14 +48,31 @@ pub fn host(url: &str) -> String {
         .map_or(host.clone(), str::to_string)
 }
 
-/// An item's front matter plus `slug`, `section` and `host` (of its `url`,
-/// for "Visit chatgpt.com"; none without one), as a template value.
-/// `extra` adds computed fields (rendered bodies, URLs).
+/// A front-matter value as prose for templates: [`toml_value`] with the
+/// strings' quotes and apostrophes made curly (never in a URL or in
+/// `backticks`; see `render::typography`).
+pub fn prose_value(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::from(smart_quotes(s)),
+        toml::Value::Array(a) => Value::from(a.iter().map(prose_value).collect::<Vec<_>>()),
+        toml::Value::Table(t) => Value::from(
+            t.iter()
+                .map(|(k, v)| (k.clone(), prose_value(v)))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        other => toml_value(other),
+    }
+}
+
+/// An item's front matter (as prose: curly quotes, see [`prose_value`])
+/// plus `slug`, `section` and `host` (of its `url`, for "Visit
+/// chatgpt.com"; none without one), as a template value. `extra` adds
+/// computed fields (rendered bodies, URLs).
 pub fn item_value(item: &Item, extra: &[(&str, Value)]) -> Value {
     let mut map: BTreeMap<String, Value> = item
         .fields
         .iter()
-        .map(|(k, v)| (k.clone(), toml_value(v)))
+        .map(|(k, v)| (k.clone(), prose_value(v)))
         .collect();
     map.insert("slug".into(), Value::from(item.slug.as_str()));
     map.insert("section".into(), Value::from(item.section.as_str()));
@@ -111,17 +129,23 @@ pub fn date_long(date: NaiveDate) -> String {
     date.format("%A, %B %-d, %Y").to_string()
 }
 
+/// The items featured by the issues up to one date, by slug, each with the
+/// last date it was in an issue: what the email may link to in the web
+/// archive.
+pub type Featured = HashMap<String, NaiveDate>;
+
 /// The email's picked items: each section's item by section name and
 /// `sections` (each with its `item`, in the settings' order). An item
 /// carries its front matter, its body rendered (`body_html`,
-/// `body_text`), its archive `page_url` and its `related_items`.
-/// `featured` holds the slugs featured up to this issue, so that only
+/// `body_text`), its archive `page_url`, its `related_items` and the same
+/// grouped by section (`related_groups`, see [`related_groups`]).
+/// `featured` holds what was featured up to this issue, so that only
 /// archive pages that exist are linked.
 pub fn email_sections(
     settings: &Settings,
     pool: &Pool,
     picks: &BTreeMap<String, String>,
-    featured: &HashSet<String>,
+    featured: &Featured,
 ) -> BTreeMap<String, Value> {
     let mut map: BTreeMap<String, Value> = BTreeMap::new();
     let mut sections = Vec::new();
@@ -132,6 +156,7 @@ pub fn email_sections(
         let Some(item) = pool.get(&s.name, slug) else {
             continue;
         };
+        let related = related_items(settings, pool, item, featured);
         let value = item_value(
             item,
             &[
@@ -144,9 +169,10 @@ pub fn email_sections(
                     Value::from(markdown::to_text(&item.body, &settings.url)),
                 ),
                 ("page_url", Value::from(page_url(settings, &s.name, slug))),
+                ("related_groups", related_groups(settings, &related)),
                 (
                     "related_items",
-                    Value::from(related_items(settings, pool, item, featured)),
+                    Value::from(related.into_iter().map(|r| r.value).collect::<Vec<_>>()),
                 ),
             ],
         );
@@ -157,35 +183,127 @@ pub fn email_sections(
     map
 }
 
-/// The items an item names as related that are in the pool, each with its
-/// archive `page_url` once it has been featured.
+/// One item an item names as related, as templates see it.
+pub struct Related {
+    pub section: String,
+    /// Where a reader can read it, if anywhere yet.
+    pub url: Option<String>,
+    pub value: Value,
+}
+
+/// The items an item names as related that are in the pool: `slug`,
+/// `title`, `section`, the archive `page_url` once it has been featured
+/// (for sections with pages), and `url`, where a reader can read it: that
+/// page; for an item of a section without pages, the web version of the
+/// last issue that featured it (at the item's card, `#SECTION`); else
+/// where it can be read outside the archive ([`outside_url`]: a tool's
+/// site, a term's first source); none for an item not featured yet that
+/// has neither (a tip).
 fn related_items(
     settings: &Settings,
     pool: &Pool,
     item: &Item,
-    featured: &HashSet<String>,
-) -> Vec<Value> {
+    featured: &Featured,
+) -> Vec<Related> {
     item.related
         .iter()
         .filter_map(|r| pool.find(r))
         .map(|r| {
-            let url = if featured.contains(&r.slug) {
-                page_url(settings, &r.section, &r.slug)
-            } else {
-                None
-            };
-            minijinja::context! {
-                slug => r.slug.as_str(),
-                title => r.title.as_str(),
-                section => r.section.as_str(),
-                page_url => url,
+            let date = featured.get(&r.slug);
+            let page = date.and_then(|_| page_url(settings, &r.section, &r.slug));
+            let url = page.clone().or_else(|| {
+                date.map(|d| format!("{}#{}", web_url(settings, *d), r.section))
+                    .or_else(|| outside_url(r))
+            });
+            Related {
+                section: r.section.clone(),
+                url: url.clone(),
+                value: minijinja::context! {
+                    slug => r.slug.as_str(),
+                    title => smart_quotes(&r.title),
+                    section => r.section.as_str(),
+                    page_url => page,
+                    url => url,
+                },
             }
         })
         .collect()
 }
 
-/// The email's `issue`: number, dates, subject, preheader, web version.
-pub fn email_issue(record: &IssueRecord, subject: &str, preheader: &str, web_url: &str) -> Value {
+/// Where a reader can read about an item outside the archive: its own
+/// web address (`url`, a tool's site), else its first source (`[[sources]]`,
+/// a term's reference), if it has either.
+pub fn outside_url(item: &Item) -> Option<String> {
+    let web = |v: &toml::Value| {
+        v.as_str()
+            .filter(|u| crate::project::content::is_web_url(u))
+            .map(str::to_string)
+    };
+    item.fields.get("url").and_then(web).or_else(|| {
+        item.fields
+            .get("sources")
+            .and_then(|s| s.as_array())
+            .and_then(|s| s.iter().find_map(|s| s.get("url").and_then(web)))
+    })
+}
+
+/// Related items grouped by section, in the settings' order, keeping only
+/// those a reader can open (`url`), so every entry shown is a link: each
+/// group has the section's `name`, `title` and `index_title`, `plural`
+/// (its name in the plural, "terms", for "Related terms:") and `items`.
+pub fn related_groups(settings: &Settings, related: &[Related]) -> Value {
+    let groups: Vec<Value> = settings
+        .sections
+        .iter()
+        .filter_map(|s| {
+            let items: Vec<Value> = related
+                .iter()
+                .filter(|r| r.section == s.name && r.url.is_some())
+                .map(|r| r.value.clone())
+                .collect();
+            (!items.is_empty()).then(|| {
+                minijinja::context! {
+                    name => s.name.as_str(),
+                    title => s.title.as_str(),
+                    index_title => s.index_title.as_str(),
+                    plural => format!("{}s", s.name.replace('_', " ")),
+                    items => items,
+                }
+            })
+        })
+        .collect();
+    Value::from(groups)
+}
+
+/// Minutes to read the picked items (titles, front-matter prose and
+/// bodies), rounded up: the issue's reading time.
+pub fn reading_minutes(pool: &Pool, picks: &BTreeMap<String, String>) -> usize {
+    let words: usize = picks
+        .iter()
+        .filter_map(|(section, slug)| pool.get(section, slug))
+        .map(|item| {
+            let fields: usize = item
+                .fields
+                .values()
+                .filter_map(|v| v.as_str())
+                .filter(|s| !s.contains("://"))
+                .map(word_count)
+                .sum();
+            fields + word_count(&item.body)
+        })
+        .sum();
+    typography::reading_minutes(words)
+}
+
+/// The email's `issue`: number, dates, subject, preheader, web version,
+/// and `reading_minutes` (see [`reading_minutes`]).
+pub fn email_issue(
+    record: &IssueRecord,
+    subject: &str,
+    preheader: &str,
+    web_url: &str,
+    reading_minutes: usize,
+) -> Value {
     minijinja::context! {
         number => record.number,
         date => record.date.to_string(),
@@ -193,6 +311,7 @@ pub fn email_issue(record: &IssueRecord, subject: &str, preheader: &str, web_url
         subject => subject,
         preheader => preheader,
         web_url => web_url,
+        reading_minutes => reading_minutes,
     }
 }
 

@@ -4,8 +4,6 @@
 //! `check` and `send` all prepare it the same way (see `cmd::open_day`), so
 //! they render exactly the same message.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 
 use crate::mail::dkim;
@@ -72,10 +70,16 @@ impl Edition {
         if !problems.is_empty() {
             return Err(Failure::input(problems));
         }
-        let featured: HashSet<String> = issues
+        // In date order, so each slug keeps the last date it was featured.
+        let featured: crate::render::context::Featured = issues
             .records
             .range(..=record.record.date)
-            .flat_map(|(_, s)| s.record.picks.values().cloned())
+            .flat_map(|(date, s)| {
+                s.record
+                    .picks
+                    .values()
+                    .map(move |slug| (slug.clone(), *date))
+            })
             .collect();
         let dkim_records = dkim.dns_records();
         let email = Email::prepare(EmailInputs {

@@ -84,9 +84,9 @@ pub struct Inputs<'a> {
     pub pool: &'a Pool,
     pub templates: &'a Templates,
     pub record: &'a IssueRecord,
-    /// Slugs featured by issues up to and including this one, so the email
+    /// Items featured by issues up to and including this one, so the email
     /// links only archive pages that exist.
-    pub featured: &'a std::collections::HashSet<String>,
+    pub featured: &'a context::Featured,
     /// Names of the CSV's extra columns.
     pub columns: &'a [String],
     pub secrets: Secrets,
@@ -118,7 +118,13 @@ impl Email {
         let mut shared = context::email_sections(settings, pool, &record.picks, featured);
         shared.insert(
             "issue".into(),
-            context::email_issue(record, &subject, &preheader, &web_url),
+            context::email_issue(
+                record,
+                &subject,
+                &preheader,
+                &web_url,
+                context::reading_minutes(pool, &record.picks),
+            ),
         );
         shared.insert(
             "newsletter".into(),
@@ -427,6 +433,9 @@ impl From<Problem> for CopyError {
     }
 }
 
+/// The line before a plain-text signature.
+const SIGNATURE_SEPARATOR: &str = "-- ";
+
 /// A sample reader for previews of an empty list.
 pub fn sample_reader(columns: usize) -> Subscriber {
     let email = "reader@example.com"
@@ -462,12 +471,17 @@ fn charset_first(html: &str) -> String {
     }
 }
 
-/// Trims trailing spaces and collapses runs of blank lines in the text part.
+/// Trims trailing spaces and collapses runs of blank lines in the text part;
+/// the signature separator keeps its space (`-- `, RFC 3676 4.3), by which
+/// mail clients know the footer and leave it out of replies.
 fn tidy_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut blank = 0;
     for line in text.lines() {
-        let line = line.trim_end();
+        let line = match line.trim_end() {
+            "--" => SIGNATURE_SEPARATOR,
+            line => line,
+        };
         if line.is_empty() {
             blank += 1;
             if blank > 1 {
@@ -485,6 +499,15 @@ fn tidy_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_signature_separator_keeps_its_space() {
+        assert_eq!(
+            tidy_text("Bye.  \n\n\n-- \nFooter \n"),
+            "Bye.\n\n-- \nFooter\n"
+        );
+        assert_eq!(tidy_text("--\nFooter\n"), "-- \nFooter\n");
+    }
 
     #[test]
     fn charset_moves_to_the_top_of_head() {

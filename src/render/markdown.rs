@@ -1,8 +1,11 @@
 //! Markdown to email-ready HTML and to plain text.
 //!
 //! HTML comes from pulldown-cmark with relative links made absolute against
-//! the newsletter's URL. Plain text is rendered from the same events: wrapped
-//! at [`WIDTH`] columns, headings underlined, lists indented with hanging
+//! the newsletter's URL, and headings moved below the page's own (see
+//! [`to_html_at`]). Both renderings use pulldown-cmark's smart punctuation
+//! (curly quotes and apostrophes, dashes, ellipses) in prose, never inside
+//! code or a URL. Plain text is rendered from the same events: wrapped at
+//! [`WIDTH`] columns, headings underlined, lists indented with hanging
 //! indent, code kept verbatim, and links turned into numbered references
 //! listed after the text, as good plain-text newsletters do.
 //!
@@ -25,13 +28,24 @@ pub use crate::project::templates::TEXT_WIDTH as WIDTH;
 fn parser(markdown: &str) -> Parser<'_> {
     Parser::new_ext(
         markdown,
-        Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES,
+        Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES | Options::ENABLE_SMART_PUNCTUATION,
     )
 }
 
-/// Renders HTML; links and images that are not absolute are resolved
-/// against `base`, and unsafe ones are shown as their text.
+/// Renders HTML for a card under an h2 (the email's and issue pages'
+/// items): body headings start at h3. See [`to_html_at`].
 pub fn to_html(markdown: &str, base: &str) -> String {
+    to_html_at(markdown, base, 3)
+}
+
+/// Renders HTML whose headings start at level `top` (2 on a page whose h1
+/// is the item's title, 3 in a card under an h2), so that a page's outline
+/// never skips a level: the body's first level (`#` or `##`, as content
+/// writes it) becomes `top`, deeper levels follow one by one, down to h6.
+/// Links and images that are not absolute are resolved against `base`,
+/// and unsafe ones are shown as their text.
+pub fn to_html_at(markdown: &str, base: &str, top: u8) -> String {
+    let shift = Shift::new(markdown, top);
     // Per open link or image: whether its tags were dropped.
     let mut dropped: Vec<bool> = Vec::new();
     let events = parser(markdown).filter_map(|event| match event {
@@ -72,19 +86,19 @@ pub fn to_html(markdown: &str, base: &str) -> String {
         Event::End(TagEnd::Link | TagEnd::Image) => {
             (!dropped.pop().unwrap_or(false)).then_some(event)
         }
-        // The email's own headings are h1/h2; body headings sit below them.
+        // The page's own headings come first; body headings sit below them.
         Event::Start(Tag::Heading {
             level,
             id,
             classes,
             attrs,
         }) => Some(Event::Start(Tag::Heading {
-            level: demote(level),
+            level: shift.level(level),
             id,
             classes,
             attrs,
         })),
-        Event::End(TagEnd::Heading(level)) => Some(Event::End(TagEnd::Heading(demote(level)))),
+        Event::End(TagEnd::Heading(level)) => Some(Event::End(TagEnd::Heading(shift.level(level)))),
         // Raw HTML in content is shown as text: content is not trusted to be email-safe.
         Event::Html(html) | Event::InlineHtml(html) => Some(Event::Text(html)),
         other => Some(other),
@@ -94,12 +108,43 @@ pub fn to_html(markdown: &str, base: &str) -> String {
     out
 }
 
-fn demote(level: HeadingLevel) -> HeadingLevel {
-    match level {
-        HeadingLevel::H1 | HeadingLevel::H2 => HeadingLevel::H3,
-        HeadingLevel::H3 => HeadingLevel::H4,
-        HeadingLevel::H4 => HeadingLevel::H5,
-        _ => HeadingLevel::H6,
+/// How a body's heading levels move under the page's: the levels the body
+/// uses, shallowest first, become `top`, `top + 1`, … (at most h6), so
+/// neither the page nor the body skips a level (`##` then `####` becomes
+/// h3 then h4 in a card).
+struct Shift {
+    /// Whether the body uses each level, h1 to h6.
+    used: [bool; 6],
+    top: usize,
+}
+
+impl Shift {
+    fn new(markdown: &str, top: u8) -> Shift {
+        let mut used = [false; 6];
+        for event in Parser::new(markdown) {
+            if let Event::Start(Tag::Heading { level, .. }) = event {
+                used[level as usize - 1] = true;
+            }
+        }
+        Shift {
+            used,
+            top: usize::from(top.clamp(1, 6)),
+        }
+    }
+
+    fn level(&self, level: HeadingLevel) -> HeadingLevel {
+        let rank = self.used[..level as usize - 1]
+            .iter()
+            .filter(|u| **u)
+            .count();
+        match (self.top + rank).min(6) {
+            1 => HeadingLevel::H1,
+            2 => HeadingLevel::H2,
+            3 => HeadingLevel::H3,
+            4 => HeadingLevel::H4,
+            5 => HeadingLevel::H5,
+            _ => HeadingLevel::H6,
+        }
     }
 }
 
@@ -372,15 +417,33 @@ impl TextRenderer {
     }
 
     /// Code is kept verbatim, indented four columns past the current
-    /// indent; blank lines carry no trailing spaces.
+    /// indent; blank lines carry no trailing spaces. A line too long for
+    /// [`WIDTH`] (often a prompt written on one line) is broken at spaces,
+    /// its continuations indented two more columns, so no line of the
+    /// text part passes the width; a word longer than a line stays whole.
     fn code_block_text(&mut self, text: &str) {
         let indent = format!("{}    ", self.indent());
+        let room = WIDTH.saturating_sub(indent.width()).max(20);
         for l in text.lines() {
             self.out.push_str(indent.trim_end_matches(' '));
             if !l.is_empty() {
                 self.out
                     .push_str(&indent[indent.trim_end_matches(' ').len()..]);
-                self.out.push_str(l);
+                if l.width() <= room {
+                    self.out.push_str(l);
+                } else {
+                    let lead = &l[..l.len() - l.trim_start().len()];
+                    let lines = wrap(l.trim_start(), room.saturating_sub(lead.width() + 2));
+                    for (i, part) in lines.iter().enumerate() {
+                        if i > 0 {
+                            self.out.push('\n');
+                            self.out.push_str(&indent);
+                            self.out.push_str("  ");
+                        }
+                        self.out.push_str(lead);
+                        self.out.push_str(part);
+                    }
+                }
             }
             self.out.push('\n');
         }
@@ -522,6 +585,48 @@ mod tests {
     }
 
     #[test]
+    fn prose_gets_curly_quotes_but_code_and_urls_do_not() {
+        let md = "It's an AI \"hallucination\": see <https://x.org/?q='a'> or [the 'guide'](https://x.org/it's).\n\nRun `echo \"it's\"`:\n\n```\nsay \"it's\"\n```\n";
+        let html = to_html(md, BASE);
+        assert!(
+            html.contains("<p>It’s an AI “hallucination”: see <a href=\"https://x.org/?q=&#x27;a&#x27;\">https://x.org/?q='a'</a> or <a href=\"https://x.org/it&#x27;s\">the ‘guide’</a>.</p>"),
+            "{html}"
+        );
+        assert!(html.contains("<code>echo \"it's\"</code>"), "{html}");
+        assert!(html.contains("say \"it's\""), "{html}");
+        let text = to_text(md, BASE);
+        assert!(
+            text.starts_with(
+                "It’s an AI “hallucination”: see https://x.org/?q='a' or the ‘guide’ [1]."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"echo \"it's\"\"") && text.contains("    say \"it's\"\n"),
+            "{text}"
+        );
+        assert!(text.contains("[1] https://x.org/it's"), "{text}");
+    }
+
+    #[test]
+    fn body_headings_start_below_the_page_heading_without_gaps() {
+        let md = "## A\n\n#### B\n\n## C\n\n###### D\n";
+        assert_eq!(
+            to_html_at(md, BASE, 2),
+            "<h2>A</h2>\n<h3>B</h3>\n<h2>C</h2>\n<h4>D</h4>\n"
+        );
+        assert_eq!(
+            to_html(md, BASE),
+            "<h3>A</h3>\n<h4>B</h4>\n<h3>C</h3>\n<h5>D</h5>\n"
+        );
+        assert_eq!(
+            to_html_at("# A\n\n## B\n", BASE, 5),
+            "<h5>A</h5>\n<h6>B</h6>\n"
+        );
+        assert_eq!(to_html_at("#### Only\n", BASE, 2), "<h2>Only</h2>\n");
+    }
+
+    #[test]
     fn code_blocks_are_indented_verbatim() {
         let text = to_text(
             "Try this:\n\n```\nSummarise this:\n  keep   spacing\n```\n",
@@ -531,5 +636,17 @@ mod tests {
             text,
             "Try this:\n\n    Summarise this:\n      keep   spacing\n"
         );
+        let long = format!("```\n  {}\n```\n", "word ".repeat(30).trim_end());
+        let text = to_text(&long, BASE);
+        assert!(text.lines().all(|l| l.len() <= WIDTH), "{text}");
+        assert!(
+            text.starts_with("      word word")
+                && text
+                    .lines()
+                    .nth(1)
+                    .is_some_and(|l| l.starts_with("        word")),
+            "{text}"
+        );
+        assert_eq!(text.matches("word").count(), 30);
     }
 }

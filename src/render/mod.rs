@@ -6,9 +6,12 @@
 //! `send`; and the signup letters `serve` mails one at a time (`signup`).
 
 pub mod context;
+#[cfg(test)]
+mod contrast;
 pub mod edition;
 pub mod email;
 pub mod markdown;
 pub mod preflight;
 pub mod signup;
 mod splice;
+pub mod typography;

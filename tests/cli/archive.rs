@@ -298,5 +298,246 @@ fn pages_have_titles_descriptions_and_one_h1() {
             "{}",
             rel.display()
         );
+        // Besides it, only JSON-LD data.
+        assert_eq!(
+            html.matches("<script").count(),
+            scripts.len()
+                + html
+                    .matches("<script type=\"application/ld+json\">")
+                    .count(),
+            "{}",
+            rel.display()
+        );
+    }
+}
+
+/// Every page of the archive opens with one h1 and never skips a level on
+/// the way down (item bodies start at h2 on their own page, h3 in a card).
+#[test]
+fn no_page_skips_a_heading_level() {
+    let (_tmp, dir) = project_with_30_issues();
+    run(&dir, &["archive", "--all"]).success();
+    let mut pages = 0;
+    for (rel, bytes) in files(&dir.join("public"))
+        .iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "html"))
+    {
+        let html = String::from_utf8_lossy(bytes);
+        if let Some(p) = crate::render::outline_problem(&html) {
+            panic!("{}: {p}", rel.display());
+        }
+        pages += 1;
+    }
+    assert!(pages > 50, "{pages} pages");
+}
+
+/// The JSON-LD blocks of a page, parsed.
+fn structured_data(html: &str) -> Vec<serde_json::Value> {
+    const OPEN: &str = "<script type=\"application/ld+json\">";
+    html.split(OPEN)
+        .skip(1)
+        .map(|rest| {
+            let json = &rest[..rest.find("</script>").expect("closed")];
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+        })
+        .collect()
+}
+
+/// Term pages are `DefinedTerm`s of the glossary's `DefinedTermSet`, the
+/// glossary index is that set, issue pages are `Article`s; every value is
+/// escaped for the script it sits in.
+#[test]
+fn structured_data_parses_as_json_of_the_right_type() {
+    let (_tmp, dir) = project_with_30_issues();
+    // A title that could end the script or break the JSON if not escaped.
+    let token = dir.join("content/terms/token.md");
+    let text = std::fs::read_to_string(&token).expect("term");
+    std::fs::write(
+        &token,
+        text.replacen(
+            "title = \"Token\"",
+            "title = \"Token </script><b>\\\"&'\"",
+            1,
+        ),
+    )
+    .expect("edit");
+    run(&dir, &["archive", "--all"]).success();
+    let site = dir.join("public");
+    let read = |rel: &str| std::fs::read_to_string(site.join(rel)).expect(rel);
+
+    let term = structured_data(&read("glossary/token/index.html"));
+    assert_eq!(term.len(), 1);
+    assert_eq!(term[0]["@context"], "https://schema.org");
+    assert_eq!(term[0]["@type"], "DefinedTerm");
+    assert_eq!(term[0]["name"], "Token </script><b>”&’");
+    assert_eq!(term[0]["url"], "https://daily.example.com/glossary/token/");
+    assert_eq!(term[0]["inDefinedTermSet"]["@type"], "DefinedTermSet");
+    assert_eq!(
+        term[0]["inDefinedTermSet"]["url"],
+        "https://daily.example.com/glossary/"
+    );
+    assert!(
+        term[0]["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+
+    let set = structured_data(&read("glossary/index.html"));
+    assert_eq!(set[0]["@type"], "DefinedTermSet");
+    assert_eq!(set[0]["url"], "https://daily.example.com/glossary/");
+    let terms = set[0]["hasDefinedTerm"].as_array().expect("terms");
+    assert!(terms.len() > 20, "{}", terms.len());
+    assert!(terms.iter().all(|t| t["@type"] == "DefinedTerm"));
+
+    let issue = structured_data(&read("issues/2027-03-01/index.html"));
+    assert_eq!(issue[0]["@type"], "Article");
+    assert_eq!(issue[0]["datePublished"], "2027-03-01");
+    assert_eq!(
+        issue[0]["url"],
+        "https://daily.example.com/issues/2027-03-01/"
+    );
+    assert!(
+        issue[0]["headline"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("Hallucination"))
+    );
+    assert_eq!(issue[0]["publisher"]["name"], "Beginners in AI");
+}
+
+/// Every page says how it looks when shared: Open Graph and Twitter card
+/// tags with its own title, description and canonical URL.
+#[test]
+fn pages_carry_open_graph_and_twitter_card_tags() {
+    let (_tmp, dir) = project_with_30_issues();
+    run(&dir, &["archive", "--all"]).success();
+    let meta = |html: &str, attr: &str, name: &str| -> String {
+        let tag = format!("<meta {attr}=\"{name}\" content=\"");
+        let at = html.find(&tag).unwrap_or_else(|| panic!("no {name}")) + tag.len();
+        html[at..at + html[at..].find('"').expect("quote")].to_string()
+    };
+    for (rel, og_type) in [
+        ("glossary/hallucination/index.html", "article"),
+        ("glossary/index.html", "website"),
+        ("issues/2027-03-01/index.html", "article"),
+        ("index.html", "website"),
+        ("tools/index.html", "website"),
+    ] {
+        let html = std::fs::read_to_string(dir.join("public").join(rel)).expect(rel);
+        let title =
+            &html[html.find("<title>").expect("title") + 7..html.find("</title>").expect("end")];
+        assert_eq!(meta(&html, "property", "og:title"), title, "{rel}");
+        assert_eq!(meta(&html, "name", "twitter:title"), title, "{rel}");
+        let description = meta(&html, "name", "description");
+        assert_eq!(
+            meta(&html, "property", "og:description"),
+            description,
+            "{rel}"
+        );
+        assert_eq!(
+            meta(&html, "name", "twitter:description"),
+            description,
+            "{rel}"
+        );
+        assert_eq!(meta(&html, "property", "og:type"), og_type, "{rel}");
+        assert_eq!(meta(&html, "name", "twitter:card"), "summary", "{rel}");
+        assert_eq!(meta(&html, "property", "og:site_name"), "Beginners in AI");
+        let canonical = format!(
+            "https://daily.example.com/{}",
+            rel.trim_end_matches("index.html")
+        );
+        assert_eq!(meta(&html, "property", "og:url"), canonical, "{rel}");
+    }
+    let term = std::fs::read_to_string(dir.join("public/glossary/hallucination/index.html"))
+        .expect("term page");
+    assert!(term.contains("<meta property=\"og:title\" content=\"Hallucination: what it means · Beginners in AI glossary\">"));
+}
+
+/// Term pages as the newsletter's glossary shows them: the "What it is:"
+/// label, a review date people say, and under it the caveat.
+#[test]
+fn term_pages_label_the_summary_and_carry_the_caveat() {
+    let (_tmp, dir) = project_with_30_issues();
+    run(&dir, &["archive", "--all"]).success();
+    let html = std::fs::read_to_string(dir.join("public/glossary/hallucination/index.html"))
+        .expect("term page");
+    assert!(html.contains("<p class=\"summary\"><strong>What it is:</strong> When an AI model"));
+    let reviewed = html
+        .find("Reviewed <time datetime=\"2026-11-01\">November 2026</time>.")
+        .expect("review date");
+    let caveat = html
+        .find("Terminology moves quickly; verify specifics at the sources.")
+        .expect("caveat");
+    assert!(reviewed < caveat, "the caveat sits under the review date");
+    // Related entries are links, terms apart from tips.
+    let terms = html.find("<strong>Related terms:</strong>").expect("terms");
+    let tips = html.find("<strong>Related tips:</strong>").expect("tips");
+    assert!(terms < tips);
+    assert!(
+        html[tips..].contains("<a href=\"../../issues/"),
+        "tips link their issue"
+    );
+}
+
+/// Each feed entry is the web issue: its sections in the settings' order
+/// (term, tool, tip, as the email), with the tool's link, the term's
+/// sources and its glossary page, all absolute.
+#[test]
+fn feed_entries_are_the_web_issue() {
+    let (_tmp, dir) = project_with_30_issues();
+    run(&dir, &["archive", "--all"]).success();
+    let xml = std::fs::read_to_string(dir.join("public/feed.xml")).expect("feed");
+    let feed = atom_syndication::Feed::from_str(&xml).expect("valid Atom");
+    let first = feed
+        .entries()
+        .iter()
+        .find(|e| e.id().ends_with("/issues/2027-03-01/"))
+        .expect("issue 1");
+    let html = first.content().and_then(|c| c.value()).expect("content");
+    let term = html.find("Term of the day").expect("term");
+    let tool = html.find("Tool to try").expect("tool");
+    let tip = html.find(">Tip<").expect("tip");
+    assert!(term < tool && tool < tip, "the email's order");
+    for link in [
+        "href=\"https://notebooklm.google\"",
+        "href=\"https://en.wikipedia.org/wiki/Hallucination_(artificial_intelligence)\"",
+        "href=\"https://arxiv.org/abs/2311.05232\"",
+        "href=\"https://daily.example.com/glossary/hallucination/index.html\"",
+    ] {
+        assert!(html.contains(link), "{link} missing from {html}");
+    }
+    assert!(html.contains("-minute read."), "the opening line");
+    for href in html.split("href=\"").skip(1) {
+        let url = &href[..href.find('"').expect("quote")];
+        assert!(
+            url.starts_with("https://"),
+            "relative link {url} in the feed"
+        );
+    }
+    let page = std::fs::read_to_string(dir.join("public/issues/2027-03-01/index.html"))
+        .expect("issue page");
+    assert!(page.contains("href=\"../../glossary/hallucination/index.html\""));
+}
+
+/// The issue page (and so the feed entry) opens with the email's own line:
+/// the day's items and the reading time, worded the same.
+#[test]
+fn the_issue_page_opens_with_the_emails_line() {
+    let (_tmp, dir) = project_with_30_issues();
+    run(&dir, &["archive", "--all"]).success();
+    let intro = |html: &str| {
+        let at = html.find("class=\"intro\"").expect("opening line");
+        let text = &html[at + html[at..].find('>').expect("tag") + 1..];
+        text[..text.find("</").expect("end")].to_string()
+    };
+    for date in ["2027-03-01", "2027-03-17"] {
+        let email = run(&dir, &["preview", "--date", date]).success().stdout;
+        let page = std::fs::read_to_string(dir.join(format!("public/issues/{date}/index.html")))
+            .expect("issue page");
+        let line = intro(&email);
+        assert!(
+            line.starts_with("Today: ") && line.ends_with("-minute read."),
+            "{line}"
+        );
+        assert_eq!(intro(&page), line, "{date}");
     }
 }

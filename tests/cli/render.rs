@@ -173,7 +173,7 @@ fn html_is_email_safe() {
         &html[html.find("<style>").expect("style kept")..html.find("</style>").expect("end")];
     assert!(style.contains("@media") && style.contains("prefers-color-scheme"));
     assert!(
-        !style.contains(".label {") && !style.contains("font-family"),
+        !style.contains(".footer p {") && !style.contains("font-family"),
         "plain rules are inlined, not kept: {style}"
     );
     for href in html.split("href=\"").skip(1) {
@@ -490,4 +490,276 @@ fn a_template_that_compares_a_personal_value_gets_each_readers_own_answer() {
         !free.contains("THANK YOU") && free.contains("FRED"),
         "{free}"
     );
+}
+
+/// The heading levels of an HTML page, in order (`<h2 …>` gives 2).
+pub(crate) fn heading_levels(html: &str) -> Vec<u8> {
+    let bytes = html.as_bytes();
+    html.match_indices("<h")
+        .filter_map(|(i, _)| {
+            let (digit, after) = (*bytes.get(i + 2)?, *bytes.get(i + 3)?);
+            (digit.is_ascii_digit() && (after == b'>' || after == b' ')).then_some(digit - b'0')
+        })
+        .collect()
+}
+
+/// What is wrong with a page's outline, if anything: it must open with
+/// an h1 and never skip a level on the way down (h1 → h3).
+pub(crate) fn outline_problem(html: &str) -> Option<String> {
+    let levels = heading_levels(html);
+    if levels.first() != Some(&1) {
+        return Some(format!("the first heading is not an h1: {levels:?}"));
+    }
+    levels
+        .windows(2)
+        .find(|w| w[1] > w[0] + 1)
+        .map(|w| format!("h{} follows h{}: {levels:?}", w[1], w[0]))
+}
+
+/// Lines of a text part over 78 columns, but for a URL alone on its line
+/// (a link cannot be broken).
+pub(crate) fn long_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.chars().count() > 78)
+        .filter(|l| {
+            let l = l.trim();
+            l.contains(' ') || !(l.starts_with("https://") || l.starts_with("http://"))
+        })
+        .collect()
+}
+
+#[test]
+fn outline_and_line_checks_catch_what_they_are_for() {
+    assert_eq!(
+        heading_levels("<head><header><h1>a</h1><h2 id=x>b<hr><h3>"),
+        [1, 2, 3]
+    );
+    assert!(outline_problem("<h1>a</h1><h2>b</h2><h3>c</h3><h2>d</h2>").is_none());
+    assert!(outline_problem("<h1>a</h1><h3>b</h3>").is_some());
+    assert!(outline_problem("<h2>a</h2>").is_some());
+    let url = format!("https://example.com/{}", "x".repeat(80));
+    assert!(long_lines(&format!("ok\n{url}\n  {url}\n")).is_empty());
+    assert_eq!(long_lines(&format!("see {url}\n")).len(), 1);
+    assert_eq!(long_lines(&"word ".repeat(20)).len(), 1);
+}
+
+/// Every sample item, in the email: the outline starts at the masthead's
+/// h1 and never skips a level, text lines fit 78 columns, the signature
+/// separator keeps its space, and the opening line names the day's items
+/// and the reading time.
+#[test]
+fn every_sample_issue_has_a_sound_outline_and_short_lines() {
+    let (_tmp, dir) = sample_project();
+    run(&dir, &["plan", "--date", "2027-03-01", "--days", "27"]).success();
+    for day in 1..=27 {
+        let date = format!("2027-03-{day:02}");
+        let edition = load(&dir, &date);
+        let r = edition
+            .edition
+            .email
+            .render(&reader("ada.park@example.net", "Ada Park"))
+            .expect("render");
+        if let Some(p) = outline_problem(&r.html) {
+            panic!("{date}: {p}");
+        }
+        assert_eq!(long_lines(&r.text), Vec::<&str>::new(), "{date}");
+        assert!(r.text.contains("\n-- \nYou get this email"), "{date}");
+        let today = &r.text[r.text.find("Today: ").expect("opening line")..];
+        let today = &today[..today.find("\n\n").expect("one paragraph")];
+        let today = today.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            today.ends_with("-minute read.") && today.contains(" to try, and a tip: “"),
+            "{date}: {today}"
+        );
+        assert!(
+            r.html.contains("<td class=\"intro\"") && r.html.contains("-minute read.</td>"),
+            "{date}"
+        );
+    }
+}
+
+/// The sample issue's typography: curly quotes and apostrophes in prose
+/// (bodies and front matter), straight ones left in URLs; a review date
+/// people say ("Reviewed November 2026"); `content` on Apple's meta tag;
+/// consistent `*strong*` markers in the text part.
+#[test]
+fn the_sample_issue_reads_like_typeset_prose() {
+    let (_tmp, dir) = sample_project();
+    let edition = load(&dir, "2027-03-01");
+    let r = edition
+        .edition
+        .email
+        .render(&reader("x@example.org", "X"))
+        .expect("render");
+    for part in [&r.html, &r.text] {
+        assert!(part.contains("An AI “hallucination” is"), "body quotes");
+        assert!(
+            part.contains("app’s memory") || part.contains("APP’S MEMORY"),
+            "title apostrophe"
+        );
+        assert!(
+            part.contains("Google’s research notebook"),
+            "summary apostrophe"
+        );
+        assert!(part.contains("Reviewed November 2026"), "review date");
+        assert!(!part.contains("2026-11-01"), "no ISO review date");
+        assert!(!part.contains("app's") && !part.contains("\"hallucination\""));
+    }
+    assert!(r.html.contains(
+        "href=\"https://en.wikipedia.org/wiki/Hallucination_(artificial_intelligence)\""
+    ));
+    assert!(
+        r.html
+            .contains("<meta name=\"x-apple-disable-message-reformatting\" content=\"\">")
+    );
+    for label in [
+        "*What it is:*",
+        "*Who it is for:*",
+        "*Best if:*",
+        "*Sources:*",
+        "*Try this:*",
+    ] {
+        assert!(r.text.contains(label), "{label}");
+    }
+}
+
+/// "Related": every entry a link, terms apart from tips. A related term
+/// already featured links its glossary page, one not featured yet its
+/// first source; a tip links the issue that featured it, at its card; a
+/// tip not featured yet has nowhere to go and is left out.
+#[test]
+fn related_items_are_links_grouped_by_section() {
+    let (_tmp, dir) = sample_project();
+    std::fs::create_dir_all(dir.join("issues")).expect("mkdir");
+    for (n, date, term, tool, tip) in [
+        (
+            1,
+            "2027-03-01",
+            "retrieval-augmented-generation",
+            "chatgpt",
+            "ask-for-sources-and-check-them",
+        ),
+        (
+            2,
+            "2027-03-02",
+            "hallucination",
+            "notebooklm",
+            "break-big-tasks-into-steps",
+        ),
+    ] {
+        std::fs::write(
+            dir.join(format!("issues/{date}.toml")),
+            format!("number = {n}\ndate = {date}\n\n[picks]\nterm = \"{term}\"\ntool = \"{tool}\"\ntip = \"{tip}\"\n"),
+        )
+        .expect("record");
+    }
+    let edition = load(&dir, "2027-03-02");
+    let r = edition
+        .edition
+        .email
+        .render(&reader("x@example.org", "X"))
+        .expect("render");
+    let html = &r.html;
+    let terms = html
+        .find("<strong>Related terms:</strong>")
+        .expect("terms group");
+    let tips = html
+        .find("<strong>Related tips:</strong>")
+        .expect("tips group");
+    assert!(terms < tips, "terms first, as the settings order sections");
+    let link = |href: &str, title: &str| {
+        format!(
+            "<a href=\"{href}\" style=\"color: #2a6f97;text-decoration: underline;\">{title}</a>"
+        )
+    };
+    let terms_html = &html[terms..tips];
+    assert!(
+        terms_html.contains(&link(
+            "https://daily.example.com/glossary/retrieval-augmented-generation/",
+            "Retrieval-augmented generation"
+        )) && terms_html.contains(" · ")
+            && terms_html.contains(&link(
+                "https://en.wikipedia.org/wiki/Large_language_model",
+                "Large language model"
+            )),
+        "{terms_html}"
+    );
+    let tips_html = &html[tips..tips + html[tips..].find("</p>").expect("end")];
+    assert!(
+        tips_html.contains(&link(
+            "https://daily.example.com/issues/2027-03-01/#tip",
+            "Ask for sources, then actually open them"
+        )),
+        "{tips_html}"
+    );
+    assert!(
+        !html.contains("Check AI maths"),
+        "a tip with nowhere to go is left out"
+    );
+    assert!(
+        r.text.contains(
+            "*Related tips:*\n- Ask for sources, then actually open them\n  https://daily.example.com/issues/2027-03-01/#tip\n"
+        ),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("*Related terms:*\n- Retrieval-augmented generation\n  https://daily.example.com/glossary/retrieval-augmented-generation/\n"),
+        "{}",
+        r.text
+    );
+}
+
+/// "View in browser" stays at phone width: no rule of the phone-width
+/// block hides (`display: none`) the masthead's cells, where the link is.
+#[test]
+fn view_in_browser_stays_at_phone_width() {
+    let (_tmp, dir) = sample_project();
+    let edition = load(&dir, "2027-03-01");
+    let html = edition
+        .edition
+        .email
+        .render(&reader("x@example.org", "X"))
+        .expect("render")
+        .html;
+    let style = &html[html.find("<style>").expect("style")..html.find("</style>").expect("end")];
+    let phone = &style[style.find("max-width: 620px").expect("phone rules")..];
+    let phone = &phone[phone.find('{').expect("block") + 1..];
+    let phone = &phone[..phone.find("@media").unwrap_or(phone.len())];
+    let hiding: Vec<&str> = phone
+        .split('}')
+        .filter_map(|rule| rule.split_once('{'))
+        .filter(|(_, body)| body.replace(' ', "").contains("display:none"))
+        .map(|(selectors, _)| selectors.trim())
+        .collect();
+    let hidden = |class: &str| {
+        hiding.iter().any(|s| {
+            s.split('.').skip(1).any(|c| {
+                c.split(|ch: char| !(ch.is_alphanumeric() || ch == '-' || ch == '_'))
+                    .next()
+                    == Some(class)
+            })
+        })
+    };
+    let masthead = html.find("class=\"masthead\"").expect("masthead");
+    let link = masthead
+        + html[masthead..]
+            .find(">View in browser</a>")
+            .expect("the link in the masthead");
+    assert!(
+        link < html.find("class=\"card\"").expect("cards"),
+        "the masthead's link, not the footer's"
+    );
+    let classes: Vec<&str> = html[masthead..link]
+        .split("class=\"")
+        .skip(1)
+        .flat_map(|c| c[..c.find('"').expect("quote")].split_whitespace())
+        .collect();
+    assert!(classes.contains(&"promise"), "{classes:?}");
+    for class in classes {
+        assert!(
+            !hidden(class),
+            ".{class} is hidden at phone width: {hiding:?}"
+        );
+    }
 }

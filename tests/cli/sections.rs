@@ -309,7 +309,8 @@ fn a_project_without_tools_checks_plans_previews_sends_and_archives() {
             .find_map(|l| l.strip_prefix("title = "))
             .expect("title")
             .trim_matches('"')
-            .to_string()
+            // As typeset: apostrophes are curly.
+            .replace('\'', "’")
     };
     assert_eq!(
         subject.trim_matches(['"', '\'']),
@@ -412,4 +413,45 @@ fn index_templates_written_before_sections_were_data_still_render() {
         read(dir.join("public/tools/index.html")),
         "hugging-face 1 notebooklm 1 True\n"
     );
+}
+
+/// The built-in templates keep a sound outline too: the email opens with
+/// the masthead's h1 and each archive page with its own, none skips a
+/// level; item pages describe themselves as a `DefinedTerm` of their
+/// index, issue pages as an `Article`, and the links still all resolve.
+#[test]
+fn the_built_in_templates_never_skip_a_heading_level() {
+    let (_tmp, dir) = init_project();
+    std::fs::remove_dir_all(dir.join("templates")).expect("rm templates");
+    run(&dir, &["plan", "--date", DATE, "--days", "2"]).success();
+    let html = run(&dir, &["preview", "--date", DATE]).success().stdout;
+    if let Some(p) = crate::render::outline_problem(&html) {
+        panic!("email: {p}");
+    }
+    assert!(
+        html.contains("content=\"\"") && html.contains("-minute read."),
+        "{html}"
+    );
+    run(&dir, &["archive", "--all"]).success();
+    let site = site(&dir.join("public"));
+    let (mut items, mut issues) = (0, 0);
+    for (page, html) in site
+        .iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "html"))
+    {
+        if let Some(p) = crate::render::outline_problem(html) {
+            panic!("{}: {p}", page.display());
+        }
+        let ld = |t: &str| html.contains(&format!("\"@type\": \"{t}\""));
+        if page.starts_with("glossary/") && page.components().count() == 3 {
+            assert!(ld("DefinedTerm") && ld("DefinedTermSet"), "{html}");
+            items += 1;
+        }
+        if page.starts_with("issues/") {
+            assert!(ld("Article"), "{html}");
+            issues += 1;
+        }
+    }
+    assert_eq!((items > 0, issues), (true, 2));
+    assert_eq!(broken_links(&site), Vec::<String>::new());
 }

@@ -50,6 +50,25 @@ fn an_added_reader_is_on_the_list_and_gets_the_issue_once() {
         "{}",
         check.stdout
     );
+    // A preview as the signup is their copy, with their name.
+    let preview = run(
+        &dir,
+        &[
+            "preview",
+            "--date",
+            DATE,
+            "--as",
+            "new.reader@example.org",
+            "--format",
+            "text",
+        ],
+    )
+    .success();
+    assert!(
+        preview.stdout.contains("Good morning, New."),
+        "{}",
+        preview.stdout
+    );
 
     let sent = json(&send(&dir, &["--json"]).success());
     assert_eq!(

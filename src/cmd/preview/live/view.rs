@@ -107,7 +107,7 @@ pub(super) fn email(
         out: None,
         open: false,
     };
-    let who = super::super::reader(list, &opts).map_err(lines)?;
+    let who = super::super::reader(&project, list, &opts).map_err(lines)?;
     let email = &day.edition.email;
     let rendered = email.render(&who).map_err(|p| vec![p.to_string()])?;
     let message = email.message(&who).map_err(|e| lines(e.into()))?;
