@@ -346,10 +346,12 @@ async fn confirm_page(
     let Some(secrets) = &state.secrets else {
         return not_configured();
     };
-    let Some(address) = token::verify(secrets, &state.list_id, &token) else {
+    // The page never names the reader: whoever opens the link (a
+    // forwarded issue's reader, a link scanner) learns nothing from it.
+    if token::verify(secrets, &state.list_id, &token).is_none() {
         return invalid();
-    };
-    reader_confirm(&state.name, address.as_str(), &format!("/u/{token}"), "")
+    }
+    reader_confirm(&state.name, &format!("/u/{token}"), "")
 }
 
 async fn unsubscribe(
@@ -486,21 +488,17 @@ fn not_found() -> Response {
 /// confirmation with its button (posting to `action`), the page after it,
 /// and the one for a link that does not verify. `note` is HTML put first
 /// in the page's body (the preview's banner; empty here).
-pub(crate) fn reader_confirm(
-    newsletter: &str,
-    address: &str,
-    action: &str,
-    note: &str,
-) -> Response {
-    let (mut name, mut addr, mut act) = (String::new(), String::new(), String::new());
+/// The confirmation never names the reader: whoever opens a link (a
+/// forwarded issue's reader, a link scanner) learns nothing from it.
+pub(crate) fn reader_confirm(newsletter: &str, action: &str, note: &str) -> Response {
+    let (mut name, mut act) = (String::new(), String::new());
     html_escape(newsletter, &mut name);
-    html_escape(address, &mut addr);
     html_escape(action, &mut act);
     page(
         StatusCode::OK,
         &format!("Unsubscribe from {newsletter}?"),
         &format!(
-            "{note}<p>{addr} will get no more emails from {name}.</p>\
+            "{note}<p>The address this email was sent to will get no more emails from {name}.</p>\
 <form method=\"post\" action=\"{act}\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\"><button type=\"submit\">Unsubscribe</button></form>"
         ),
     )

@@ -398,6 +398,13 @@ fn an_mbox_is_read_and_never_written() {
         (Some(0), Some(2)),
         "{again}"
     );
+    // A missing mbox is bad input, as a missing maildir is: exit 2.
+    let err = run(&dir, &["bounces", "--mbox", "no-such.mbox"]).code(2);
+    assert!(
+        err.stderr.contains("no-such.mbox: cannot read"),
+        "{}",
+        err.stderr
+    );
 }
 
 #[test]
@@ -516,4 +523,28 @@ fn verp_senders_go_out_on_the_pipelined_path_too() {
         Some(readers[2].as_str()),
         "{out}"
     );
+}
+
+#[test]
+fn what_a_report_says_is_shown_without_terminal_controls() {
+    let (_tmp, dir) = sent_project();
+    // Whoever sends a bounce writes its diagnostic: escape sequences in it
+    // must not reach the operator's terminal through `bounces list`.
+    let dsn = String::from_utf8(fixture("postfix-hard.eml"))
+        .expect("text")
+        .replace(
+            "Recipient address\n",
+            "Recipient \u{1b}[2J\u{1b}]0;owned\u{7}address\n",
+        );
+    assert!(dsn.contains('\u{1b}'), "the fixture changed");
+    run_stdin(&dir, &["bounces"], dsn.as_bytes()).success();
+    let listed = run(&dir, &["bounces", "list"]).success().stdout;
+    assert!(listed.contains("reader00001@example.net"), "{listed}");
+    assert!(
+        !listed.contains(|c: char| c.is_control() && c != '\n'),
+        "{listed:?}"
+    );
+    // The evidence itself is kept as it came.
+    let doc = json(&run(&dir, &["bounces", "list", "--json"]).success());
+    assert!(doc.to_string().contains("\\u001b[2J"), "{doc}");
 }

@@ -382,7 +382,7 @@ fn one_click_unsubscribe_suppresses_exactly_that_reader_and_send_skips_them() {
     let (status, page) = get(&local);
     assert_eq!(status, 200);
     assert!(
-        page.contains("<button") && page.contains("ben.okafor@example.org"),
+        page.contains("<button") && !page.contains("ben.okafor"),
         "{page}"
     );
     assert!(suppressed(&dir).is_empty(), "GET writes nothing");

@@ -208,7 +208,7 @@ fn a_reply_lost_after_the_message_is_unknown_and_resent_once_at_most(path: Dialo
 }
 
 fn a_stalled_reply_is_unknown_and_a_relay_that_never_answers_stops_the_run(path: Dialogue) {
-    let r = relay(30, "timeout = \"500ms\"", path);
+    let r = relay(30, "timeout = \"1s\"", path);
     let slow = &r.readers[3];
     r.proxy
         .set_fault(slow, Fault::StallAfterData(Duration::from_secs(3)), 1);
@@ -580,7 +580,7 @@ fn a_connection_dropped_mid_message_is_never_counted_as_delivered(path: Dialogue
 /// drop. The client gives up after its timeout; the message was never
 /// sent, so it is `deferred` and the run goes on.
 fn a_silent_relay_costs_the_message_never_a_copy(path: Dialogue) {
-    let r = relay(12, "timeout = \"300ms\"", path);
+    let r = relay(12, "timeout = \"1s\"", path);
     let quiet = &r.readers[2..4];
     for a in quiet {
         r.proxy.set_fault(a, Fault::Silence, u32::MAX);

@@ -649,6 +649,23 @@ fn no_link_reveals_the_reader_old_links_still_unsubscribe_and_serve_logs_neither
         if let Some(f) = links.iter().find(|l| l.contains("/feedback/")) {
             assert_eq!(get(&local(f, &served)).0, 200);
         }
+        // Whoever opens a link (a forwarded issue's reader, a link scanner)
+        // gets a page that does not name the reader either.
+        for l in links
+            .iter()
+            .filter(|l| l.starts_with("https://daily.example.com/"))
+            .filter(|l| {
+                ["/u/", "/confirm/", "/feedback/"]
+                    .iter()
+                    .any(|p| l.contains(p))
+            })
+        {
+            let (status, page) = get(&local(l, &served));
+            assert_eq!(status, 200, "{l}: {page}");
+            for encoded in encodings(to) {
+                assert!(!page.contains(&encoded), "{l}'s page names {to}: {page}");
+            }
+        }
     }
 
     assert_eq!(verp, 10, "every issue's envelope sender is a VERP address");

@@ -197,6 +197,23 @@ fn import_reports_every_row_and_adds_only_the_new() {
         )
     );
 
+    // A value with a line break in it (a quoted CSV field) stays on its
+    // row's one report line: nothing from the file forges another line.
+    std::fs::write(
+        dir.join("hostile.csv"),
+        "email\n\"a@b.example\r\nhostile.csv:9: new forged@example.org\"\n",
+    )
+    .expect("write");
+    let text = run(&dir, &["subscribers", "import", "hostile.csv"])
+        .success()
+        .stdout;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[1].starts_with("hostile.csv:2: invalid a@b.example hostile.csv:9"),
+        "{text}"
+    );
+
     std::fs::write(dir.join("broken.csv"), "name\nx\n").expect("write");
     let out = run(&dir, &["subscribers", "import", "broken.csv"]).code(2);
     assert!(

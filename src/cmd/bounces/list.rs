@@ -17,13 +17,17 @@ pub struct List {
 impl Report for List {
     /// Two lines an event: what, whom, when, whether it suppressed; then
     /// what the report said.
+    /// What came from the report (status, type, diagnostic) is written
+    /// on one line with control characters blanked: whoever sent the
+    /// bounce wrote it, and it must not drive the operator's terminal.
     fn text(&self) -> String {
+        use crate::project::subscribers::clean_line;
         let mut out = String::new();
         for e in &self.events {
             let status = e
                 .status
                 .as_deref()
-                .map(|s| format!(" {s}"))
+                .map(|s| format!(" {}", clean_line(s)))
                 .unwrap_or_default();
             let effect = match (&e.suppressed, &e.cleared_at) {
                 (_, Some(at)) => format!(", cleared {}", at.get(..10).unwrap_or(at)),
@@ -37,11 +41,11 @@ impl Report for List {
                 e.address,
                 e.issue_date,
                 e.kind.as_str(),
-                e.report_type,
+                clean_line(&e.report_type),
                 e.source,
             ));
             if let Some(d) = &e.diagnostic {
-                out.push_str(&format!("    {d}\n"));
+                out.push_str(&format!("    {}\n", clean_line(d)));
             }
         }
         if self.events.is_empty() {

@@ -71,7 +71,15 @@ fn seen(name: &str) -> String {
 }
 
 pub(super) fn mbox(run: &mut Run, file: &Path) -> Result<(), Failure> {
-    let f = File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // A missing or unreadable mbox is bad input (exit 2), as a folder that
+    // is not a maildir is.
+    let f = File::open(file).map_err(|e| {
+        Failure::one(crate::problem::Problem::new(
+            file,
+            None,
+            format!("cannot read: {e}"),
+        ))
+    })?;
     let messages = mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(f));
     for (i, message) in messages.enumerate() {
         let message = message

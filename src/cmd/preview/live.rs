@@ -599,9 +599,8 @@ async fn unsubscribe_page(
     let r = rest.clone();
     let made = tokio::task::spawn_blocking(move || view::unsubscriber(&root, &r)).await;
     match made {
-        Ok(Ok((name, Some(address)))) => crate::serve::reader_confirm(
+        Ok(Ok((name, Some(_)))) => crate::serve::reader_confirm(
             &name,
-            &address,
             &format!("/unsubscribe/{}", url_path(&rest)),
             BANNER,
         ),

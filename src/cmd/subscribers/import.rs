@@ -54,16 +54,19 @@ impl Report for Imported {
             self.invalid,
             self.suppressed
         );
+        // Values from the file are made one line: a quoted field with a
+        // line break must not start a report line of its own.
+        use crate::project::subscribers::clean_line;
         for r in &self.rows {
             out.push_str(&format!(
                 "{}:{}: {} {}",
                 self.file.display(),
                 r.line,
                 r.outcome,
-                r.address
+                clean_line(&r.address)
             ));
             if let Some(d) = &r.detail {
-                out.push_str(&format!(" ({d})"));
+                out.push_str(&format!(" ({})", clean_line(d)));
             }
             out.push('\n');
         }
