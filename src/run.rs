@@ -126,10 +126,14 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Plan { date, days, json } => {
             let project = env.project()?;
-            let opts = PlanOptions {
-                start: env.day(&project, date),
-                days,
+            let start = match (date, project.settings.delivery) {
+                // Local mornings: from the date where the day began last.
+                (None, crate::project::settings::Delivery::Local) => {
+                    plan::first_local_day(&project, env.now)
+                }
+                _ => env.day(&project, date),
             };
+            let opts = PlanOptions { start, days };
             print(&plan::plan(&project, opts)?, json)
         }
         Command::Preview(args) => run_preview(&env, args),
@@ -143,7 +147,9 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             };
             print(&status::status(&project, opts)?, json)
         }
-        Command::History { last, json } => print(&history::history(&env.project()?, last)?, json),
+        Command::History { last, json } => {
+            print(&history::history(&env.project()?, last, env.now)?, json)
+        }
         Command::Schedule {
             cron,
             systemd: _,

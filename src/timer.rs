@@ -76,6 +76,26 @@ pub fn daily(zone: Tz, send_time: NaiveTime, max_lateness: chrono::Duration) -> 
     }
 }
 
+/// Local mornings (`delivery = "local"`): a run every 15 minutes around
+/// the clock; each sends to the readers whose own morning it is, and says
+/// who is next when nobody's is (see `deliver::local`). Zones on the
+/// quarter hour (Kolkata, Kathmandu, Chatham) get theirs at the run that
+/// starts with it.
+pub fn local_mornings(zone: Tz, send_time: NaiveTime) -> Timing {
+    Timing {
+        zone,
+        summary: format!(
+            "every reader's issue at {} in their own zone",
+            send_time.format("%H:%M")
+        ),
+        runs: vec![Run {
+            when: When::Every { minutes: 15 },
+            why: "local mornings: sends to the readers whose send_time it is; exit 75 leaves the rest for the next run"
+                .into(),
+        }],
+    }
+}
+
 /// What a run starts: `dailyissue send` in the project, with the secrets
 /// from the environment file.
 #[derive(Debug, Clone)]

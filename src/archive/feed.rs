@@ -2,9 +2,10 @@
 //! itself — its content is what the issue page shows (the summary line and
 //! every section's card in the settings' order, with the tool's link, the
 //! term's sources and glossary page), rendered by the site with absolute
-//! links — dated at the issue's `send_time` in the newsletter's time zone.
-//! Built with atom_syndication, which escapes the XML as the format
-//! requires.
+//! links — dated when its first copy went out (the ledger keeps that
+//! instant; with local mornings, the zone whose morning comes first), else
+//! at the issue's `send_time` in the newsletter's time zone. Built with
+//! atom_syndication, which escapes the XML as the format requires.
 
 use atom_syndication::{Content, Entry as AtomEntry, Feed, Link, Person, Text};
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
@@ -48,7 +49,7 @@ pub(super) fn atom(
     // between builds.
     let updated = entries
         .last()
-        .map(|e| published(s, e.stored.record.date))
+        .map(|e| when(s, e))
         .unwrap_or_else(|| published(s, NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default()));
     feed.set_updated(updated);
     feed.set_entries(latest);
@@ -65,8 +66,8 @@ fn entry(s: &Settings, e: &Entry<'_>, html: &str) -> AtomEntry {
     let mut entry = AtomEntry::default();
     entry.set_id(url.clone());
     entry.set_title(Text::plain(format!("#{} {}", record.number, e.subject)));
-    entry.set_updated(published(s, record.date));
-    entry.set_published(Some(published(s, record.date)));
+    entry.set_updated(when(s, e));
+    entry.set_published(Some(when(s, e)));
     let mut link = Link::default();
     link.set_href(url);
     link.set_rel("alternate");
@@ -78,6 +79,15 @@ fn entry(s: &Settings, e: &Entry<'_>, html: &str) -> AtomEntry {
     content.set_value(Some(html.to_string()));
     entry.set_content(Some(content));
     entry
+}
+
+/// When an issue was published: when its first copy went out, shown in
+/// the newsletter's zone; else its day at `send_time` there.
+fn when(s: &Settings, e: &Entry<'_>) -> DateTime<FixedOffset> {
+    match e.published {
+        Some(at) => at.with_timezone(&s.timezone).fixed_offset(),
+        None => published(s, e.stored.record.date),
+    }
 }
 
 /// When an issue counts as published: its day at `send_time`, local time.

@@ -29,7 +29,9 @@ mod write;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::problem::{Failure, Problem};
 use crate::project::Project;
@@ -64,6 +66,9 @@ struct Entry<'a> {
     stored: &'a Stored,
     subject: String,
     preheader: String,
+    /// When its first copy went out (the ledger's record of the run), if
+    /// known; else the feed dates it at `send_time` in the newsletter's zone.
+    published: Option<DateTime<Utc>>,
 }
 
 pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport, Failure> {
@@ -78,6 +83,10 @@ pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport
         ..ArchiveReport::default()
     };
     let dates = dates(project, opts, &issues)?;
+    let published = match crate::ledger::read(project)? {
+        Some(l) => l.published()?,
+        None => HashMap::new(),
+    };
     if dates.is_empty() {
         report.note = Some(if opts.all {
             "issues/ has no records; run `dailyissue plan` first".into()
@@ -85,7 +94,10 @@ pub fn archive(project: &Project, opts: &ArchiveOptions) -> Result<ArchiveReport
             "no issue has been delivered yet; pass --all to publish every planned issue".into()
         });
     }
-    let entries = entries(settings, &pool, &issues, &dates)?;
+    let mut entries = entries(settings, &pool, &issues, &dates)?;
+    for e in &mut entries {
+        e.published = published.get(&e.stored.record.date).copied();
+    }
     let site = Site::new(project, &pool, &templates, &entries);
     let files = site.build().map_err(Failure::one)?;
     report.issues = entries.len();
@@ -166,6 +178,7 @@ impl<'a> Entry<'a> {
             stored,
             subject,
             preheader,
+            published: None,
         }
     }
 }

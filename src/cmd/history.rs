@@ -52,6 +52,12 @@ pub struct Row {
     pub unsubscribes: u64,
     /// When it started going out (RFC 3339, UTC).
     pub started_at: String,
+    /// `delivery = "local"` only: readers whose morning of it has not come
+    /// yet, and readers more than `max_lateness` past it without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late_skipped: Option<u64>,
 }
 
 impl crate::cmd::Report for History {
@@ -73,6 +79,11 @@ impl crate::cmd::Report for History {
             "VOTES",
             "UNSUBS",
         ];
+        let local = self.issues.iter().any(|r| r.waiting.is_some());
+        let mut head: Vec<&str> = head.to_vec();
+        if local {
+            head.extend(["WAITING", "LATE"]);
+        }
         let mut rows: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
         let n = crate::log::thousands;
         for r in &self.issues {
@@ -90,6 +101,11 @@ impl crate::cmd::Report for History {
                 format!("+{}/-{}", n(r.votes.yes), n(r.votes.no)),
                 n(r.unsubscribes),
             ]);
+            if local {
+                let row = rows.last_mut().expect("just pushed");
+                row.push(r.waiting.map_or("-".into(), n));
+                row.push(r.late_skipped.map_or("-".into(), n));
+            }
         }
         let widths: Vec<usize> = (0..head.len())
             .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
@@ -134,7 +150,11 @@ fn shorten(text: &str, max: usize) -> String {
 
 /// Every issue with deliveries in the ledger (the `last` most recent),
 /// newest first.
-pub fn history(project: &Project, last: Option<u32>) -> Result<History, Failure> {
+pub fn history(
+    project: &Project,
+    last: Option<u32>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<History, Failure> {
     let Some(ledger) = crate::ledger::read(project)? else {
         return Ok(History { issues: Vec::new() });
     };
@@ -178,11 +198,20 @@ pub fn history(project: &Project, last: Option<u32>) -> Result<History, Failure>
             sending: totals.sending,
             unsubscribes: feedback.unsubscribes,
             started_at: totals.started_at,
+            waiting: None,
+            late_skipped: None,
         });
     }
     rows.reverse();
     if let Some(n) = last {
         rows.truncate(n as usize);
+    }
+    // Local mornings: where each issue stands across the readers' zones.
+    for row in &mut rows {
+        if let Some(m) = crate::cmd::mornings::mornings(project, row.date, now)? {
+            row.waiting = Some(m.waiting);
+            row.late_skipped = Some(m.late_skipped);
+        }
     }
     Ok(History { issues: rows })
 }

@@ -11,6 +11,7 @@ pub(crate) mod check;
 pub(crate) mod history;
 pub(crate) mod init;
 pub(crate) mod ledger;
+pub(crate) mod mornings;
 pub(crate) mod plan;
 pub(crate) mod preview;
 pub(crate) mod schedule;

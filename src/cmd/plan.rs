@@ -12,6 +12,23 @@ use crate::plan::{PlannedDay, ensure};
 use crate::problem::Failure;
 use crate::project::Project;
 
+/// With local mornings (`delivery = "local"`), the oldest issue date still
+/// to come somewhere: today where the day begins last (UTC−12); from
+/// there the default week reaches past tomorrow in UTC+14, whose morning
+/// comes first. A record already written from that day on starts the
+/// plan instead (a new record may not come before a later one).
+pub fn first_local_day(project: &Project, now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+    let day = now.with_timezone(&chrono_tz::Etc::GMTPlus12).date_naive();
+    match project.issues() {
+        Ok(issues) if !issues.records.contains_key(&day) => issues
+            .records
+            .range(day..)
+            .next()
+            .map_or(day, |(first, _)| *first),
+        _ => day,
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
     pub start: NaiveDate,

@@ -118,14 +118,20 @@ pub struct Preview {
     /// Files written.
     pub written: Vec<PathBuf>,
     pub reader: String,
+    /// When this reader gets the issue: `06:00 Asia/Tokyo (2027-02-28
+    /// 21:00 UTC)`.
+    pub send_time: String,
 }
 
 impl crate::cmd::Report for Preview {
     fn text(&self) -> String {
-        self.written
+        let mut out: String = self
+            .written
             .iter()
             .map(|p| format!("wrote {} (as {})\n", p.display(), self.reader))
-            .collect()
+            .collect();
+        out.push_str(&format!("{} gets it at {}\n", self.reader, self.send_time));
+        out
     }
 }
 
@@ -182,6 +188,11 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
         tracing::info!("wrote {}", day.edition.record.path.display());
     }
     let reader = reader(project, &day.loaded.list, opts)?;
+    let send_time = crate::cmd::mornings::reader_morning(&project.settings, &reader, date);
+    if opts.out.is_none() {
+        // The message is the output: the send time goes to the log.
+        tracing::info!("{} gets it at {send_time}", reader.email);
+    }
     let copy = ReaderCopy {
         email: &day.edition.email,
         reader: &reader,
@@ -195,6 +206,7 @@ pub fn preview(project: &Project, opts: &PreviewOptions) -> Result<Preview, Fail
         stdout,
         written,
         reader: reader.email.to_string(),
+        send_time,
     })
 }
 

@@ -2,7 +2,8 @@
 //! absolute paths (the binary that runs now, the project), the newsletter's
 //! time zone, and the environment file that holds the secrets, the same for
 //! every run (the first and its retries). The runs come from the delivery
-//! mode's [`Timing`](crate::timer::Timing); only the daily mode exists yet.
+//! mode's [`Timing`](crate::timer::Timing): the daily mode, or every 15
+//! minutes for local mornings (`delivery = "local"`).
 
 use std::path::PathBuf;
 
@@ -55,7 +56,14 @@ impl crate::cmd::Report for Schedule {
 
 pub fn schedule(project: &Project, opts: &ScheduleOptions) -> Result<Schedule, Failure> {
     let settings = &project.settings;
-    let timing = timer::daily(settings.timezone, settings.send_time, settings.max_lateness);
+    let timing = match settings.delivery {
+        crate::project::settings::Delivery::Zone => {
+            timer::daily(settings.timezone, settings.send_time, settings.max_lateness)
+        }
+        crate::project::settings::Delivery::Local => {
+            timer::local_mornings(settings.timezone, settings.send_time)
+        }
+    };
     let root = project.root.canonicalize().map_err(|e| {
         anyhow::Error::from(e).context(format!("cannot resolve {}", project.root.display()))
     })?;

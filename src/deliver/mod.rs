@@ -10,6 +10,7 @@
 //! - `transport`: the one seam every message passes through;
 //! - `lock`: one run at a time.
 
+pub(crate) mod local;
 pub(crate) mod lock;
 pub(crate) mod pipeline;
 pub(crate) mod readers;

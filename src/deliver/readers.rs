@@ -105,6 +105,8 @@ impl<C: Iterator<Item = Subscriber>> Merged<'_, C> {
             return None;
         };
         let mut reader = Subscriber::ad_hoc(email, &s.name, self.columns);
+        // The zone the signup form captured, when it is one (local mornings).
+        reader.zone = s.timezone.as_deref().and_then(|z| z.parse().ok());
         if let (Some(i), Some(zone)) = (self.timezone_column, s.timezone) {
             reader.fields[i] = zone;
         }
@@ -131,6 +133,7 @@ pub(crate) fn confirmed_signup(
         return Ok(None);
     };
     let mut reader = Subscriber::ad_hoc(email, &signup.name, list.columns.len());
+    reader.zone = signup.timezone.as_deref().and_then(|z| z.parse().ok());
     if let (Some(i), Some(zone)) = (
         list.columns.iter().position(|c| c == "timezone"),
         signup.timezone,

@@ -206,6 +206,7 @@ struct Statements<'tx> {
     record: CachedStatement<'tx>,
     suppress: CachedStatement<'tx>,
     test: CachedStatement<'tx>,
+    days: CachedStatement<'tx>,
     return_path: CachedStatement<'tx>,
 }
 
@@ -238,6 +239,7 @@ impl<'tx> Statements<'tx> {
                 "INSERT INTO test_sends (issue_date, address, status, reply, message_id, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?,
+            days: tx.prepare_cached(super::days::SET_DAYS)?,
             return_path: tx.prepare_cached(
                 "INSERT INTO return_paths (token, issue_date, address) VALUES (?1, ?2, ?3)
                  ON CONFLICT (token) DO NOTHING",
@@ -280,6 +282,16 @@ impl<'tx> Statements<'tx> {
                     message_id,
                     now
                 ])?;
+            }
+            Write::Days(days) => {
+                for (address, local, zone) in days {
+                    self.days.execute(params![
+                        date,
+                        address.as_str(),
+                        local.to_string(),
+                        zone.name()
+                    ])?;
+                }
             }
             Write::ReturnPaths(tokens) => {
                 for (token, address) in tokens {

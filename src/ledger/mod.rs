@@ -33,6 +33,8 @@
 //! - `schema`: the tables, the schema version, migrations;
 //! - `deliveries`: a run's writes, crash recovery, what `send` and
 //!   `status` read;
+//! - `days`: local mornings: each reader's latest copy, publication
+//!   instants;
 //! - `events`: bounces and complaints that arrive later, matched to their
 //!   delivery (VERP tokens, Message-IDs), the policy applied; per-issue
 //!   feedback (rates, history);
@@ -43,6 +45,7 @@
 //! - `history`: each issue's deliveries summed up.
 
 mod backup;
+mod days;
 mod deliveries;
 mod events;
 mod feedback;
@@ -163,6 +166,9 @@ pub enum Write {
     Record(Outcome),
     /// A test copy (`send --to`), never a delivery. (outcome, Message-ID)
     Test(Outcome, String),
+    /// The local date and zone claimed rows are for (see `days`):
+    /// (address, local date, zone).
+    Days(Vec<(AddressKey, chrono::NaiveDate, chrono_tz::Tz)>),
     /// The VERP tokens of claimed rows, so a bounce finds its delivery.
     /// (token, address)
     ReturnPaths(Vec<(String, AddressKey)>),

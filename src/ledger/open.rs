@@ -225,7 +225,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn has_table(&self, name: &str) -> anyhow::Result<bool> {
+    pub(super) fn has_table(&self, name: &str) -> anyhow::Result<bool> {
         Ok(self
             .conn
             .query_row(

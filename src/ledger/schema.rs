@@ -11,7 +11,7 @@ use rusqlite::{Connection, params};
 use super::now;
 
 /// The schema this build writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i32 = 4;
+pub(super) const SCHEMA_VERSION: i32 = 5;
 
 /// `PRAGMA application_id` of a dailyissue ledger: "DIsu" in ASCII.
 pub(super) const APPLICATION_ID: i32 = 0x4449_7375;
@@ -159,6 +159,40 @@ CREATE TABLE feedback (
 ) WITHOUT ROWID;
 ";
 
+/// Schema 5, local mornings (`delivery = "local"`): each delivery row
+/// says for which local date and zone it was claimed; `reader_days` keeps
+/// every reader's latest copy (issue, local date, zone), kept up to date
+/// by a trigger whenever a row becomes `sent` or `unknown`, so no run has
+/// to remember it; and `issues.published_at` is the instant of the run
+/// that delivered an issue's first copy (the archive's publication time).
+/// What was delivered before counts as each reader's latest copy, its
+/// zone unknown.
+const LOCAL_DAYS: &str = "
+ALTER TABLE deliveries ADD COLUMN local_date TEXT;
+ALTER TABLE deliveries ADD COLUMN zone TEXT;
+ALTER TABLE issues ADD COLUMN published_at TEXT;
+CREATE TABLE reader_days (
+    address    TEXT PRIMARY KEY,
+    issue_date TEXT NOT NULL,
+    local_date TEXT NOT NULL,
+    zone       TEXT NOT NULL,
+    at         TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER deliveries_reader_days AFTER UPDATE OF status ON deliveries
+WHEN NEW.status IN ('sent', 'unknown') AND NEW.local_date IS NOT NULL
+BEGIN
+    INSERT INTO reader_days (address, issue_date, local_date, zone, at)
+    VALUES (NEW.address, NEW.issue_date, NEW.local_date, coalesce(NEW.zone, ''), NEW.updated_at)
+    ON CONFLICT (address) DO UPDATE SET
+        issue_date = excluded.issue_date, local_date = excluded.local_date,
+        zone = excluded.zone, at = excluded.at
+    WHERE excluded.issue_date >= reader_days.issue_date;
+END;
+INSERT INTO reader_days (address, issue_date, local_date, zone, at)
+    SELECT address, max(issue_date), max(issue_date), '', max(updated_at) FROM deliveries
+    WHERE status IN ('sent', 'unknown') GROUP BY address;
+";
+
 /// Builds the tables of a new ledger for the newsletter `list_id` and
 /// marks the file as a dailyissue ledger, in one transaction.
 pub(super) fn install(conn: &mut Connection, list_id: &str) -> rusqlite::Result<()> {
@@ -167,6 +201,7 @@ pub(super) fn install(conn: &mut Connection, list_id: &str) -> rusqlite::Result<
     tx.execute_batch(DELIVERIES)?;
     tx.execute_batch(BOUNCES)?;
     tx.execute_batch(SIGNUPS)?;
+    tx.execute_batch(LOCAL_DAYS)?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('list_id', ?1), ('created_at', ?2)",
         params![list_id, now()],
@@ -192,6 +227,9 @@ pub(super) fn migrate(conn: &mut Connection, from: i32, list_id: &str) -> rusqli
     }
     if from < 4 {
         tx.execute_batch(SIGNUPS)?;
+    }
+    if from < 5 {
+        tx.execute_batch(LOCAL_DAYS)?;
     }
     tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

@@ -24,7 +24,7 @@ use crate::project::subscribers::List;
 use crate::project::templates::Templates;
 
 /// Everything a command needs from the project, loaded once.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Loaded {
     pub pool: Pool,
     pub templates: Templates,

@@ -15,6 +15,7 @@ mod input;
 mod json;
 mod ledger;
 mod live;
+mod local;
 mod logs;
 mod output;
 mod plan;

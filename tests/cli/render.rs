@@ -37,6 +37,7 @@ fn reader(email: &str, name: &str) -> Subscriber {
         name: name.into(),
         status: ListStatus::Active,
         fields: vec!["website".to_string()],
+        zone: None,
         line: 2,
     }
 }

@@ -186,7 +186,7 @@ fn issues_for(server: &Server, address: &str, date: &str) -> usize {
 }
 
 /// Confirms `address` through the link in its (last) confirmation.
-fn confirm(server: &Server, served: &Served, address: &str) {
+pub fn confirm(server: &Server, served: &Served, address: &str) {
     let mail = mail_for(server, address);
     let last = mail.last().expect("a confirmation");
     let url = local(

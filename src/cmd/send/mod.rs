@@ -10,8 +10,11 @@
 //! - `sink`: where the messages go (SMTP, `.eml` files, a dry run), and
 //!   the first SMTP connection;
 //! - `schedule`: `send_time` and `max_lateness` for a run without `--date`;
+//! - `local`: a run of local mornings (`delivery = "local"`): who is due
+//!   which issue now, one part per issue date, and who is next;
 //! - `summary`: what the run did, as text or JSON, and its exit code.
 
+mod local;
 mod schedule;
 mod sink;
 mod summary;
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::cmd::{Day, DayOptions, SecretUse, open_day};
+use crate::cmd::{Day, DayOptions, SecretUse, day_from, open_day};
 use crate::deliver::lock::{RunLock, lock};
 use crate::deliver::pipeline::{self, Counts, Delivery, Feed};
 use crate::deliver::readers::merged;
@@ -61,17 +64,49 @@ pub struct SendOptions {
 }
 
 pub fn send(project: &Project, opts: &SendOptions) -> Result<Summary, Failure> {
-    let settings = &project.settings;
-    let started = Instant::now();
+    if local::applies(&project.settings, opts) {
+        return local::send(project, opts);
+    }
     let sink = sink::choose(project, opts)?;
     let lock = hold_lock(project, opts)?;
-    let (list, edition) = open_issue(project, opts, &sink)?;
+    let summary = send_issue(project, opts, &sink, Part::default())?;
+    drop(lock);
+    Ok(summary)
+}
+
+/// What a run of local mornings (`local`) narrows one issue's send to;
+/// the default is the whole list, as `send` always did.
+#[derive(Default)]
+pub(super) struct Part<'a> {
+    /// The project, already loaded (and the issue's record planned).
+    loaded: Option<Loaded>,
+    /// Only the readers for whom this holds (those whose morning it is).
+    filter: Option<&'a (dyn Fn(&Subscriber) -> bool + Sync)>,
+    /// Rows of interrupted runs were settled already.
+    settled: bool,
+    /// Messages earlier parts of the run attempted (they count for `--limit`).
+    used: u64,
+}
+
+/// Sends the issue of `opts.date` to the readers due (all, or those of
+/// `part`), with the run lock held by the caller.
+fn send_issue(
+    project: &Project,
+    opts: &SendOptions,
+    sink: &Sink,
+    part: Part<'_>,
+) -> Result<Summary, Failure> {
+    let settings = &project.settings;
+    let started = Instant::now();
+    let (list, edition) = open_issue(project, opts, sink, part.loaded)?;
     rates_guard(project, opts)?;
-    let mut summary = Summary::begin(opts, edition.record.record.number, &sink, &list);
-    for p in &list.problems {
-        tracing::warn!("skipped: {p}");
+    let mut summary = Summary::begin(opts, edition.record.record.number, sink, &list);
+    if part.filter.is_none() {
+        for p in &list.problems {
+            tracing::warn!("skipped: {p}");
+        }
     }
-    if let Some(reason) = schedule::hold_back(settings, opts, &sink) {
+    if let Some(reason) = schedule::hold_back(settings, opts, sink) {
         summary.skipped = Some(reason);
         return Ok(summary);
     }
@@ -80,12 +115,13 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<Summary, Failure> {
     } else {
         Some(crate::ledger::open(project)?)
     };
-    if let (Some(l), true) = (ledger.as_mut(), opts.to.is_empty()) {
+    if let (Some(l), true, false) = (ledger.as_mut(), opts.to.is_empty(), part.settled) {
         settle(l, opts.date, &mut summary)?;
     }
     let known = known(project, ledger.as_ref(), opts)?;
     let today = opts.now.with_timezone(&settings.timezone).date_naive();
-    let allowance = allowance(settings, ledger.as_ref(), opts, today)?;
+    let mut allowance = allowance(settings, ledger.as_ref(), opts, today)?;
+    allowance.limit = allowance.limit.map(|l| l.saturating_sub(part.used));
     // Templates fail here, before any row changes, not halfway through.
     edition
         .email
@@ -110,6 +146,7 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<Summary, Failure> {
         } else {
             Some(test_readers(&list, &opts.to)?)
         },
+        filter: part.filter,
         known,
         retry: Retry {
             failed: opts.retry_failed,
@@ -121,12 +158,15 @@ pub fn send(project: &Project, opts: &SendOptions) -> Result<Summary, Failure> {
     let ctx = Context {
         project,
         opts,
-        sink,
+        sink: sink.clone(),
         today,
         expected: (list.active as u64 + confirmed).min(allowance.max()),
     };
     let (tally, counts) = select_and_deliver(&ctx, selection, edition, ledger)?;
-    drop(lock);
+    if counts.as_ref().is_some_and(|c| c.sent > 0) && !opts.dry_run && opts.to.is_empty() {
+        // The archive's publication time: the run that sent the first copy.
+        crate::ledger::open(project)?.publish(opts.date, opts.now)?;
+    }
     summary.account(&tally, allowance, counts, opts);
     summary.timed(started.elapsed());
     Ok(summary)
@@ -152,20 +192,22 @@ fn open_issue(
     project: &Project,
     opts: &SendOptions,
     sink: &Sink,
+    loaded: Option<Loaded>,
 ) -> Result<(List, Edition), Failure> {
     let secrets = match sink {
         Sink::Smtp(_) => SecretUse::Mail,
         _ => SecretUse::Local,
     };
-    let day = open_day(
-        project,
-        DayOptions {
-            date: opts.date,
-            now: opts.now,
-            secrets,
-            write_record: !opts.dry_run,
-        },
-    )?;
+    let day_opts = DayOptions {
+        date: opts.date,
+        now: opts.now,
+        secrets,
+        write_record: !opts.dry_run,
+    };
+    let day = match loaded {
+        Some(loaded) => day_from(project, loaded, day_opts)?,
+        None => open_day(project, day_opts)?,
+    };
     day.log_notes();
     let Day {
         loaded: Loaded { list, .. },
@@ -204,6 +246,8 @@ struct Selection<'a> {
     signups: Option<Ledger>,
     /// `--to`: these readers instead of the list's.
     test_copies: Option<Vec<Subscriber>>,
+    /// Only the readers for whom this holds (a run of local mornings).
+    filter: Option<&'a (dyn Fn(&Subscriber) -> bool + Sync)>,
     known: Known,
     retry: Retry,
     allowance: Allowance,
@@ -221,6 +265,7 @@ fn select_and_deliver(
         list,
         signups,
         test_copies,
+        filter,
         known,
         retry,
         allowance,
@@ -235,7 +280,16 @@ fn select_and_deliver(
             )),
             None => {
                 let mut readers = merged(list, signups.as_ref())?;
-                let tally = select(&mut readers, known, retry, allowance, &feed);
+                let tally = match filter {
+                    Some(due) => select(
+                        (&mut readers).filter(|r| due(r)),
+                        known,
+                        retry,
+                        allowance,
+                        &feed,
+                    ),
+                    None => select(&mut readers, known, retry, allowance, &feed),
+                };
                 match readers.error {
                     Some(e) => Err(e),
                     None => Ok((tally, readers.from_signups)),
@@ -350,6 +404,11 @@ fn deliver(
             && tracing::enabled!(tracing::Level::INFO),
         expected: ctx.expected,
         envelope_from: settings.from.email.clone(),
+        days: pipeline::Days {
+            now: ctx.opts.now,
+            zone: settings.timezone,
+            readers_zones: settings.delivery == crate::project::settings::Delivery::Local,
+        },
         verp: verp(ctx)?,
     };
     let sending = Instant::now();

@@ -53,6 +53,21 @@ pub struct Summary {
     pub messages_per_second: f64,
     /// Why nothing was sent, when nothing was.
     pub skipped: Option<String>,
+    /// `zone` (send_time in the newsletter's zone) or `local` (a run of
+    /// local mornings: see `issues`).
+    pub delivery: &'static str,
+    /// A run of local mornings: one summary per issue date sent, oldest
+    /// first (the counts above are their sums).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub issues: Vec<Summary>,
+    /// A run of local mornings: readers whose morning has not come (or
+    /// who have their current issue already).
+    pub waiting: u64,
+    /// A run of local mornings: readers more than `max_lateness` past
+    /// their morning, without their issue.
+    pub late_skipped: u64,
+    /// A run of local mornings: whose morning comes next, and when.
+    pub next: Option<String>,
     #[serde(skip)]
     stopped_for_good: bool,
 }
@@ -77,6 +92,9 @@ impl crate::cmd::Report for Summary {
     }
 
     fn text(&self) -> String {
+        if self.delivery == "local" {
+            return self.local_text();
+        }
         if let Some(reason) = &self.skipped {
             return format!(
                 "issue {} of {}: nothing sent: {reason}\n",
@@ -149,6 +167,69 @@ impl crate::cmd::Report for Summary {
 }
 
 impl Summary {
+    /// A run of local mornings, before any part of it.
+    pub(super) fn local(opts: &SendOptions, sink: &Sink, list: &List) -> Summary {
+        Summary {
+            date: opts.date.to_string(),
+            transport: sink.describe(),
+            dry_run: opts.dry_run,
+            invalid_rows: list.problems.len() as u64,
+            active: list.active as u64,
+            delivery: "local",
+            ..Summary::default()
+        }
+    }
+
+    /// Adds one part (one issue date) of a run of local mornings.
+    pub(super) fn absorb(&mut self, part: Summary) {
+        self.date.clone_from(&part.date);
+        self.issue = part.issue;
+        self.already_sent += part.already_sent;
+        self.failed_earlier += part.failed_earlier;
+        self.unknown_twice += part.unknown_twice;
+        self.attempted += part.attempted;
+        self.sent += part.sent;
+        self.deferred += part.deferred;
+        if part.deferred_because.is_some() {
+            self.deferred_because.clone_from(&part.deferred_because);
+        }
+        self.unknown += part.unknown;
+        self.failed += part.failed;
+        self.bounced += part.bounced;
+        self.left_by_limit += part.left_by_limit;
+        self.left_by_cap += part.left_by_cap;
+        self.not_attempted += part.not_attempted;
+        if part.stopped.is_some() {
+            self.stopped.clone_from(&part.stopped);
+        }
+        self.stopped_for_good |= part.stopped_for_good;
+        self.issues.push(part);
+    }
+
+    /// The text of a run of local mornings: each part, then who is next.
+    fn local_text(&self) -> String {
+        let mut out = String::new();
+        if let Some(reason) = &self.skipped {
+            out.push_str(&format!("local mornings: nothing sent: {reason}\n"));
+            return out;
+        }
+        for part in &self.issues {
+            out.push_str(&crate::cmd::Report::text(part));
+        }
+        out.push_str(&format!(
+            "local mornings: sent {} in {} issue{}; waiting for their morning {}, late-skipped {}\n",
+            self.sent,
+            self.issues.len(),
+            if self.issues.len() == 1 { "" } else { "s" },
+            self.waiting,
+            self.late_skipped
+        ));
+        if let Some(next) = &self.next {
+            out.push_str(&format!("{next}\n"));
+        }
+        out
+    }
+
     /// `issue 1 of 2027-03-01 via …`: what this run sends and where; the
     /// summary's first line, and logged before the run starts.
     pub fn headline(&self) -> String {
@@ -176,6 +257,7 @@ impl Summary {
             dry_run: opts.dry_run,
             test: !opts.to.is_empty(),
             invalid_rows: list.problems.len() as u64,
+            delivery: "zone",
             ..Summary::default()
         }
     }

@@ -53,6 +53,9 @@ pub struct Report {
     pub signups_pending: u64,
     /// The list's growth, day by day up to today.
     pub growth: Growth,
+    /// `delivery = "local"`: the issue across the readers' zones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mornings: Option<crate::cmd::mornings::Mornings>,
 }
 
 impl crate::cmd::Report for Report {
@@ -116,6 +119,9 @@ impl crate::cmd::Report for Report {
             self.votes.yes, self.votes.no, self.signups_confirmed, self.signups_pending
         ));
         out.push_str(&self.growth.text());
+        if let (Some(m), Ok(date)) = (&self.mornings, self.date.parse()) {
+            out.push_str(&m.text(date));
+        }
         out
     }
 }
@@ -125,6 +131,7 @@ pub fn status(project: &Project, opts: StatusOptions) -> Result<Report, Failure>
     let mut report = Report {
         date: date.to_string(),
         growth: Growth::empty(&project.settings, opts.now, opts.days),
+        mornings: crate::cmd::mornings::mornings(project, date, opts.now)?,
         feedback: IssueFeedback {
             date: date.to_string(),
             ..IssueFeedback::default()

@@ -99,8 +99,8 @@ fn jobs(shared: &Shared, batch: Vec<Recipient>) -> Vec<Job> {
         .collect()
 }
 
-/// Claims a batch (`sending`, with its VERP tokens), committed before any
-/// of it is queued.
+/// Claims a batch (`sending`, with each reader's local date and zone,
+/// and its VERP tokens), committed before any of it is queued.
 /// Test copies (`--to`) have no delivery rows to claim.
 async fn claim(shared: &Shared, jobs: &[Job]) -> anyhow::Result<()> {
     if shared.tests {
@@ -111,11 +111,19 @@ async fn claim(shared: &Shared, jobs: &[Job]) -> anyhow::Result<()> {
             .map(|j| (j.reader.key.clone(), j.message_id.clone()))
             .collect(),
     );
+    let days = Write::Days(
+        jobs.iter()
+            .map(|j| {
+                let (local, zone) = shared.days.of(&j.reader);
+                (j.reader.key.clone(), local, zone)
+            })
+            .collect(),
+    );
     let tokens: Vec<_> = jobs
         .iter()
         .filter_map(|j| Some((j.return_path.clone()?, j.reader.key.clone())))
         .collect();
-    let mut writes = vec![claim];
+    let mut writes = vec![claim, days];
     if !tokens.is_empty() {
         writes.push(Write::ReturnPaths(tokens));
     }

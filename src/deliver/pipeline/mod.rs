@@ -93,8 +93,34 @@ pub(crate) struct Delivery {
     /// only known at its end).
     pub expected: u64,
     pub envelope_from: lettre::Address,
+    /// The run's clock and whose zone each copy is for: recorded with
+    /// each claimed row (see `ledger::days`).
+    pub days: Days,
     /// `[bounces] return_path`: an envelope sender per delivery instead.
     pub verp: Option<Verp>,
+}
+
+/// Whose local date a copy goes out on: the newsletter's zone, or each
+/// reader's own (`delivery = "local"`), at the run's clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Days {
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub zone: chrono_tz::Tz,
+    pub readers_zones: bool,
+}
+
+impl Days {
+    /// The zone `reader`'s copy goes out in, and their local date then.
+    pub fn of(
+        &self,
+        reader: &crate::project::subscribers::Subscriber,
+    ) -> (NaiveDate, chrono_tz::Tz) {
+        let zone = match reader.zone {
+            Some(z) if self.readers_zones => z,
+            _ => self.zone,
+        };
+        (self.now.with_timezone(&zone).date_naive(), zone)
+    }
 }
 
 /// What one run did.
@@ -163,6 +189,7 @@ pub(crate) fn run(
         rate: RateLimit::new(d.rate_per_second),
         progress: progress.clone(),
         envelope_from: d.envelope_from,
+        days: d.days,
         verp: d.verp,
         counts: Mutex::new(Counts::default()),
         stop: Stopper::new(concurrency),
@@ -261,6 +288,7 @@ struct Shared {
     rate: RateLimit,
     progress: Progress,
     envelope_from: lettre::Address,
+    days: Days,
     verp: Option<Verp>,
     counts: Mutex<Counts>,
     stop: Stopper,

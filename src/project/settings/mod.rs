@@ -42,6 +42,7 @@ pub use bounces::{BounceSettings, ReturnPath, TOKEN_LEN};
 pub use dkim::{DkimAlgorithm, DkimSettings};
 pub(crate) use layout::{lexical, private_inside};
 use raw::Raw;
+pub use schedule::Delivery;
 pub use section::{ITEM_TEMPLATE, ITEMS_TEMPLATE, Pages, SectionSettings, default_sections};
 pub use smtp::{SmtpSettings, Tls};
 pub use subscribe::{FeedbackSettings, SubscribeSettings};
@@ -77,6 +78,8 @@ pub struct Settings {
     /// When the daily run is scheduled (local time); lateness counts from it.
     pub send_time: chrono::NaiveTime,
     pub max_lateness: chrono::Duration,
+    /// Whose local time `send_time` is: the newsletter's, or each reader's.
+    pub delivery: Delivery,
     pub daily_cap: u64,
     /// Whether an exhausted section may repeat its least recently used item.
     pub repeats: bool,
@@ -176,6 +179,7 @@ impl Settings {
             archive_dir: raw.archive_dir.into_inner(),
             send_time: schedule.send_time,
             max_lateness: schedule.max_lateness,
+            delivery: schedule.delivery,
             daily_cap: raw.daily_cap,
             repeats: raw.repeats,
             list_id,

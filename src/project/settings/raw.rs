@@ -38,6 +38,8 @@ pub(super) struct Raw {
     pub(super) send_time: Spanned<String>,
     #[serde(default = "default_max_lateness")]
     pub(super) max_lateness: Spanned<String>,
+    /// `zone` (default) or `local`: see `schedule`.
+    pub(super) delivery: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) daily_cap: u64,
     #[serde(default = "yes")]

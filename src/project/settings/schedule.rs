@@ -1,6 +1,8 @@
 //! When an issue goes out: the `timezone` the newsletter's days are
 //! counted in, the `send_time` the daily run is scheduled for (local
-//! time), and the `max_lateness` after which a late run sends nothing.
+//! time), the `max_lateness` after which a late run sends nothing, and
+//! whose local time that is (`delivery`: the newsletter's zone, or each
+//! reader's own).
 
 use chrono_tz::Tz;
 use toml::Spanned;
@@ -14,16 +16,52 @@ pub(super) struct Schedule {
     pub timezone: Option<Tz>,
     pub send_time: chrono::NaiveTime,
     pub max_lateness: chrono::Duration,
+    pub delivery: Delivery,
+}
+
+/// Whose clock `send_time` is read on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// `send_time` in the newsletter's `timezone`: one issue a day, one
+    /// morning for everyone (the default).
+    #[default]
+    Zone,
+    /// `send_time` in each reader's own zone (the list's `timezone`
+    /// column, or the newsletter's): every reader gets the issue of their
+    /// local date on their own morning.
+    Local,
 }
 
 pub(super) fn check(raw: &Raw, problems: &mut Problems) -> Schedule {
     let timezone = timezone(problems, &raw.timezone);
     let max_lateness = max_lateness(problems, &raw.max_lateness);
     let send_time = send_time(problems, &raw.send_time);
+    let delivery = delivery(problems, raw.delivery.as_ref());
     Schedule {
         timezone,
         send_time,
         max_lateness,
+        delivery,
+    }
+}
+
+fn delivery(problems: &mut Problems, raw: Option<&Spanned<String>>) -> Delivery {
+    let Some(raw) = raw else {
+        return Delivery::Zone;
+    };
+    match raw.get_ref().as_str() {
+        "zone" => Delivery::Zone,
+        "local" => Delivery::Local,
+        other => {
+            problems.bad(
+                raw.span(),
+                format!(
+                    "`delivery` = \"{other}\" is not a delivery mode; use \"zone\" (send_time in `timezone`, the default) or \"local\" (send_time in each reader's own zone)"
+                ),
+            );
+            Delivery::Zone
+        }
     }
 }
 
@@ -86,5 +124,50 @@ fn send_time(problems: &mut Problems, raw: &Spanned<String>) -> chrono::NaiveTim
             );
             chrono::NaiveTime::MIN
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Delivery;
+    use crate::project::settings::Settings;
+
+    const MINIMAL: &str = r#"
+name = "Beginners in AI"
+url = "https://example.com/"
+timezone = "America/New_York"
+from = "Beginners in AI <daily@example.com>"
+postal_address = "1 Main St, Springfield"
+"#;
+
+    fn parse(extra: &str) -> Result<Settings, Vec<String>> {
+        Settings::parse(
+            &format!("{MINIMAL}{extra}\n"),
+            std::path::Path::new("dailyissue.toml"),
+        )
+        .map_err(|ps| ps.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn delivery_defaults_to_the_newsletters_zone() {
+        assert_eq!(parse("").expect("valid").delivery, Delivery::Zone);
+        assert_eq!(
+            parse("delivery = \"zone\"").expect("valid").delivery,
+            Delivery::Zone
+        );
+        assert_eq!(
+            parse("delivery = \"local\"").expect("valid").delivery,
+            Delivery::Local
+        );
+    }
+
+    #[test]
+    fn an_unknown_delivery_mode_is_named_with_its_line() {
+        let errors = parse("delivery = \"reader\"").expect_err("refused");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("dailyissue.toml:7: `delivery` = \"reader\""),
+            "{errors:?}"
+        );
     }
 }

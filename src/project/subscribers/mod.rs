@@ -1,8 +1,9 @@
 //! The subscriber list: a CSV file with a header row.
 //!
 //! `email` is required; `name` and `status` (`active`, `unsubscribed`,
-//! `bounced`) are optional; every other column reaches templates as
-//! `subscriber.COLUMN`. Identity is the address trimmed and lower-cased. A
+//! `bounced`) are optional; `timezone`, if present, is the reader's IANA
+//! zone (empty: the newsletter's); every column but email, name and status
+//! reaches templates as `subscriber.COLUMN`. Identity is the address trimmed and lower-cased. A
 //! UTF-8 BOM is accepted.
 //!
 //! Two kinds of problems: a file whose *structure* is broken (a column named
@@ -97,6 +98,9 @@ pub struct Subscriber {
     /// Every other column's value, in the order of [`List::columns`]. (A
     /// vector, not a map: a list of a million readers must stay small.)
     pub fields: Vec<String>,
+    /// The reader's own time zone (the `timezone` column, or the zone a
+    /// signup brought); `None`: the newsletter's.
+    pub zone: Option<chrono_tz::Tz>,
     pub line: u64,
 }
 
@@ -133,6 +137,7 @@ impl Subscriber {
             name: clean_line(name),
             status: ListStatus::Active,
             fields: vec![String::new(); columns],
+            zone: None,
             line: 0,
         }
     }

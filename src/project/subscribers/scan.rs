@@ -33,6 +33,8 @@ pub(super) struct Scanner {
     email_col: usize,
     name_col: Option<usize>,
     status_col: Option<usize>,
+    /// The reader's time zone (also an extra column, for templates).
+    zone_col: Option<usize>,
     extra: Vec<usize>,
     record: csv::StringRecord,
     /// Bytes after the BOM, to tell a field running to the end of the file.
@@ -95,6 +97,7 @@ impl Scanner {
         };
         let name_col = headers.iter().position(|h| h == "name");
         let status_col = headers.iter().position(|h| h == "status");
+        let zone_col = headers.iter().position(|h| h == "timezone");
         let extra = headers
             .iter()
             .enumerate()
@@ -111,6 +114,7 @@ impl Scanner {
             email_col,
             name_col,
             status_col,
+            zone_col,
             extra,
             record: csv::StringRecord::new(),
             len,
@@ -194,7 +198,12 @@ impl Scanner {
                 );
             }
         };
+        let zone = match reader_zone(self.zone_col.and_then(|c| record.get(c)).unwrap_or("")) {
+            Ok(zone) => zone,
+            Err(why) => return Row::Skipped(line, bad(why)),
+        };
         Row::Reader(Subscriber {
+            zone,
             key: AddressKey::new(raw_email),
             email,
             name: self
@@ -211,6 +220,30 @@ impl Scanner {
             line,
         })
     }
+}
+
+/// A reader's `timezone` cell: empty (the newsletter's zone) or an IANA
+/// name; a name in the wrong case is refused with its right spelling.
+pub(super) fn reader_zone(cell: &str) -> Result<Option<chrono_tz::Tz>, String> {
+    if cell.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(zone) = cell.parse::<chrono_tz::Tz>() {
+        return Ok(Some(zone));
+    }
+    let spelled = chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|z| z.name().eq_ignore_ascii_case(cell));
+    Err(match spelled {
+        Some(zone) => format!(
+            "unknown time zone `{cell}`; did you mean `{}`?",
+            zone.name()
+        ),
+        None => format!(
+            "unknown time zone `{}`; use an IANA name such as Europe/Berlin or America/New_York, or leave the cell empty for the newsletter's zone",
+            cell.escape_debug()
+        ),
+    })
 }
 
 /// The line a record's text starts on: csv counts from the end of the
@@ -277,5 +310,34 @@ fn size(bytes: usize) -> String {
         format!("{} KB", bytes / 1024)
     } else {
         format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod zone_tests {
+    use std::path::Path;
+
+    #[test]
+    fn a_readers_zone_comes_from_the_timezone_column() {
+        let list = crate::project::subscribers::parse(
+            b"email,timezone\na@example.org,Asia/Kathmandu\nb@example.org,\nc@example.org,Mars/Olympus\nd@example.org,europe/berlin\n",
+            Path::new("subscribers.csv"),
+        )
+        .expect("structure is fine");
+        let problems: Vec<String> = list.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with("subscribers.csv:4: unknown time zone `Mars/Olympus`"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with("subscribers.csv:5: unknown time zone `europe/berlin`; did you mean `Europe/Berlin`?"),
+            "{problems:?}"
+        );
+        let readers: Vec<_> = list.readers().collect();
+        assert_eq!(readers.len(), 2);
+        assert_eq!(readers[0].zone, Some(chrono_tz::Asia::Kathmandu));
+        assert_eq!(readers[1].zone, None, "empty: the newsletter's zone");
+        assert_eq!(list.columns, ["timezone"], "templates still see the column");
     }
 }
