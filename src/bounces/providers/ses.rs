@@ -221,6 +221,68 @@ pub fn verify(e: &Envelope, certificate: &[u8]) -> Result<(), Refusal> {
         .map_err(|_| forged("the SNS signature does not match"))
 }
 
+/// What an SES notification of `kind` reports: the object holding its
+/// recipients, the list's key, the report type, the kind of finding; or
+/// why it is ignored.
+fn what<'a>(
+    message: &'a Value,
+    kind: &str,
+) -> Result<(&'a Value, &'static str, String, Kind), String> {
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    match kind {
+        "Bounce" => {
+            let bounce = message.get("bounce").unwrap_or(&Value::Null);
+            let bounce_type = text(bounce, "bounceType").unwrap_or_default();
+            let sub = text(bounce, "bounceSubType").unwrap_or_default();
+            let k = match bounce_type.as_str() {
+                "Permanent" => Kind::Hard,
+                "Transient" => Kind::Soft,
+                _ => Kind::Unknown,
+            };
+            Ok((
+                bounce,
+                "bouncedRecipients",
+                format!("ses bounce ({bounce_type}/{sub})"),
+                k,
+            ))
+        }
+        "Complaint" => {
+            let complaint = message.get("complaint").unwrap_or(&Value::Null);
+            if text(complaint, "complaintSubType").as_deref() == Some("OnAccountSuppressionList") {
+                return Err(
+                    "an SES complaint notice about an address already suppressed at SES".into(),
+                );
+            }
+            let feedback =
+                text(complaint, "complaintFeedbackType").unwrap_or_else(|| "abuse".into());
+            Ok((
+                complaint,
+                "complainedRecipients",
+                format!("ses complaint ({feedback})"),
+                Kind::Complaint,
+            ))
+        }
+        other => Err(format!("an SES {} notification", other.escape_debug())),
+    }
+}
+
+/// The original message's Message-ID, from the common headers or the
+/// header list SES includes.
+fn message_id(mail: &Value) -> Option<String> {
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    mail.get("commonHeaders")
+        .and_then(|h| text(h, "messageId"))
+        .or_else(|| {
+            mail.get("headers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|h| text(h, "name").is_some_and(|n| n.eq_ignore_ascii_case("message-id")))
+                .and_then(|h| text(h, "value"))
+        })
+        .and_then(|id| super::message_id_of(&id))
+}
+
 /// The SES event in a verified notification's `Message`.
 pub fn event(
     e: &Envelope,
@@ -237,45 +299,9 @@ pub fn event(
         ));
     };
     let mail = message.get("mail").unwrap_or(&Value::Null);
-    let (body, list, report_type, finding_kind) = match kind.as_str() {
-        "Bounce" => {
-            let bounce = message.get("bounce").unwrap_or(&Value::Null);
-            let bounce_type = text(bounce, "bounceType").unwrap_or_default();
-            let sub = text(bounce, "bounceSubType").unwrap_or_default();
-            let k = match bounce_type.as_str() {
-                "Permanent" => Kind::Hard,
-                "Transient" => Kind::Soft,
-                _ => Kind::Unknown,
-            };
-            (
-                bounce,
-                "bouncedRecipients",
-                format!("ses bounce ({bounce_type}/{sub})"),
-                k,
-            )
-        }
-        "Complaint" => {
-            let complaint = message.get("complaint").unwrap_or(&Value::Null);
-            if text(complaint, "complaintSubType").as_deref() == Some("OnAccountSuppressionList") {
-                return Ok(Event::Ignored(
-                    "an SES complaint notice about an address already suppressed at SES".into(),
-                ));
-            }
-            let feedback =
-                text(complaint, "complaintFeedbackType").unwrap_or_else(|| "abuse".into());
-            (
-                complaint,
-                "complainedRecipients",
-                format!("ses complaint ({feedback})"),
-                Kind::Complaint,
-            )
-        }
-        other => {
-            return Ok(Event::Ignored(format!(
-                "an SES {} notification",
-                other.escape_debug()
-            )));
-        }
+    let (body, list, report_type, finding_kind) = match what(&message, &kind) {
+        Ok(what) => what,
+        Err(ignored) => return Ok(Event::Ignored(ignored)),
     };
     let findings: Vec<Finding> = body
         .get(list)
@@ -294,18 +320,7 @@ pub fn event(
     if findings.is_empty() {
         return Err(Refusal::Malformed(format!("an SES {kind} without {list}")));
     }
-    let message_id = mail
-        .get("commonHeaders")
-        .and_then(|h| text(h, "messageId"))
-        .or_else(|| {
-            mail.get("headers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|h| text(h, "name").is_some_and(|n| n.eq_ignore_ascii_case("message-id")))
-                .and_then(|h| text(h, "value"))
-        })
-        .and_then(|id| super::message_id_of(&id));
+    let message_id = message_id(mail);
     let event_id = match text(body, "feedbackId") {
         Some(id) if !id.is_empty() => format!("ses:{id}"),
         _ => format!("sns:{}", e.message_id),

@@ -55,26 +55,7 @@ pub(super) fn send(project: &Project, opts: &SendOptions) -> Result<Summary, Fai
     for p in &loaded.list.problems {
         tracing::warn!("skipped: {p}");
     }
-    let mut recovered = 0;
-    let memory = {
-        let mut ledger = if opts.dry_run {
-            crate::ledger::read(project)?
-        } else {
-            Some(crate::ledger::open(project)?)
-        };
-        if let (Some(l), false) = (ledger.as_mut(), opts.dry_run) {
-            let r = l.recover_all()?;
-            recovered = r.unknown + r.unattempted;
-            if r.unknown > 0 {
-                tracing::warn!(
-                    "an earlier run stopped while sending; {} message{} may have been delivered and will be resent once (same Message-ID)",
-                    r.unknown,
-                    crate::cmd::plural(r.unknown)
-                );
-            }
-        }
-        remember(ledger.as_ref())?
-    };
+    let (memory, recovered) = recover_and_remember(project, opts)?;
     let schedule = Schedule {
         send_time: settings.send_time,
         max_lateness: settings.max_lateness,
@@ -97,18 +78,12 @@ pub(super) fn send(project: &Project, opts: &SendOptions) -> Result<Summary, Fai
         summary.timed(started.elapsed());
         return Ok(summary);
     }
-    // The records of every date due, oldest first (picks depend on the
-    // issues before), written before any part is sent.
-    for &date in census.due.keys() {
-        let planned = crate::plan::ensure(settings, &loaded.pool, &mut loaded.issues, date)?;
-        if !planned.kept && !opts.dry_run {
-            let stored = loaded.issues.get(date).ok_or_else(|| {
-                anyhow::anyhow!("the issue record of {date} vanished while it was planned")
-            })?;
-            crate::atomic::write(&project.path(&stored.path), stored.text.as_bytes())?;
-            tracing::info!("wrote {}", stored.path.display());
-        }
-    }
+    write_records(
+        project,
+        &mut loaded,
+        census.due.keys().copied(),
+        opts.dry_run,
+    )?;
     let zone = settings.timezone;
     for &date in census.due.keys() {
         let due = |r: &Subscriber| {
@@ -135,6 +110,53 @@ pub(super) fn send(project: &Project, opts: &SendOptions) -> Result<Summary, Fai
     drop(lock);
     summary.timed(started.elapsed());
     Ok(summary)
+}
+
+/// Opens the ledger (only reads it in a dry run), settles what an
+/// earlier run left unfinished, and reads every reader's latest copy:
+/// the memory, and how many rows were recovered.
+fn recover_and_remember(project: &Project, opts: &SendOptions) -> Result<(Memory, u64), Failure> {
+    let mut recovered = 0;
+    let mut ledger = if opts.dry_run {
+        crate::ledger::read(project)?
+    } else {
+        Some(crate::ledger::open(project)?)
+    };
+    if let (Some(l), false) = (ledger.as_mut(), opts.dry_run) {
+        let r = l.recover_all()?;
+        recovered = r.unknown + r.unattempted;
+        if r.unknown > 0 {
+            tracing::warn!(
+                "an earlier run stopped while sending; {} message{} may have been delivered and will be resent once (same Message-ID)",
+                r.unknown,
+                crate::cmd::plural(r.unknown)
+            );
+        }
+    }
+    Ok((remember(ledger.as_ref())?, recovered))
+}
+
+/// The records of every date due, oldest first (picks depend on the
+/// issues before), written before any part is sent (kept in memory in a
+/// dry run).
+fn write_records(
+    project: &Project,
+    loaded: &mut crate::project::Loaded,
+    dates: impl Iterator<Item = NaiveDate>,
+    dry_run: bool,
+) -> Result<(), Failure> {
+    for date in dates {
+        let planned =
+            crate::plan::ensure(&project.settings, &loaded.pool, &mut loaded.issues, date)?;
+        if !planned.kept && !dry_run {
+            let stored = loaded.issues.get(date).ok_or_else(|| {
+                anyhow::anyhow!("the issue record of {date} vanished while it was planned")
+            })?;
+            crate::atomic::write(&project.path(&stored.path), stored.text.as_bytes())?;
+            tracing::info!("wrote {}", stored.path.display());
+        }
+    }
+    Ok(())
 }
 
 /// Every reader's latest copy and the suppression list (nothing without

@@ -76,6 +76,53 @@ fn status(s: &ListStatus) -> &'static str {
     }
 }
 
+/// What the page says above the email: a record kept in memory, an
+/// unlisted reader, what `send` would refuse or warn about, and the list's
+/// row problems.
+fn notes(
+    day: &crate::cmd::Day,
+    who: &crate::project::subscribers::Subscriber,
+    reader: Option<&str>,
+) -> Vec<String> {
+    let email = &day.edition.email;
+    let list = &day.loaded.list;
+    let mut notes = Vec::new();
+    if day.created {
+        notes.push(format!(
+            "{} does not exist yet: this is the issue `plan` or `send` would make now, kept in memory (the preview writes nothing)",
+            day.edition.record.path.display()
+        ));
+    }
+    // A listed reader has the line of their row; anyone else none.
+    if who.line == 0 {
+        notes.push(match reader {
+            Some(_) => format!(
+                "{} is not on the list: rendered for an unnamed reader",
+                who.email
+            ),
+            None => "the list has no active reader: rendered for a sample reader".to_string(),
+        });
+    }
+    // What `send` checks first (size, unsubscribe link, postal address,
+    // list headers, DKIM), as `check` reports it.
+    let preflight = crate::render::preflight::preflight(email, list, &day.edition.record.path);
+    notes.extend(
+        preflight
+            .problems
+            .iter()
+            .map(|p| format!("{p} (`send` refuses the issue until this is fixed)")),
+    );
+    notes.extend(preflight.warnings);
+    notes.extend(day.secret_note.clone());
+    notes.extend(day.repeat_notes.iter().cloned());
+    notes.extend(
+        list.problems
+            .iter()
+            .map(|p| format!("{p} (this row is left out when sending)")),
+    );
+    notes
+}
+
 /// The issue of `date` as `reader` (an address; else the first active
 /// reader, as `preview` chooses) gets it.
 pub(super) fn email(
@@ -112,40 +159,7 @@ pub(super) fn email(
     let rendered = email.render(&who).map_err(|p| vec![p.to_string()])?;
     let message = email.message(&who).map_err(|e| lines(e.into()))?;
 
-    let mut notes = Vec::new();
-    if day.created {
-        notes.push(format!(
-            "{} does not exist yet: this is the issue `plan` or `send` would make now, kept in memory (the preview writes nothing)",
-            day.edition.record.path.display()
-        ));
-    }
-    // A listed reader has the line of their row; anyone else none.
-    if who.line == 0 {
-        notes.push(match reader {
-            Some(_) => format!(
-                "{} is not on the list: rendered for an unnamed reader",
-                who.email
-            ),
-            None => "the list has no active reader: rendered for a sample reader".to_string(),
-        });
-    }
-    // What `send` checks first (size, unsubscribe link, postal address,
-    // list headers, DKIM), as `check` reports it.
-    let preflight = crate::render::preflight::preflight(email, list, &day.edition.record.path);
-    notes.extend(
-        preflight
-            .problems
-            .iter()
-            .map(|p| format!("{p} (`send` refuses the issue until this is fixed)")),
-    );
-    notes.extend(preflight.warnings);
-    notes.extend(day.secret_note.clone());
-    notes.extend(day.repeat_notes.iter().cloned());
-    notes.extend(
-        list.problems
-            .iter()
-            .map(|p| format!("{p} (this row is left out when sending)")),
-    );
+    let notes = notes(&day, &who, reader);
 
     let readers: Vec<(String, String, &'static str)> = list
         .readers()
