@@ -11,6 +11,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use crate::proxy::{Fault, Proxy};
 use crate::smtp::{Options, Server};
 use crate::support::*;
 
@@ -36,6 +37,17 @@ fn project(
     lateness: &str,
     extra: &str,
 ) -> (tempfile::TempDir, std::path::PathBuf) {
+    project_on(server.port(), send_time, lateness, extra, "")
+}
+
+/// [`project`] sending to `port` with `smtp` settings lines.
+fn project_on(
+    port: u16,
+    send_time: &str,
+    lateness: &str,
+    extra: &str,
+    smtp: &str,
+) -> (tempfile::TempDir, std::path::PathBuf) {
     let (tmp, dir) = sample_project();
     let settings = std::fs::read_to_string(dir.join("dailyissue.toml")).expect("settings");
     let settings = settings.replace(
@@ -55,7 +67,7 @@ fn project(
     }
     csv.push_str(extra);
     std::fs::write(dir.join("subscribers.example.csv"), csv).expect("write list");
-    add_smtp(&dir, server.port(), "");
+    add_smtp(&dir, port, smtp);
     (tmp, dir)
 }
 
@@ -600,4 +612,45 @@ fn schedule_prints_a_run_every_15_minutes_for_local_mornings() {
         "{units}"
     );
     assert_eq!(units.matches("OnCalendar=").count(), 1, "{units}");
+}
+
+#[test]
+fn a_copy_without_an_answer_is_resent_once_on_a_later_run_of_that_morning() {
+    let server = Server::start(Options::default());
+    let proxy = Proxy::start(server.port());
+    let (_tmp, dir) = project_on(proxy.port(), "06:00", "6h", "", "timeout = \"1s\"");
+    // Berlin's morning is 05:00Z; its copy is delivered, but the reply to
+    // the final dot comes after the client gave up: the outcome is unknown.
+    proxy.set_fault(
+        "berlin@example.org",
+        Fault::StallAfterData(std::time::Duration::from_secs(3)),
+        1,
+    );
+    let first = json(&send_at(&dir, at("2027-03-01T05:05:00Z")).code(75));
+    assert_eq!(first["unknown"].as_u64(), Some(1), "{first}");
+    let berlin = |server: &Server| -> Vec<String> {
+        server
+            .received()
+            .iter()
+            .filter(|m| m.to[0] == "berlin@example.org")
+            .map(|m| m.header("Message-ID").expect("Message-ID").to_string())
+            .collect()
+    };
+    // The next quarter hour resends it once, with the same Message-ID...
+    send_at(&dir, at("2027-03-01T05:20:00Z")).success();
+    let ids = berlin(&server);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids[0], ids[1], "the resend is the same message");
+    // ...and never again, however many runs follow that morning.
+    for now in ["2027-03-01T05:35:00Z", "2027-03-01T06:05:00Z"] {
+        send_at(&dir, at(now)).success();
+    }
+    assert_eq!(berlin(&server).len(), 2);
+    // London's reader (no zone) got one copy at 06:00Z, unaffected.
+    let london = server
+        .received()
+        .iter()
+        .filter(|m| m.to[0] == "nozone@example.org")
+        .count();
+    assert_eq!(london, 1);
 }
