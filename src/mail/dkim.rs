@@ -17,7 +17,7 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use rustls_pki_types::PrivateKeyDer;
@@ -57,6 +57,21 @@ pub const OVERSIGNED_HEADERS: &[&str] = &[
 enum Signer {
     Rsa(DkimSigner<RsaKey<Sha256>, Done>),
     Ed25519(DkimSigner<Ed25519Key, Done>),
+}
+
+/// A signer of `key` for the settings' domain and selector over
+/// `headers`, relaxed/relaxed: the same for either algorithm.
+fn signer<T: SigningKey>(
+    key: T,
+    settings: &DkimSettings,
+    headers: Vec<String>,
+) -> DkimSigner<T, Done> {
+    DkimSigner::from_key(key)
+        .domain(settings.domain.clone())
+        .selector(settings.selector.clone())
+        .headers(headers)
+        .header_canonicalization(Canonicalization::Relaxed)
+        .body_canonicalization(Canonicalization::Relaxed)
 }
 
 /// One loaded key: what signs, and what to publish.
@@ -175,23 +190,15 @@ pub fn parse(settings: &DkimSettings, text: &str, feedback_id: bool) -> Result<K
     let (signer, k, public) = match settings.algorithm {
         DkimAlgorithm::RsaSha256 => {
             let (key, public) = rsa_key(text).map_err(bad)?;
-            let signer = DkimSigner::from_key(key)
-                .domain(settings.domain.clone())
-                .selector(settings.selector.clone())
-                .headers(headers)
-                .header_canonicalization(Canonicalization::Relaxed)
-                .body_canonicalization(Canonicalization::Relaxed);
-            (Signer::Rsa(signer), "rsa", public)
+            (Signer::Rsa(signer(key, settings, headers)), "rsa", public)
         }
         DkimAlgorithm::Ed25519Sha256 => {
             let (key, public) = ed25519_key(text).map_err(bad)?;
-            let signer = DkimSigner::from_key(key)
-                .domain(settings.domain.clone())
-                .selector(settings.selector.clone())
-                .headers(headers)
-                .header_canonicalization(Canonicalization::Relaxed)
-                .body_canonicalization(Canonicalization::Relaxed);
-            (Signer::Ed25519(signer), "ed25519", public)
+            (
+                Signer::Ed25519(signer(key, settings, headers)),
+                "ed25519",
+                public,
+            )
         }
     };
     Ok(Key {
